@@ -1,0 +1,157 @@
+# shellcheck shell=bash
+# ci/lib/netns.sh - a private network namespace with a TAP for one test run, and
+# teardown of everything on every exit path.
+#
+# Usage:
+#   source ci/lib/netns.sh
+#   trap cleanup EXIT INT TERM        # or: install_cleanup_trap (keeps 130/143 exit codes)
+#   netns_setup                       # NS + TAP with HOST_IP/NET_PREFIX, up
+#   ns_bg "$dir/iperf3.log" iperf3 -s -B "$HOST_IP"
+#   ...
+#
+# Variables:
+#   NS         netns name, unique per script: vmso-<pid> (set by netns_create)
+#   TAP        TAP name inside $NS (default vmsotap0; set by tap_create)
+#   HOST_IP    198.18.0.1   the host end, on $TAP
+#   GUEST_IP   198.18.0.2   what the guest should use
+#   NET_PREFIX 24
+#   BG_PIDS    pids that cleanup kills (append with bg_track)
+# Functions:
+#   netns_create [NAME]        ip netns add, lo up, IPv6 off inside (clean captures)
+#   tap_create [NAME] [ADDR]   ip tuntap add mode tap user root in $NS, ADDR (HOST_IP/24), up
+#   netns_setup                netns_create && tap_create
+#   ns_exec CMD...             run CMD inside $NS
+#   ns_bg LOG CMD...           start CMD inside $NS in the background, output to LOG;
+#                              sets BG_PID and tracks it
+#   bg_track PID...            have cleanup kill PID
+#   on_cleanup CMD...          run CMD (eval'd string) during cleanup, before the netns goes
+#   wait_tcp_listen PORT [S]   wait until something listens on PORT inside $NS
+#   cleanup [RC]               kill tracked pids, then every process left in $NS, delete
+#                              TAP and netns, run hooks, exit RC (default: $?). Idempotent.
+#
+# Only 198.18.0.0/15 addresses are ever configured.
+
+# shellcheck source=ci/lib/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+
+NS=${NS:-}
+TAP=${TAP:-}
+HOST_IP=198.18.0.1
+GUEST_IP=198.18.0.2
+NET_PREFIX=24
+BG_PIDS=()
+BG_PID=
+CLEANUP_HOOKS=()
+_NS_OWNED=0
+_CLEANUP_DONE=0
+
+netns_create() {
+    local name=${1:-vmso-$$}
+    need_root
+    ip netns add "$name" || die "ip netns add $name failed"
+    NS=$name
+    _NS_OWNED=1
+    ip -n "$NS" link set lo up || die "lo up in $NS failed"
+    # No IPv6 in the namespace: no router/neighbour solicitations in captures.
+    ns_exec sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1 \
+        >/dev/null 2>&1 || true
+}
+
+tap_create() {
+    local name=${1:-vmsotap0} addr=${2:-$HOST_IP/$NET_PREFIX}
+    need_tun
+    [[ -n "$NS" ]] || die "tap_create: no netns (call netns_create first)"
+    case $addr in
+        198.18.* | 198.19.*) ;;
+        *) die "tap_create: $addr is outside 198.18.0.0/15" ;;
+    esac
+    ip -n "$NS" tuntap add dev "$name" mode tap user root || die "ip tuntap add $name in $NS failed"
+    TAP=$name
+    ip -n "$NS" addr add "$addr" dev "$TAP" || die "address $addr on $TAP failed"
+    ip -n "$NS" link set "$TAP" up || die "link up $TAP failed"
+}
+
+netns_setup() {
+    netns_create "$@"
+    tap_create
+}
+
+ns_exec() {
+    [[ -n "$NS" ]] || die "ns_exec: no netns"
+    ip netns exec "$NS" "$@"
+}
+
+bg_track() {
+    BG_PIDS+=("$@")
+}
+
+ns_bg() {
+    local out=$1
+    shift
+    [[ -n "$NS" ]] || die "ns_bg: no netns"
+    ip netns exec "$NS" "$@" >"$out" 2>&1 </dev/null &
+    BG_PID=$!
+    bg_track "$BG_PID"
+}
+
+on_cleanup() {
+    CLEANUP_HOOKS+=("$*")
+}
+
+wait_tcp_listen() {
+    local port=$1 secs=${2:-10} i
+    for ((i = 0; i < secs * 10; i++)); do
+        ns_exec ss -Hltn "sport = :$port" 2>/dev/null | grep -q . && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
+# _kill_pids PID...: TERM, up to 5 s grace, then KILL.
+_kill_pids() {
+    local p alive i
+    (( $# )) || return 0
+    kill -TERM "$@" 2>/dev/null || true
+    for ((i = 0; i < 50; i++)); do
+        alive=0
+        for p in "$@"; do
+            kill -0 "$p" 2>/dev/null && alive=1
+        done
+        (( alive )) || break
+        sleep 0.1
+    done
+    for p in "$@"; do
+        kill -0 "$p" 2>/dev/null && kill -KILL "$p" 2>/dev/null
+    done
+    for p in "$@"; do
+        wait "$p" 2>/dev/null || true
+    done
+    return 0
+}
+
+cleanup() {
+    local rc=${1:-$?} h pids=()
+    (( _CLEANUP_DONE )) && return 0
+    _CLEANUP_DONE=1
+    trap - EXIT INT TERM
+    set +e
+    _kill_pids "${BG_PIDS[@]}"
+    for h in "${CLEANUP_HOOKS[@]}"; do
+        eval "$h"
+    done
+    if (( _NS_OWNED )) && [[ -n "$NS" ]]; then
+        # Anything still running in our namespace was started by this run.
+        mapfile -t pids < <(ip netns pids "$NS" 2>/dev/null)
+        _kill_pids "${pids[@]}"
+        [[ -n "$TAP" ]] && ip -n "$NS" link del "$TAP" 2>/dev/null
+        ip netns del "$NS" 2>/dev/null || warn "ip netns del $NS failed"
+    fi
+    exit "$rc"
+}
+
+# install_cleanup_trap: like "trap cleanup EXIT INT TERM", keeping 130/143 on signals.
+install_cleanup_trap() {
+    trap 'cleanup' EXIT
+    trap 'cleanup 130' INT
+    trap 'cleanup 143' TERM
+}

@@ -1,0 +1,103 @@
+//! Where frames go and come from: a TAP device, or a socketpair for tests.
+
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+
+/// A packet backend. Frames are whole Ethernet frames without any prefix.
+pub trait Backend: Send {
+    /// Sends one frame gathered from `iov`.
+    fn send(&mut self, iov: &[libc::iovec]) -> io::Result<usize>;
+    /// Receives one frame; `WouldBlock` when none is queued.
+    fn recv(&mut self, buf: &mut [u8]) -> io::Result<usize>;
+    /// The fd to poll for readability.
+    fn fd(&self) -> RawFd;
+}
+
+/// writev(2) on a raw fd.
+pub fn writev_fd(fd: RawFd, iov: &[libc::iovec]) -> io::Result<usize> {
+    let cnt = iov.len().min(libc::UIO_MAXIOV as usize) as libc::c_int;
+    // SAFETY: `iov` holds `cnt` valid iovec structs; every base/len pair is
+    // readable memory (the TX path builds them from guest RAM it keeps mapped
+    // or from live buffers). The kernel only reads them.
+    let n = unsafe { libc::writev(fd, iov.as_ptr(), cnt) };
+    if n < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(n as usize)
+    }
+}
+
+/// read(2) on a raw fd.
+pub fn read_fd(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
+    // SAFETY: `buf` is a valid, writable buffer of `buf.len()` bytes.
+    let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+    if n < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(n as usize)
+    }
+}
+
+/// One end of a `SOCK_SEQPACKET` socketpair: frames keep their boundaries.
+/// Rootless, for tests and for running the device without a TAP.
+pub struct SocketBackend {
+    fd: OwnedFd,
+}
+
+impl SocketBackend {
+    /// Returns the device's backend and the peer end (non-blocking device side).
+    pub fn pair() -> io::Result<(Self, OwnedFd)> {
+        let mut fds = [0 as libc::c_int; 2];
+        // SAFETY: `fds` has room for the two descriptors socketpair writes.
+        let r = unsafe {
+            libc::socketpair(
+                libc::AF_UNIX,
+                libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
+                0,
+                fds.as_mut_ptr(),
+            )
+        };
+        if r < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: socketpair succeeded, so both fds are open and owned by us.
+        let (a, b) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+        set_nonblocking(a.as_raw_fd())?;
+        for fd in [&a, &b] {
+            let size: libc::c_int = 4 << 20;
+            // SAFETY: valid fd and a c_int option value of the right size.
+            unsafe {
+                libc::setsockopt(
+                    fd.as_raw_fd(),
+                    libc::SOL_SOCKET,
+                    libc::SO_SNDBUF,
+                    (&size as *const libc::c_int).cast(),
+                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+                );
+            }
+        }
+        Ok((Self { fd: a }, b))
+    }
+}
+
+impl Backend for SocketBackend {
+    fn send(&mut self, iov: &[libc::iovec]) -> io::Result<usize> {
+        writev_fd(self.fd.as_raw_fd(), iov)
+    }
+    fn recv(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        read_fd(self.fd.as_raw_fd(), buf)
+    }
+    fn fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+}
+
+pub fn set_nonblocking(fd: RawFd) -> io::Result<()> {
+    // SAFETY: fcntl on a valid fd with integer arguments.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    // SAFETY: as above.
+    if flags < 0 || unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}

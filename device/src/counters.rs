@@ -1,0 +1,121 @@
+//! Device statistics: one struct of atomic counters, readable by the guest
+//! through the STAT block of BAR0 and printed by the binary on exit.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+macro_rules! counters {
+    ($($idx:literal $name:ident),* $(,)?) => {
+        /// Statistic indices, in `docs/abi.md` order.
+        #[allow(non_camel_case_types)]
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        #[repr(usize)]
+        pub enum Stat { $($name = $idx),* }
+
+        /// The names of the counters, indexed by [`Stat`].
+        pub const STAT_NAMES: &[&str] = &[$(stringify!($name)),*];
+    };
+}
+
+counters! {
+    0 tx_packets,
+    1 tx_bytes,
+    2 tx_frames,
+    3 tx_tso_packets,
+    4 tx_tso_segments,
+    5 tx_csum_offload,
+    6 tx_errors,
+    7 tx_va_descs,
+    8 va_translations,
+    9 iotlb_hits,
+    10 iotlb_misses,
+    11 iotlb_invalidations,
+    12 page_faults,
+    13 dma_errors,
+    14 bad_descs,
+    15 bad_doorbells,
+    16 rx_packets,
+    17 rx_bytes,
+    18 rx_dropped,
+    19 rx_csum_ok,
+    20 rx_csum_bad,
+    21 rx_coalesced,
+    22 interrupts,
+    23 backend_errors,
+    24 tx_ufo_packets,
+    25 tx_uso_packets,
+}
+
+pub const STAT_COUNT: usize = STAT_NAMES.len();
+
+/// All counters of one device. Relaxed atomics: the counters are statistics,
+/// nothing is ordered by them.
+#[derive(Debug)]
+pub struct Counters {
+    values: [AtomicU64; STAT_COUNT],
+}
+
+impl Default for Counters {
+    fn default() -> Self {
+        Self {
+            values: std::array::from_fn(|_| AtomicU64::new(0)),
+        }
+    }
+}
+
+impl Counters {
+    pub fn add(&self, s: Stat, n: u64) {
+        self.values[s as usize].fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub fn inc(&self, s: Stat) {
+        self.add(s, 1);
+    }
+
+    pub fn get(&self, s: Stat) -> u64 {
+        self.values[s as usize].load(Ordering::Relaxed)
+    }
+
+    /// Counter by raw index; `None` past the end.
+    pub fn get_index(&self, i: usize) -> Option<u64> {
+        self.values.get(i).map(|v| v.load(Ordering::Relaxed))
+    }
+
+    pub fn clear(&self) {
+        for v in &self.values {
+            v.store(0, Ordering::Relaxed);
+        }
+    }
+
+    /// `name value` lines of every counter that is not zero.
+    pub fn summary(&self) -> String {
+        STAT_NAMES
+            .iter()
+            .zip(&self.values)
+            .filter_map(|(n, v)| {
+                let v = v.load(Ordering::Relaxed);
+                (v != 0).then(|| format!("{n} {v}"))
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_match_indices() {
+        assert_eq!(STAT_COUNT, 26);
+        assert_eq!(STAT_NAMES[Stat::iotlb_hits as usize], "iotlb_hits");
+        assert_eq!(STAT_NAMES[Stat::tx_uso_packets as usize], "tx_uso_packets");
+        let c = Counters::default();
+        c.add(Stat::tx_bytes, 5);
+        c.inc(Stat::tx_bytes);
+        assert_eq!(c.get(Stat::tx_bytes), 6);
+        assert_eq!(c.get_index(STAT_COUNT), None);
+        assert_eq!(c.summary(), "tx_bytes 6");
+        c.clear();
+        assert_eq!(c.get(Stat::tx_bytes), 0);
+    }
+}

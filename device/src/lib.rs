@@ -1,0 +1,30 @@
+//! vmso: an emulated PCIe NIC whose DMA engine gathers TX payload by guest
+//! *virtual* address (walking the guest's page tables), segments and
+//! checksums it, and writes the frames to a backend (TAP). It is served to a
+//! VMM over vfio-user.
+//!
+//! Pure logic, testable without I/O: [`mmu`] (page walk), [`iotlb`],
+//! [`offload`] (TSO/USO/UFO/checksums), [`wire`], [`csum`], [`ring`], [`dma`].
+
+pub mod abi;
+pub mod backend;
+pub mod counters;
+pub mod csum;
+pub mod datapath;
+pub mod device;
+pub mod dma;
+pub mod iotlb;
+pub mod irq;
+pub mod memory;
+pub mod mmu;
+pub mod offload;
+pub mod pci;
+pub mod ring;
+pub mod rx;
+pub mod server;
+pub mod state;
+pub mod tap;
+pub mod tx;
+pub mod wire;
+
+pub use device::Device;

@@ -1,0 +1,117 @@
+//! `vmso-device`: serves one vmso NIC over a vfio-user socket, with a TAP
+//! device (or, for tests, a socketpair) as its wire.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use log::{error, info};
+
+use vmso_device::backend::Backend;
+use vmso_device::tap::Tap;
+use vmso_device::Device;
+
+#[derive(Parser, Debug)]
+#[command(version, about = "vmso: a vfio-user PCIe NIC with virtual-address DMA")]
+struct Args {
+    /// vfio-user socket path to create (must not exist).
+    #[arg(long)]
+    socket: PathBuf,
+    /// TAP interface to attach (created if missing; needs CAP_NET_ADMIN then).
+    #[arg(long)]
+    tap: String,
+    /// MAC address, e.g. 52:54:00:12:34:56.
+    #[arg(long, default_value = "52:54:00:76:6d:01", value_parser = parse_mac)]
+    mac: [u8; 6],
+    /// Log level: error, warn, info, debug, trace.
+    #[arg(long, default_value = "info")]
+    log_level: String,
+    /// Serve one VMM connection, then exit (default: keep serving).
+    #[arg(long)]
+    once: bool,
+}
+
+fn parse_mac(s: &str) -> Result<[u8; 6], String> {
+    let parts: Vec<&str> = s.split(':').collect();
+    if parts.len() != 6 {
+        return Err(format!("{s:?} is not a MAC address (six hex bytes separated by ':')"));
+    }
+    let mut mac = [0u8; 6];
+    for (m, p) in mac.iter_mut().zip(parts) {
+        *m = u8::from_str_radix(p, 16).map_err(|_| format!("{s:?}: {p:?} is not a hex byte"))?;
+    }
+    if mac[0] & 1 != 0 {
+        return Err(format!("{s:?} is a multicast address"));
+    }
+    Ok(mac)
+}
+
+/// Blocks SIGINT/SIGTERM in every thread and returns a thread that waits for
+/// them, removes the socket and exits.
+fn handle_signals(socket: PathBuf) -> std::io::Result<()> {
+    // SAFETY: sigset manipulation on a local, zero-initialised sigset_t, then
+    // pthread_sigmask on the calling (main) thread before any other thread
+    // exists, so every thread inherits the mask.
+    let set = unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGINT);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        set
+    };
+    std::thread::Builder::new().name("vmso-signals".into()).spawn(move || {
+        let mut sig: libc::c_int = 0;
+        // SAFETY: `set` is a valid sigset and `sig` a valid out pointer.
+        unsafe { libc::sigwait(&set, &mut sig) };
+        info!("signal {sig}: shutting down");
+        let _ = std::fs::remove_file(&socket);
+        std::process::exit(0);
+    })?;
+    Ok(())
+}
+
+fn run(args: Args) -> Result<(), String> {
+    if args.socket.exists() {
+        return Err(format!(
+            "socket path {} already exists (another vmso-device running, or a stale socket: remove it)",
+            args.socket.display()
+        ));
+    }
+    let tap = Tap::open(&args.tap).map_err(|e| e.to_string())?;
+    info!("attached TAP {}", tap.name());
+    handle_signals(args.socket.clone()).map_err(|e| format!("signal thread: {e}"))?;
+    let backend: Box<dyn Backend> = Box::new(tap);
+    let device = Device::start(args.mac, backend).map_err(|e| format!("start device: {e}"))?;
+    let server = vfio_user::Server::new(&args.socket, true, vmso_device::server::irqs(), vmso_device::server::regions())
+        .map_err(|e| format!("listen on {}: {e}", args.socket.display()))?;
+    info!("listening on {}", args.socket.display());
+    loop {
+        let mut vfio = device.vfio();
+        if let Err(e) = server.run(&mut vfio) {
+            error!("vfio-user connection ended with an error: {e}");
+        } else {
+            info!("VMM disconnected");
+        }
+        info!("device counters:\n{}", device.counters().summary());
+        device.state().lock().unwrap_or_else(|p| p.into_inner()).reset();
+        if args.once {
+            return Ok(());
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    env_logger::Builder::new()
+        .parse_filters(&args.log_level)
+        .format_timestamp_millis()
+        .init();
+    match run(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("vmso-device: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,373 @@
+//! The offload engine: TCP segmentation (IPv4 with options, IPv6), UDP
+//! segmentation (USO), IPv4 fragmentation of UDP (UFO) and checksum insertion.
+//!
+//! Pure code, no I/O. The packet is a byte stream described by [`Slice`]s
+//! (pointers into mapped guest memory, or into test buffers). Each emitted
+//! frame is a small rebuilt header plus slices of that stream: payload is
+//! never copied, only read once for its checksum.
+
+use crate::abi::{TxError, MAX_HDR};
+use crate::csum;
+use crate::wire::{self, Headers, L3, L4};
+
+/// A readable byte range. It points either into mapped guest memory (kept
+/// mapped by the caller for as long as the slice lives) or into a buffer.
+#[derive(Clone, Copy, Debug)]
+pub struct Slice {
+    pub ptr: *const u8,
+    pub len: usize,
+}
+
+impl Slice {
+    pub fn from_bytes(b: &[u8]) -> Self {
+        Self {
+            ptr: b.as_ptr(),
+            len: b.len(),
+        }
+    }
+}
+
+/// A packet: the concatenation of its slices.
+///
+/// Invariant (upheld by whoever builds it): every slice is readable for its
+/// whole length while the `Stream` is used.
+pub struct Stream<'a> {
+    slices: &'a [Slice],
+    len: usize,
+}
+
+impl<'a> Stream<'a> {
+    /// # Safety
+    /// Every slice must stay readable (it may change concurrently) while the
+    /// returned stream, and any slice taken from it, is in use.
+    pub unsafe fn new(slices: &'a [Slice]) -> Self {
+        Self {
+            slices,
+            len: slices.iter().map(|s| s.len).sum(),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Calls `f` on each piece of `off..off+len` (clamped to the stream).
+    fn for_each(&self, mut off: usize, mut len: usize, mut f: impl FnMut(Slice)) {
+        for s in self.slices {
+            if len == 0 {
+                break;
+            }
+            if off >= s.len {
+                off -= s.len;
+                continue;
+            }
+            let n = (s.len - off).min(len);
+            // SAFETY: off + n <= s.len, so the pointer stays inside the slice.
+            f(Slice {
+                ptr: unsafe { s.ptr.add(off) },
+                len: n,
+            });
+            off = 0;
+            len -= n;
+        }
+    }
+
+    /// Copies `off..off+out.len()` into `out`; returns the bytes copied.
+    pub fn copy_out(&self, off: usize, out: &mut [u8]) -> usize {
+        let mut done = 0;
+        self.for_each(off, out.len(), |s| {
+            // SAFETY: `s` is readable (stream invariant) and `out` has room for
+            // s.len more bytes; raw copy, the source may change concurrently.
+            unsafe { std::ptr::copy_nonoverlapping(s.ptr, out[done..].as_mut_ptr(), s.len) };
+            done += s.len;
+        });
+        done
+    }
+
+    /// Partial checksum of `off..off+len`, as if it started at an even offset.
+    pub fn partial_sum(&self, off: usize, len: usize) -> u64 {
+        let mut acc = 0u64;
+        let mut pos = 0usize;
+        self.for_each(off, len, |s| {
+            // SAFETY: `s` is readable (stream invariant).
+            let p = unsafe { csum::partial_raw(s.ptr, s.len) };
+            acc = csum::combine(acc, p, pos);
+            pos += s.len;
+        });
+        acc
+    }
+
+    /// Appends the slices of `off..off+len` to `out`.
+    pub fn slices(&self, off: usize, len: usize, out: &mut Vec<Slice>) {
+        self.for_each(off, len, |s| out.push(s));
+    }
+}
+
+/// What the first descriptor of the packet asked for.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Request {
+    pub tso: bool,
+    pub uso: bool,
+    pub ufo: bool,
+    pub ip_csum: bool,
+    pub l4_csum: bool,
+    pub mss: u16,
+    /// L3 MTU.
+    pub mtu: u32,
+}
+
+/// What was emitted.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Emitted {
+    pub frames: u64,
+    pub bytes: u64,
+}
+
+/// Receives each frame: a rebuilt header (possibly empty) and payload slices.
+pub trait Sink {
+    /// Returns false if the frame could not be sent.
+    fn frame(&mut self, header: &[u8], payload: &[Slice]) -> bool;
+}
+
+struct Out<'s, S: Sink> {
+    sink: &'s mut S,
+    scratch: Vec<Slice>,
+    emitted: Emitted,
+    failed: bool,
+}
+
+impl<S: Sink> Out<'_, S> {
+    fn send(&mut self, stream: &Stream, header: &[u8], off: usize, len: usize) {
+        self.scratch.clear();
+        stream.slices(off, len, &mut self.scratch);
+        if self.sink.frame(header, &self.scratch) {
+            self.emitted.frames += 1;
+            self.emitted.bytes += (header.len() + len) as u64;
+        } else {
+            self.failed = true;
+        }
+    }
+}
+
+fn l4_checksum(h: &Headers, hdr: &mut [u8], l4_len: usize, payload_sum: u64) {
+    let (src, dst) = h.addrs(hdr);
+    let mut sum = csum::pseudo_header(src, dst, h.proto(), l4_len as u32);
+    let co = h.l4_csum_off();
+    hdr[co..co + 2].fill(0);
+    sum += csum::partial(&hdr[h.l4_off..h.hdr_len]);
+    sum = csum::combine(sum, payload_sum, h.hdr_len - h.l4_off);
+    let mut c = csum::finish(sum);
+    if h.l4 == L4::Udp && c == [0, 0] {
+        c = [0xff, 0xff];
+    }
+    hdr[co..co + 2].copy_from_slice(&c);
+}
+
+fn ipv4_checksum(h: &Headers, hdr: &mut [u8]) {
+    let o = h.l3_off;
+    hdr[o + 10..o + 12].fill(0);
+    let c = csum::finish(csum::partial(&hdr[o..h.l4_off]));
+    hdr[o + 10..o + 12].copy_from_slice(&c);
+}
+
+/// Sets the IP length fields for an L3 packet of `l3_len` bytes.
+fn set_ip_len(h: &Headers, hdr: &mut [u8], l3_len: usize) {
+    match h.l3 {
+        L3::Ipv4 => wire::put16(hdr, h.l3_off + 2, l3_len as u16),
+        L3::Ipv6 => wire::put16(hdr, h.l3_off + 4, (l3_len - 40) as u16),
+    }
+}
+
+fn bump_ipv4_id(h: &Headers, hdr: &mut [u8], base: u16, i: usize) {
+    if h.l3 == L3::Ipv4 {
+        wire::put16(hdr, h.l3_off + 4, base.wrapping_add(i as u16));
+    }
+}
+
+/// Parses the headers (from the first bytes of the stream) for an offload.
+fn headers(stream: &Stream, hdr: &mut [u8; MAX_HDR]) -> Result<(Headers, usize), TxError> {
+    let n = stream.copy_out(0, hdr);
+    let h = wire::parse(&hdr[..n]).map_err(|_| TxError::BadHdr)?;
+    if h.is_fragment {
+        return Err(TxError::BadHdr);
+    }
+    Ok((h, n))
+}
+
+/// Runs the requested offloads on one packet and emits its frames.
+pub fn process<S: Sink>(stream: &Stream, req: &Request, sink: &mut S) -> Result<Emitted, TxError> {
+    let mut out = Out {
+        sink,
+        scratch: Vec::with_capacity(32),
+        emitted: Emitted::default(),
+        failed: false,
+    };
+    let segmenting = req.tso || req.uso || req.ufo;
+    if !segmenting && !req.ip_csum && !req.l4_csum {
+        let max = req.mtu as usize + wire::ETH_HLEN + 4;
+        if stream.len() > max {
+            return Err(TxError::TooBig);
+        }
+        out.send(stream, &[], 0, stream.len());
+    } else {
+        let mut hdr = [0u8; MAX_HDR];
+        let (h, _) = headers(stream, &mut hdr)?;
+        if h.hdr_len > stream.len() {
+            return Err(TxError::BadHdr);
+        }
+        if segmenting {
+            segment(stream, req, &h, &mut hdr, &mut out)?;
+        } else {
+            checksum_only(stream, req, &h, &mut hdr, &mut out)?;
+        }
+    }
+    if out.failed {
+        return Err(TxError::Backend);
+    }
+    Ok(out.emitted)
+}
+
+fn checksum_only<S: Sink>(
+    stream: &Stream,
+    req: &Request,
+    h: &Headers,
+    hdr: &mut [u8; MAX_HDR],
+    out: &mut Out<S>,
+) -> Result<(), TxError> {
+    // The IP header's length must fit in the frame; bytes past it are padding.
+    let l3_end = h.l3_off + h.ip_len;
+    if l3_end > stream.len() || l3_end < h.hdr_len {
+        return Err(TxError::BadHdr);
+    }
+    if stream.len() > req.mtu as usize + h.l3_off {
+        return Err(TxError::TooBig);
+    }
+    let hdr = &mut hdr[..h.hdr_len];
+    if req.l4_csum {
+        let sum = stream.partial_sum(h.hdr_len, l3_end - h.hdr_len);
+        l4_checksum(h, hdr, l3_end - h.l4_off, sum);
+    }
+    if req.ip_csum && h.l3 == L3::Ipv4 {
+        ipv4_checksum(h, hdr);
+    }
+    out.send(stream, hdr, h.hdr_len, stream.len() - h.hdr_len);
+    Ok(())
+}
+
+fn segment<S: Sink>(
+    stream: &Stream,
+    req: &Request,
+    h: &Headers,
+    hdr: &mut [u8; MAX_HDR],
+    out: &mut Out<S>,
+) -> Result<(), TxError> {
+    let payload = stream.len() - h.hdr_len;
+    if payload == 0 {
+        return Err(TxError::NoPayload);
+    }
+    let mss = usize::from(req.mss);
+    let l3_hdr = h.hdr_len - h.l3_off;
+    if mss == 0 {
+        return Err(TxError::BadMss);
+    }
+    if req.ufo {
+        return fragment_udp(stream, req, h, hdr, out);
+    }
+    match (req.tso, h.l4) {
+        (true, L4::Tcp) | (false, L4::Udp) => {}
+        _ => return Err(TxError::BadHdr),
+    }
+    if l3_hdr + mss > req.mtu as usize {
+        return Err(TxError::BadMss);
+    }
+    let ip_id = if h.l3 == L3::Ipv4 { wire::be16(hdr, h.l3_off + 4) } else { 0 };
+    let seq = if h.l4 == L4::Tcp { wire::be32(hdr, h.l4_off + 4) } else { 0 };
+    let flags = if h.l4 == L4::Tcp { hdr[h.l4_off + 13] } else { 0 };
+    let nseg = payload.div_ceil(mss);
+    let mut seg = [0u8; MAX_HDR];
+    for i in 0..nseg {
+        let off = i * mss;
+        let len = mss.min(payload - off);
+        let s = &mut seg[..h.hdr_len];
+        s.copy_from_slice(&hdr[..h.hdr_len]);
+        set_ip_len(h, s, l3_hdr + len);
+        bump_ipv4_id(h, s, ip_id, i);
+        match h.l4 {
+            L4::Tcp => {
+                wire::put32(s, h.l4_off + 4, seq.wrapping_add(off as u32));
+                let mut f = flags;
+                if i + 1 != nseg {
+                    f &= !(wire::TCP_FIN | wire::TCP_PSH);
+                }
+                if i != 0 {
+                    f &= !wire::TCP_CWR;
+                }
+                s[h.l4_off + 13] = f;
+            }
+            L4::Udp => wire::put16(s, h.l4_off + 4, (8 + len) as u16),
+        }
+        let sum = stream.partial_sum(h.hdr_len + off, len);
+        l4_checksum(h, s, h.hdr_len - h.l4_off + len, sum);
+        if h.l3 == L3::Ipv4 {
+            ipv4_checksum(h, s);
+        }
+        out.send(stream, s, h.hdr_len + off, len);
+    }
+    Ok(())
+}
+
+/// UFO: one UDP datagram sent as IPv4 fragments. The UDP checksum covers the
+/// whole datagram; the first fragment carries the UDP header.
+fn fragment_udp<S: Sink>(
+    stream: &Stream,
+    req: &Request,
+    h: &Headers,
+    hdr: &mut [u8; MAX_HDR],
+    out: &mut Out<S>,
+) -> Result<(), TxError> {
+    if h.l3 != L3::Ipv4 || h.l4 != L4::Udp {
+        return Err(TxError::BadHdr);
+    }
+    let ihl = h.l4_off - h.l3_off;
+    let udp_len = stream.len() - h.l4_off;
+    if ihl + udp_len > usize::from(u16::MAX) {
+        return Err(TxError::TooBig);
+    }
+    let frag = (usize::from(req.mss).min(req.mtu as usize - ihl)) & !7;
+    if frag < 8 {
+        return Err(TxError::BadMss);
+    }
+    let data_len = stream.len() - h.hdr_len;
+    wire::put16(hdr, h.l4_off + 4, udp_len as u16);
+    let sum = stream.partial_sum(h.hdr_len, data_len);
+    l4_checksum(h, &mut hdr[..h.hdr_len], udp_len, sum);
+    // Fragment the L3 payload (UDP header + data). The UDP header lives in
+    // `hdr`, the data in the stream; fragment k covers l3 payload bytes
+    // k*frag .. k*frag+len.
+    let mut f = [0u8; MAX_HDR];
+    let mut at = 0usize;
+    while at < udp_len {
+        let len = frag.min(udp_len - at);
+        let last = at + len == udp_len;
+        // Header: Ethernet + IP, plus the UDP header for the first fragment.
+        let hl = if at == 0 { h.hdr_len } else { h.l4_off };
+        f[..hl].copy_from_slice(&hdr[..hl]);
+        wire::put16(&mut f, h.l3_off + 2, (ihl + len) as u16);
+        let mf: u16 = if last { 0 } else { 0x2000 };
+        wire::put16(&mut f, h.l3_off + 6, mf | ((at / 8) as u16));
+        ipv4_checksum(h, &mut f);
+        // Stream offset of this fragment's data (after the UDP header).
+        let (data_off, data_len) = if at == 0 {
+            (h.hdr_len, len - 8)
+        } else {
+            (h.l4_off + at, len)
+        };
+        out.send(stream, &f[..hl], data_off, data_len);
+        at += len;
+    }
+    Ok(())
+}

@@ -1,0 +1,67 @@
+//! Ring configuration and index arithmetic shared by the TX and RX queues.
+
+use crate::abi::{RING_MAX, RING_MIN};
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Ring {
+    pub base: u64,
+    pub size: u32,
+    pub head: u32,
+    pub tail: u32,
+}
+
+impl Ring {
+    /// A ring the device may use: size a power of two in range, base aligned
+    /// and not wrapping the address space.
+    pub fn is_valid(&self) -> bool {
+        self.size.is_power_of_two()
+            && (RING_MIN..=RING_MAX).contains(&self.size)
+            && self.base % 16 == 0
+            && self.base.checked_add(u64::from(self.size) * 32).is_some()
+    }
+
+    pub fn next(&self, idx: u32) -> u32 {
+        (idx + 1) & (self.size - 1)
+    }
+
+    pub fn advance(&self, idx: u32, n: u32) -> u32 {
+        idx.wrapping_add(n) & (self.size - 1)
+    }
+
+    pub fn slot_addr(&self, idx: u32, desc_size: u64) -> u64 {
+        self.base + u64::from(idx) * desc_size
+    }
+
+    /// Descriptors published and not yet consumed.
+    pub fn pending(&self) -> u32 {
+        self.tail.wrapping_sub(self.head) & (self.size - 1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validity_and_wrap() {
+        let mut r = Ring {
+            base: 0x1000,
+            size: 8,
+            head: 6,
+            tail: 2,
+        };
+        assert!(r.is_valid());
+        assert_eq!(r.pending(), 4);
+        assert_eq!(r.next(7), 0);
+        assert_eq!(r.advance(6, 3), 1);
+        r.size = 0;
+        assert!(!r.is_valid());
+        r.size = 12;
+        assert!(!r.is_valid());
+        r.size = 8192;
+        assert!(!r.is_valid());
+        r.size = 8;
+        r.base = u64::MAX - 64;
+        assert!(!r.is_valid());
+    }
+}

@@ -1,0 +1,372 @@
+//! The device state behind BAR0: registers, rings, IOTLB, fault log and
+//! interrupts. The vfio-user message thread and the data-path thread share it
+//! under one mutex; each holds it only for one access or one batch.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use log::{error, info, warn};
+
+use crate::abi::{
+    cause, ctrl, feat, iotlb_inv, reg, status, FaultReason, ITR_MAX_US, MAX_PKT, MAX_SG, MTU_DEFAULT,
+    MTU_MAX, MTU_MIN, VERSION,
+};
+use crate::backend::Backend;
+use crate::counters::{Counters, Stat, STAT_COUNT};
+use crate::iotlb::Iotlb;
+use crate::irq::Irqs;
+use crate::memory::GuestRam;
+use crate::mmu::Fault;
+use crate::ring::Ring;
+use crate::rx::{self, RxMeta, RxOutcome};
+use crate::tx::TxPass;
+
+#[derive(Clone, Copy, Debug, Default)]
+pub struct FaultLog {
+    pub va: u64,
+    pub pdbr: u64,
+    pub reason: u32,
+    pub count: u32,
+}
+
+/// What a register write asks the data path to do next.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Kick {
+    pub tx: bool,
+    pub rx: bool,
+}
+
+pub struct DeviceState {
+    pub ram: GuestRam,
+    pub counters: Arc<Counters>,
+    pub irqs: Irqs,
+    pub iotlb: Iotlb,
+    pub tx: Ring,
+    pub rx: Ring,
+    pub fault: FaultLog,
+    mac: [u8; 6],
+    default_mac: [u8; 6],
+    drv_features: u32,
+    enabled: bool,
+    mtu: u32,
+    inv_pdbr: u64,
+    inv_addr: u64,
+    warned_fdless: bool,
+}
+
+fn lo(v: &mut u64, x: u32) {
+    *v = (*v & !0xffff_ffff) | u64::from(x);
+}
+
+fn hi(v: &mut u64, x: u32) {
+    *v = (*v & 0xffff_ffff) | (u64::from(x) << 32);
+}
+
+impl DeviceState {
+    pub fn new(mac: [u8; 6], counters: Arc<Counters>) -> Self {
+        let mut s = Self {
+            ram: GuestRam::new(),
+            counters,
+            irqs: Irqs::default(),
+            iotlb: Iotlb::default(),
+            tx: Ring::default(),
+            rx: Ring::default(),
+            fault: FaultLog::default(),
+            mac,
+            default_mac: mac,
+            drv_features: 0,
+            enabled: false,
+            mtu: MTU_DEFAULT,
+            inv_pdbr: 0,
+            inv_addr: 0,
+            warned_fdless: false,
+        };
+        s.reset();
+        s
+    }
+
+    /// Device reset (vfio-user RESET or CTRL.RESET): everything but the guest
+    /// RAM mappings and the interrupt eventfds, which belong to the VMM.
+    pub fn reset(&mut self) {
+        self.irqs.reset();
+        self.iotlb.invalidate_all();
+        self.tx = Ring::default();
+        self.rx = Ring::default();
+        self.fault = FaultLog::default();
+        self.mac = self.default_mac;
+        self.drv_features = 0;
+        self.enabled = false;
+        self.mtu = MTU_DEFAULT;
+        self.inv_pdbr = 0;
+        self.inv_addr = 0;
+        self.counters.clear();
+    }
+
+    pub fn enabled(&self) -> bool {
+        self.enabled
+    }
+
+    pub fn rx_csum_enabled(&self) -> bool {
+        self.drv_features & feat::RX_CSUM != 0
+    }
+
+    pub fn lro_enabled(&self) -> bool {
+        self.drv_features & feat::LRO != 0
+    }
+
+    fn raise(&mut self, bits: u32) {
+        self.irqs.raise(bits, Instant::now(), &self.counters);
+    }
+
+    pub fn read_reg(&self, off: u64) -> u32 {
+        let f = &self.fault;
+        match off {
+            reg::VERSION => VERSION,
+            reg::DEV_FEATURES => feat::DEVICE,
+            reg::DRV_FEATURES => self.drv_features,
+            reg::CTRL => u32::from(self.enabled),
+            reg::STATUS => {
+                status::LINK_UP
+                    | if self.enabled { status::ENABLED } else { 0 }
+                    | if f.reason != 0 { status::FAULT } else { 0 }
+            }
+            reg::MTU => self.mtu,
+            reg::MAC_LO => u32::from_le_bytes([self.mac[0], self.mac[1], self.mac[2], self.mac[3]]),
+            reg::MAC_HI => u32::from(u16::from_le_bytes([self.mac[4], self.mac[5]])),
+            reg::INT_CAUSE => self.irqs.cause,
+            reg::INT_MASK => self.irqs.mask,
+            reg::ITR => self.irqs.itr.as_micros() as u32,
+            reg::NUM_QUEUES => 0x0001_0001,
+            reg::MAX_SG => MAX_SG as u32,
+            reg::MAX_PKT => MAX_PKT as u32,
+            reg::TX_BASE_LO => self.tx.base as u32,
+            reg::TX_BASE_HI => (self.tx.base >> 32) as u32,
+            reg::TX_SIZE => self.tx.size,
+            reg::TX_HEAD => self.tx.head,
+            reg::TX_TAIL => self.tx.tail,
+            reg::RX_BASE_LO => self.rx.base as u32,
+            reg::RX_BASE_HI => (self.rx.base >> 32) as u32,
+            reg::RX_SIZE => self.rx.size,
+            reg::RX_HEAD => self.rx.head,
+            reg::RX_TAIL => self.rx.tail,
+            reg::IOTLB_INV_PDBR_LO => self.inv_pdbr as u32,
+            reg::IOTLB_INV_PDBR_HI => (self.inv_pdbr >> 32) as u32,
+            reg::IOTLB_INV_ADDR_LO => self.inv_addr as u32,
+            reg::IOTLB_INV_ADDR_HI => (self.inv_addr >> 32) as u32,
+            reg::FAULT_VA_LO => f.va as u32,
+            reg::FAULT_VA_HI => (f.va >> 32) as u32,
+            reg::FAULT_PDBR_LO => f.pdbr as u32,
+            reg::FAULT_PDBR_HI => (f.pdbr >> 32) as u32,
+            reg::FAULT_REASON => f.reason,
+            reg::FAULT_COUNT => f.count,
+            reg::STAT_COUNT => STAT_COUNT as u32,
+            o if o >= reg::STAT_BASE => {
+                let i = ((o - reg::STAT_BASE) / 8) as usize;
+                let v = self.counters.get_index(i).unwrap_or(0);
+                if (o - reg::STAT_BASE) % 8 >= 4 {
+                    (v >> 32) as u32
+                } else {
+                    v as u32
+                }
+            }
+            _ => 0,
+        }
+    }
+
+    pub fn write_reg(&mut self, off: u64, v: u32) -> Kick {
+        let mut kick = Kick::default();
+        match off {
+            reg::DRV_FEATURES => self.drv_features = v & feat::DEVICE,
+            reg::CTRL => {
+                if v & ctrl::RESET != 0 {
+                    info!("device reset through CTRL.RESET");
+                    self.reset();
+                } else {
+                    self.set_enable(v & ctrl::ENABLE != 0);
+                    kick = Kick { tx: true, rx: true };
+                }
+            }
+            reg::MTU => {
+                if (MTU_MIN..=MTU_MAX).contains(&v) {
+                    self.mtu = v;
+                } else {
+                    warn!("guest wrote MTU {v}, outside {MTU_MIN}..={MTU_MAX}: ignored");
+                    self.raise(cause::ERROR);
+                }
+            }
+            reg::MAC_LO => self.mac[..4].copy_from_slice(&v.to_le_bytes()),
+            reg::MAC_HI => self.mac[4..].copy_from_slice(&v.to_le_bytes()[..2]),
+            reg::INT_CAUSE => self.irqs.cause &= !v,
+            reg::INT_MASK_SET => self.irqs.mask |= v & cause::ALL,
+            reg::INT_MASK_CLR => self.irqs.unmask(v & cause::ALL, Instant::now(), &self.counters),
+            reg::ITR => self.irqs.itr = Duration::from_micros(u64::from(v.min(ITR_MAX_US))),
+            reg::TX_BASE_LO if !self.enabled => lo(&mut self.tx.base, v),
+            reg::TX_BASE_HI if !self.enabled => hi(&mut self.tx.base, v),
+            reg::TX_SIZE if !self.enabled => self.tx.size = v,
+            reg::RX_BASE_LO if !self.enabled => lo(&mut self.rx.base, v),
+            reg::RX_BASE_HI if !self.enabled => hi(&mut self.rx.base, v),
+            reg::RX_SIZE if !self.enabled => self.rx.size = v,
+            reg::TX_TAIL => kick.tx = self.doorbell(v, true),
+            reg::RX_TAIL => kick.rx = self.doorbell(v, false),
+            reg::IOTLB_INV => self.invalidate(v),
+            reg::IOTLB_INV_PDBR_LO => lo(&mut self.inv_pdbr, v),
+            reg::IOTLB_INV_PDBR_HI => hi(&mut self.inv_pdbr, v),
+            reg::IOTLB_INV_ADDR_LO => lo(&mut self.inv_addr, v),
+            reg::IOTLB_INV_ADDR_HI => hi(&mut self.inv_addr, v),
+            reg::FAULT_REASON => self.fault.reason = 0,
+            _ => {}
+        }
+        kick
+    }
+
+    fn set_enable(&mut self, on: bool) {
+        if !on {
+            self.enabled = false;
+            return;
+        }
+        if !self.tx.is_valid() || !self.rx.is_valid() {
+            warn!(
+                "guest enabled the device with bad rings (tx {:?}, rx {:?}): staying disabled",
+                self.tx, self.rx
+            );
+            self.counters.inc(Stat::bad_doorbells);
+            self.raise(cause::ERROR);
+            return;
+        }
+        if !self.ram.has_fd_backed_ram() && !self.warned_fdless {
+            self.warned_fdless = true;
+            error!("guest RAM was mapped without an fd: start QEMU with a shared memfd memory backend (-object memory-backend-memfd,id=mem,size=1G,share=on -machine memory-backend=mem)");
+        }
+        self.enabled = true;
+    }
+
+    fn doorbell(&mut self, v: u32, tx: bool) -> bool {
+        let ring = if tx { &mut self.tx } else { &mut self.rx };
+        if ring.size == 0 || v >= ring.size {
+            warn!("bad {} doorbell {v} (ring size {})", if tx { "TX" } else { "RX" }, ring.size);
+            self.counters.inc(Stat::bad_doorbells);
+            self.raise(cause::ERROR);
+            return false;
+        }
+        ring.tail = v;
+        self.enabled
+    }
+
+    fn invalidate(&mut self, op: u32) {
+        match op {
+            iotlb_inv::ALL => self.iotlb.invalidate_all(),
+            iotlb_inv::PDBR => self.iotlb.invalidate_pdbr(self.inv_pdbr),
+            iotlb_inv::ADDR => self.iotlb.invalidate_addr(self.inv_pdbr, self.inv_addr),
+            _ => {
+                self.counters.inc(Stat::bad_doorbells);
+                self.raise(cause::ERROR);
+                return;
+            }
+        }
+        self.counters.inc(Stat::iotlb_invalidations);
+    }
+
+    fn log_faults(&mut self, faults: &[Fault]) {
+        for f in faults {
+            self.fault.va = f.va;
+            self.fault.pdbr = f.pdbr;
+            self.fault.reason = f.reason as u32;
+            self.fault.count = self.fault.count.wrapping_add(1);
+            if self.ram.in_fdless(f.pdbr) && !self.warned_fdless {
+                self.warned_fdless = true;
+                error!("page tables live in guest RAM mapped without an fd: start QEMU with a shared memfd memory backend");
+            }
+        }
+        if let Some(f) = faults.last() {
+            info!("TX translation fault: {f}");
+            self.raise(cause::FAULT);
+        }
+    }
+
+    /// Services the TX ring. Returns true if packets were completed.
+    pub fn service_tx(&mut self, backend: &mut dyn Backend) -> bool {
+        if !self.enabled || self.tx.head == self.tx.tail {
+            return false;
+        }
+        let mem = self.ram.snapshot();
+        let mut ring = self.tx;
+        let mut pass = TxPass {
+            mem: &mem,
+            iotlb: &mut self.iotlb,
+            counters: &self.counters,
+            mtu: self.mtu,
+            faults: Vec::new(),
+            ring_error: false,
+        };
+        let done = pass.run(&mut ring, backend);
+        let (faults, ring_error) = (std::mem::take(&mut pass.faults), pass.ring_error);
+        self.tx.head = ring.head;
+        self.log_faults(&faults);
+        if ring_error {
+            self.raise(cause::ERROR);
+        }
+        if done > 0 {
+            self.raise(cause::TX);
+        }
+        done > 0
+    }
+
+    /// Room for at least one frame in the RX ring.
+    pub fn rx_ready(&self) -> bool {
+        self.enabled && self.rx.head != self.rx.tail
+    }
+
+    /// Delivers one received frame. Returns false if there were no buffers
+    /// (the caller stops reading until the next RX doorbell).
+    pub fn deliver_rx(&mut self, frame: &[u8], mut meta: RxMeta) -> bool {
+        if !self.rx_ready() {
+            return false;
+        }
+        if self.rx_csum_enabled() && meta.status == 0 {
+            meta.status = rx::verify_checksums(frame);
+        }
+        if meta.status & crate::abi::rxstat::L4_OK != 0 {
+            self.counters.inc(Stat::rx_csum_ok);
+        }
+        if meta.status & crate::abi::rxstat::CSUM_ERR != 0 {
+            self.counters.inc(Stat::rx_csum_bad);
+        }
+        let mem = self.ram.snapshot();
+        match rx::deliver(&mem, &mut self.rx, &self.counters, frame, meta) {
+            RxOutcome::Delivered => {
+                self.counters.inc(Stat::rx_packets);
+                self.counters.add(Stat::rx_bytes, frame.len() as u64);
+                true
+            }
+            RxOutcome::NoBuffers | RxOutcome::BadBuffer => {
+                self.counters.inc(Stat::rx_dropped);
+                true
+            }
+            RxOutcome::RingError => {
+                self.counters.inc(Stat::dma_errors);
+                self.counters.inc(Stat::rx_dropped);
+                self.raise(cause::ERROR);
+                self.rx.head = self.rx.tail;
+                false
+            }
+        }
+    }
+
+    pub fn raise_rx(&mut self) {
+        self.raise(cause::RX);
+    }
+
+    /// A fault reason code, for tests.
+    pub fn last_fault(&self) -> Option<FaultReason> {
+        [
+            FaultReason::NotPresent,
+            FaultReason::Reserved,
+            FaultReason::NonCanonical,
+            FaultReason::PteOutOfRam,
+            FaultReason::PageOutOfRam,
+            FaultReason::BadPdbr,
+        ]
+        .into_iter()
+        .find(|r| *r as u32 == self.fault.reason)
+    }
+}

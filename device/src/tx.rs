@@ -1,0 +1,229 @@
+//! The TX queue: reads descriptor chains, gathers their buffers (physical or
+//! virtual), runs the offload engine and writes the completions back.
+
+use log::{debug, warn};
+use vm_memory::{Bytes, GuestAddress};
+
+use crate::abi::{cmd, txstat, TxDesc, TxError, MAX_PKT, MAX_SG, TX_DESC_SIZE, TX_DESC_STATUS_OFFSET};
+use crate::backend::Backend;
+use crate::counters::{Counters, Stat};
+use crate::dma::{phys_slices, DmaError, Translator};
+use crate::iotlb::Iotlb;
+use crate::memory::Mem;
+use crate::mmu::{Fault, PagingMode};
+use crate::offload::{self, Request, Sink, Slice, Stream};
+use crate::ring::Ring;
+
+/// Sends frames to the backend as iovecs: header, then guest-memory slices.
+pub struct BackendSink<'a> {
+    pub backend: &'a mut dyn Backend,
+    pub iov: Vec<libc::iovec>,
+}
+
+impl Sink for BackendSink<'_> {
+    fn frame(&mut self, header: &[u8], payload: &[Slice]) -> bool {
+        self.iov.clear();
+        if !header.is_empty() {
+            self.iov.push(libc::iovec {
+                iov_base: header.as_ptr() as *mut libc::c_void,
+                iov_len: header.len(),
+            });
+        }
+        self.iov.extend(payload.iter().map(|s| libc::iovec {
+            iov_base: s.ptr as *mut libc::c_void,
+            iov_len: s.len,
+        }));
+        self.backend.send(&self.iov).is_ok()
+    }
+}
+
+/// Everything one TX pass needs.
+pub struct TxPass<'a> {
+    pub mem: &'a Mem,
+    pub iotlb: &'a mut Iotlb,
+    pub counters: &'a Counters,
+    pub mtu: u32,
+    /// Faults seen in this pass, for the fault log.
+    pub faults: Vec<Fault>,
+    /// A descriptor ring or status write fell outside guest RAM.
+    pub ring_error: bool,
+}
+
+/// Outcome of one chain.
+struct Chain {
+    descs: usize,
+    result: Result<offload::Emitted, TxError>,
+}
+
+impl TxPass<'_> {
+    fn read_desc(&self, ring: &Ring, idx: u32) -> Option<TxDesc> {
+        self.mem
+            .read_obj::<TxDesc>(GuestAddress(ring.slot_addr(idx, TX_DESC_SIZE)))
+            .ok()
+    }
+
+    /// Gathers one chain starting at `ring.head` into `slices`.
+    fn gather(&mut self, ring: &Ring, first: &TxDesc, slices: &mut Vec<Slice>) -> Chain {
+        let mut idx = ring.head;
+        let mut desc = *first;
+        let mut n = 0usize;
+        let mut total = 0usize;
+        let mut err: Option<TxError> = None;
+        loop {
+            n += 1;
+            if err.is_none() {
+                err = self.add_buffer(&desc, &mut total, n, slices).err();
+            }
+            if desc.cmd & cmd::EOP != 0 {
+                break;
+            }
+            idx = ring.next(idx);
+            if idx == ring.tail {
+                // The doorbell published a chain without its end.
+                err = Some(TxError::NoEop);
+                break;
+            }
+            match self.read_desc(ring, idx) {
+                Some(d) => desc = d,
+                None => {
+                    self.ring_error = true;
+                    err = Some(TxError::Dma);
+                    break;
+                }
+            }
+        }
+        Chain {
+            descs: n,
+            result: err.map_or(Ok(Default::default()), Err),
+        }
+    }
+
+    fn add_buffer(&mut self, d: &TxDesc, total: &mut usize, n: usize, slices: &mut Vec<Slice>) -> Result<(), TxError> {
+        if n > MAX_SG {
+            return Err(TxError::TooManySg);
+        }
+        if d.len == 0 || d.len > 65536 || d.cmd & !cmd::VALID != 0 {
+            self.counters.inc(Stat::bad_descs);
+            return Err(TxError::BadDesc);
+        }
+        *total += d.len as usize;
+        if *total > MAX_PKT {
+            return Err(TxError::TooBig);
+        }
+        if d.cmd & cmd::VM != 0 {
+            self.counters.inc(Stat::tx_va_descs);
+            let mode = PagingMode::from_cmd_field((d.cmd & cmd::PGMODE_MASK) >> cmd::PGMODE_SHIFT);
+            let mut t = Translator {
+                mem: self.mem,
+                iotlb: self.iotlb,
+                counters: self.counters,
+            };
+            t.virt_slices(d.pdbr, mode, d.addr, u64::from(d.len), slices)
+                .map_err(|e| match e {
+                    DmaError::Fault(f) => {
+                        self.counters.inc(Stat::page_faults);
+                        self.faults.push(f);
+                        TxError::PageFault
+                    }
+                    DmaError::OutOfRam { .. } => TxError::Dma,
+                })
+        } else {
+            phys_slices(self.mem, d.addr, u64::from(d.len), slices).map_err(|_| {
+                self.counters.inc(Stat::dma_errors);
+                TxError::Dma
+            })
+        }
+    }
+
+    fn complete(&mut self, ring: &Ring, descs: usize, err: TxError) {
+        let word = u32::from(txstat::DD) | (u32::from(err as u16) << 16);
+        let mut idx = ring.head;
+        for _ in 0..descs {
+            let at = ring.slot_addr(idx, TX_DESC_SIZE) + TX_DESC_STATUS_OFFSET;
+            if self.mem.write_obj(word, GuestAddress(at)).is_err() {
+                self.ring_error = true;
+            }
+            idx = ring.next(idx);
+        }
+    }
+
+    /// Processes every published chain; returns the number of packets completed.
+    pub fn run(&mut self, ring: &mut Ring, backend: &mut dyn Backend) -> usize {
+        let mut slices = Vec::with_capacity(64);
+        let mut sink = BackendSink {
+            backend,
+            iov: Vec::with_capacity(64),
+        };
+        let mut done = 0;
+        // At most ring.size descriptors are between head and tail, and each
+        // chain consumes at least one, so this loop is bounded.
+        while ring.head != ring.tail {
+            let Some(first) = self.read_desc(ring, ring.head) else {
+                warn!("TX ring at {:#x} is outside guest RAM", ring.base);
+                self.ring_error = true;
+                self.counters.inc(Stat::dma_errors);
+                ring.head = ring.tail;
+                break;
+            };
+            slices.clear();
+            let chain = self.gather(ring, &first, &mut slices);
+            let result = chain.result.and_then(|_| {
+                // SAFETY: the slices point into `self.mem`, a snapshot of guest
+                // RAM that stays mapped for this whole pass.
+                let stream = unsafe { Stream::new(&slices) };
+                let req = request(&first, self.mtu);
+                offload::process(&stream, &req, &mut sink)
+            });
+            let err = match result {
+                Ok(e) => {
+                    self.count_ok(&first, e);
+                    TxError::Ok
+                }
+                Err(e) => {
+                    debug!("TX packet at {} failed: {e:?}", ring.head);
+                    self.counters.inc(Stat::tx_errors);
+                    if e == TxError::Backend {
+                        self.counters.inc(Stat::backend_errors);
+                    }
+                    e
+                }
+            };
+            self.complete(ring, chain.descs, err);
+            ring.head = ring.advance(ring.head, chain.descs as u32);
+            done += 1;
+        }
+        done
+    }
+
+    fn count_ok(&self, first: &TxDesc, e: offload::Emitted) {
+        let c = self.counters;
+        c.inc(Stat::tx_packets);
+        c.add(Stat::tx_frames, e.frames);
+        c.add(Stat::tx_bytes, e.bytes);
+        if first.cmd & cmd::TSO != 0 {
+            c.inc(Stat::tx_tso_packets);
+            c.add(Stat::tx_tso_segments, e.frames);
+        }
+        if first.cmd & cmd::USO != 0 {
+            c.inc(Stat::tx_uso_packets);
+        }
+        if first.cmd & cmd::UFO != 0 {
+            c.inc(Stat::tx_ufo_packets);
+        }
+        if first.cmd & (cmd::IPCSUM | cmd::L4CSUM | cmd::TSO | cmd::USO | cmd::UFO) != 0 {
+            c.add(Stat::tx_csum_offload, e.frames);
+        }
+    }
+}
+
+fn request(first: &TxDesc, mtu: u32) -> Request {
+    Request {
+        tso: first.cmd & cmd::TSO != 0,
+        uso: first.cmd & cmd::USO != 0,
+        ufo: first.cmd & cmd::UFO != 0,
+        ip_csum: first.cmd & cmd::IPCSUM != 0,
+        l4_csum: first.cmd & cmd::L4CSUM != 0,
+        mss: first.mss,
+        mtu,
+    }
+}

@@ -1,0 +1,314 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * vmso device ABI, version 1.0.
+ *
+ * This header mirrors docs/abi.md, which is the one contract between the
+ * device (device/src/abi.rs) and this driver. Change the document first.
+ * All multi-byte fields are little-endian.
+ */
+#ifndef _VMSO_HW_H_
+#define _VMSO_HW_H_
+
+#include <linux/bits.h>
+#include <linux/build_bug.h>
+#include <linux/stddef.h>
+#include <linux/types.h>
+
+/* PCI identity */
+#define VMSO_PCI_VENDOR_ID		0x1234
+#define VMSO_PCI_DEVICE_ID		0x5650
+#define VMSO_PCI_SUBVENDOR_ID		0x1234
+#define VMSO_PCI_SUBDEVICE_ID		0x0001
+#define VMSO_PCI_REVISION		0x01
+
+/* BAR0 layout */
+#define VMSO_REG_BAR			0
+#define VMSO_BAR_SIZE			0x4000
+#define VMSO_MSIX_TABLE_OFFSET		0x2000
+#define VMSO_MSIX_PBA_OFFSET		0x3000
+
+/* MSI-X vectors */
+#define VMSO_VEC_TX			0
+#define VMSO_VEC_RX			1
+#define VMSO_VEC_MISC			2
+#define VMSO_NUM_VECTORS		3
+
+/* Registers (32 bits wide, 4-byte accesses) */
+#define VMSO_REG_VERSION		0x000
+#define VMSO_REG_DEV_FEATURES		0x004
+#define VMSO_REG_DRV_FEATURES		0x008
+#define VMSO_REG_CTRL			0x00C
+#define VMSO_REG_STATUS			0x010
+#define VMSO_REG_MTU			0x014
+#define VMSO_REG_MAC_LO			0x018
+#define VMSO_REG_MAC_HI			0x01C
+#define VMSO_REG_INT_CAUSE		0x020
+#define VMSO_REG_INT_MASK		0x024
+#define VMSO_REG_INT_MASK_SET		0x028
+#define VMSO_REG_INT_MASK_CLR		0x02C
+#define VMSO_REG_ITR			0x030
+#define VMSO_REG_NUM_QUEUES		0x034
+#define VMSO_REG_MAX_SG			0x038
+#define VMSO_REG_MAX_PKT		0x03C
+
+#define VMSO_REG_TX_BASE_LO		0x100
+#define VMSO_REG_TX_BASE_HI		0x104
+#define VMSO_REG_TX_SIZE		0x108
+#define VMSO_REG_TX_HEAD		0x10C
+#define VMSO_REG_TX_TAIL		0x110
+
+#define VMSO_REG_RX_BASE_LO		0x140
+#define VMSO_REG_RX_BASE_HI		0x144
+#define VMSO_REG_RX_SIZE		0x148
+#define VMSO_REG_RX_HEAD		0x14C
+#define VMSO_REG_RX_TAIL		0x150
+
+#define VMSO_REG_IOTLB_INV		0x200
+#define VMSO_REG_IOTLB_INV_PDBR_LO	0x208
+#define VMSO_REG_IOTLB_INV_PDBR_HI	0x20C
+#define VMSO_REG_IOTLB_INV_ADDR_LO	0x210
+#define VMSO_REG_IOTLB_INV_ADDR_HI	0x214
+
+#define VMSO_REG_FAULT_VA_LO		0x240
+#define VMSO_REG_FAULT_VA_HI		0x244
+#define VMSO_REG_FAULT_PDBR_LO		0x248
+#define VMSO_REG_FAULT_PDBR_HI		0x24C
+#define VMSO_REG_FAULT_REASON		0x250
+#define VMSO_REG_FAULT_COUNT		0x254
+
+#define VMSO_REG_STAT_COUNT		0x3FC
+#define VMSO_REG_STAT(i)		(0x400 + 8 * (i))	/* lo, hi at +4 */
+
+/* VERSION */
+#define VMSO_VERSION_MAJOR(v)		((v) >> 16)
+#define VMSO_VERSION_MINOR(v)		((v) & 0xffff)
+#define VMSO_ABI_MAJOR			1
+#define VMSO_ABI_MINOR			0
+
+/* DEV_FEATURES / DRV_FEATURES */
+#define VMSO_F_CSUM			BIT(0)
+#define VMSO_F_TSO4			BIT(1)
+#define VMSO_F_TSO6			BIT(2)
+#define VMSO_F_UFO			BIT(3)
+#define VMSO_F_USO			BIT(4)
+#define VMSO_F_VA_DMA			BIT(5)
+#define VMSO_F_PG_32			BIT(6)
+#define VMSO_F_PG_PAE			BIT(7)
+#define VMSO_F_PG_4L			BIT(8)
+#define VMSO_F_PG_5L			BIT(9)
+#define VMSO_F_RX_CSUM			BIT(10)
+#define VMSO_F_LRO			BIT(11)
+
+/* CTRL */
+#define VMSO_CTRL_ENABLE		BIT(0)
+#define VMSO_CTRL_RESET			BIT(1)	/* self-clearing */
+
+/* STATUS */
+#define VMSO_STATUS_LINK_UP		BIT(0)
+#define VMSO_STATUS_ENABLED		BIT(1)
+#define VMSO_STATUS_FAULT		BIT(2)
+
+/* MTU */
+#define VMSO_MTU_MIN			68
+#define VMSO_MTU_MAX			9000
+#define VMSO_MTU_DEFAULT		1500
+
+/* INT_CAUSE / INT_MASK / INT_MASK_SET / INT_MASK_CLR */
+#define VMSO_INT_TX			BIT(0)
+#define VMSO_INT_RX			BIT(1)
+#define VMSO_INT_FAULT			BIT(2)
+#define VMSO_INT_LINK			BIT(3)
+#define VMSO_INT_ERROR			BIT(4)
+#define VMSO_INT_MISC	(VMSO_INT_FAULT | VMSO_INT_LINK | VMSO_INT_ERROR)
+#define VMSO_INT_ALL	(VMSO_INT_TX | VMSO_INT_RX | VMSO_INT_MISC)
+
+/* ITR, in microseconds */
+#define VMSO_ITR_MAX			10000
+
+/* NUM_QUEUES */
+#define VMSO_NUM_TXQ(v)			((v) & 0xffff)
+#define VMSO_NUM_RXQ(v)			((v) >> 16)
+
+/* Limits reported by MAX_SG and MAX_PKT (the registers are authoritative) */
+#define VMSO_MAX_SG			64
+#define VMSO_MAX_PKT			(65536 + 1024)
+
+/* Ring sizes: a power of two in 8..=4096 */
+#define VMSO_RING_MIN			8
+#define VMSO_RING_MAX			4096
+#define VMSO_RING_ALIGN			16
+
+/* IOTLB_INV */
+#define VMSO_IOTLB_INV_ALL		1
+#define VMSO_IOTLB_INV_PDBR		2
+#define VMSO_IOTLB_INV_PDBR_ADDR	3
+
+/* Fault reasons (FAULT_REASON) */
+enum vmso_fault_reason {
+	VMSO_FAULT_NONE			= 0,
+	VMSO_FAULT_NOT_PRESENT		= 1,
+	VMSO_FAULT_RESERVED		= 2,
+	VMSO_FAULT_NON_CANONICAL	= 3,
+	VMSO_FAULT_PTE_OUT_OF_RAM	= 4,
+	VMSO_FAULT_PAGE_OUT_OF_RAM	= 5,
+	VMSO_FAULT_BAD_PDBR		= 6,
+};
+
+/* TX descriptor */
+struct vmso_tx_desc {
+	__le64 addr;	/* physical, or virtual if CMD.VM */
+	__le64 pdbr;	/* page-directory base (guest physical), if CMD.VM */
+	__le32 len;	/* 1..=65536 */
+	__le16 mss;	/* read from the packet's first descriptor */
+	__le16 cmd;	/* VMSO_TX_CMD_* */
+	__le16 status;	/* device: VMSO_TX_STS_DD */
+	__le16 error;	/* device: enum vmso_tx_error */
+	__le32 rsvd;	/* zero */
+};
+
+static_assert(sizeof(struct vmso_tx_desc) == 32);
+static_assert(offsetof(struct vmso_tx_desc, addr) == 0);
+static_assert(offsetof(struct vmso_tx_desc, pdbr) == 8);
+static_assert(offsetof(struct vmso_tx_desc, len) == 16);
+static_assert(offsetof(struct vmso_tx_desc, mss) == 20);
+static_assert(offsetof(struct vmso_tx_desc, cmd) == 22);
+static_assert(offsetof(struct vmso_tx_desc, status) == 24);
+static_assert(offsetof(struct vmso_tx_desc, error) == 26);
+static_assert(offsetof(struct vmso_tx_desc, rsvd) == 28);
+
+#define VMSO_TX_DESC_MAX_LEN		65536
+
+/* TX CMD bits. Offload bits and mss are read from the first descriptor. */
+#define VMSO_TX_CMD_EOP			BIT(0)
+#define VMSO_TX_CMD_VM			BIT(1)
+#define VMSO_TX_CMD_TSO			BIT(2)
+#define VMSO_TX_CMD_IPCSUM		BIT(3)
+#define VMSO_TX_CMD_L4CSUM		BIT(4)
+#define VMSO_TX_CMD_USO			BIT(5)
+#define VMSO_TX_CMD_UFO			BIT(6)
+#define VMSO_TX_CMD_PGMODE_SHIFT	8
+#define VMSO_TX_CMD_PGMODE_MASK		(0x3 << VMSO_TX_CMD_PGMODE_SHIFT)
+#define VMSO_TX_CMD_PGMODE(m)		((m) << VMSO_TX_CMD_PGMODE_SHIFT)
+
+/* PGMODE values */
+#define VMSO_PGMODE_32			0
+#define VMSO_PGMODE_PAE			1
+#define VMSO_PGMODE_4L			2
+#define VMSO_PGMODE_5L			3
+
+/* TX status */
+#define VMSO_TX_STS_DD			BIT(0)
+
+/* Device headers must fit in the first 256 bytes of a packet */
+#define VMSO_TX_MAX_HDR			256
+
+/*
+ * TX error codes, as an X-macro so that the enum and the ethtool names
+ * are generated from one list: X(ENUM_SUFFIX, name, code).
+ */
+#define VMSO_TX_ERRORS(X)			\
+	X(OK,		ok,		0)	\
+	X(BAD_DESC,	bad_desc,	1)	\
+	X(PAGE_FAULT,	page_fault,	2)	\
+	X(DMA,		dma,		3)	\
+	X(BAD_HDR,	bad_hdr,	4)	\
+	X(TOO_MANY_SG,	too_many_sg,	5)	\
+	X(BAD_MSS,	bad_mss,	6)	\
+	X(TOO_BIG,	too_big,	7)	\
+	X(NO_EOP,	no_eop,		8)	\
+	X(BACKEND,	backend,	9)	\
+	X(NO_PAYLOAD,	no_payload,	10)
+
+#define VMSO_TX_ERR_ENUM(e, n, c)	VMSO_TX_ERR_##e = (c),
+enum vmso_tx_error {
+	VMSO_TX_ERRORS(VMSO_TX_ERR_ENUM)
+	VMSO_TX_ERR_NUM			/* first unknown code */
+};
+
+#undef VMSO_TX_ERR_ENUM
+
+/* RX descriptor */
+struct vmso_rx_desc {
+	__le64 addr;		/* driver: buffer guest-physical address */
+	__le32 buf_len;		/* driver: 64..=65536 */
+	__le32 len;		/* device: bytes written into this buffer */
+	__le16 status;		/* device: VMSO_RX_STS_* */
+	__le16 gso_size;	/* device: segment size of a coalesced frame */
+	__le16 gso_segs;	/* device: segments in a coalesced frame */
+	u8 gso_type;		/* device: VMSO_RX_GSO_* */
+	u8 rsvd0;
+	__le64 rsvd1;
+};
+
+static_assert(sizeof(struct vmso_rx_desc) == 32);
+static_assert(offsetof(struct vmso_rx_desc, addr) == 0);
+static_assert(offsetof(struct vmso_rx_desc, buf_len) == 8);
+static_assert(offsetof(struct vmso_rx_desc, len) == 12);
+static_assert(offsetof(struct vmso_rx_desc, status) == 16);
+static_assert(offsetof(struct vmso_rx_desc, gso_size) == 18);
+static_assert(offsetof(struct vmso_rx_desc, gso_segs) == 20);
+static_assert(offsetof(struct vmso_rx_desc, gso_type) == 22);
+static_assert(offsetof(struct vmso_rx_desc, rsvd0) == 23);
+static_assert(offsetof(struct vmso_rx_desc, rsvd1) == 24);
+
+#define VMSO_RX_BUF_MIN			64
+#define VMSO_RX_BUF_MAX			65536
+
+/* RX status; checksum and GSO fields are valid in a frame's first desc */
+#define VMSO_RX_STS_DD			BIT(0)
+#define VMSO_RX_STS_EOP			BIT(1)
+#define VMSO_RX_STS_L4_OK		BIT(2)
+#define VMSO_RX_STS_IP_OK		BIT(3)
+#define VMSO_RX_STS_COALESCED		BIT(4)
+#define VMSO_RX_STS_CSUM_ERR		BIT(5)
+
+/* RX gso_type */
+#define VMSO_RX_GSO_NONE		0
+#define VMSO_RX_GSO_TCPV4		1
+#define VMSO_RX_GSO_TCPV6		2
+
+/*
+ * Device statistics STAT[i], as an X-macro: X(ENUM_SUFFIX, name). The
+ * position in the list is the index i. The names are the ethtool -S names.
+ */
+#define VMSO_DEV_STATS(X)				\
+	X(TX_PACKETS,		tx_packets)		\
+	X(TX_BYTES,		tx_bytes)		\
+	X(TX_FRAMES,		tx_frames)		\
+	X(TX_TSO_PACKETS,	tx_tso_packets)		\
+	X(TX_TSO_SEGMENTS,	tx_tso_segments)	\
+	X(TX_CSUM_OFFLOAD,	tx_csum_offload)	\
+	X(TX_ERRORS,		tx_errors)		\
+	X(TX_VA_DESCS,		tx_va_descs)		\
+	X(VA_TRANSLATIONS,	va_translations)	\
+	X(IOTLB_HITS,		iotlb_hits)		\
+	X(IOTLB_MISSES,		iotlb_misses)		\
+	X(IOTLB_INVALIDATIONS,	iotlb_invalidations)	\
+	X(PAGE_FAULTS,		page_faults)		\
+	X(DMA_ERRORS,		dma_errors)		\
+	X(BAD_DESCS,		bad_descs)		\
+	X(BAD_DOORBELLS,	bad_doorbells)		\
+	X(RX_PACKETS,		rx_packets)		\
+	X(RX_BYTES,		rx_bytes)		\
+	X(RX_DROPPED,		rx_dropped)		\
+	X(RX_CSUM_OK,		rx_csum_ok)		\
+	X(RX_CSUM_BAD,		rx_csum_bad)		\
+	X(RX_COALESCED,		rx_coalesced)		\
+	X(INTERRUPTS,		interrupts)		\
+	X(BACKEND_ERRORS,	backend_errors)		\
+	X(TX_UFO_PACKETS,	tx_ufo_packets)		\
+	X(TX_USO_PACKETS,	tx_uso_packets)
+
+#define VMSO_STAT_ENUM(e, n)	VMSO_STAT_##e,
+enum vmso_dev_stat {
+	VMSO_DEV_STATS(VMSO_STAT_ENUM)
+	VMSO_STAT_COUNT
+};
+
+#undef VMSO_STAT_ENUM
+
+static_assert(VMSO_STAT_COUNT == 26);
+static_assert(VMSO_STAT_TX_USO_PACKETS == 25);
+static_assert(VMSO_STAT_RX_PACKETS == 16);
+
+#endif /* _VMSO_HW_H_ */
