@@ -28,7 +28,7 @@ mkdir -p "$OUT"
 GUEST_DIR=$OUT
 
 install_cleanup_trap
-netns_setup
+netns_setup "vmso-$$"
 peer_nic_args "$MODEL"
 log "netns $NS, $TAP = $HOST_IP/$NET_PREFIX, NIC $MODEL"
 

@@ -1,4 +1,6 @@
 # shellcheck shell=bash
+# Variables are set here for the scripts that source this file:
+# shellcheck disable=SC2034
 # ci/lib/common.sh - sourced by every ci/ script.
 #
 # Provides:
@@ -7,7 +9,9 @@
 #   need_root, need_tun, need_cmd CMD..., need_setup
 #   KABI, KVER                    guest kernel ABI ("6.1.0-56") and release ("6.1.0-56-amd64")
 #   GUEST_KERNEL_ROOT             dpkg -x of linux-image-$KVER (not installed on the host)
-#   GUEST_KERNEL                  $GUEST_KERNEL_ROOT/boot/vmlinuz-$KVER
+#   GUEST_KERNEL                  $GUEST_KERNEL_ROOT/boot/vmlinuz-$KVER (bzImage, as packaged)
+#   GUEST_VMLINUX                 the same kernel uncompressed (ELF with a PVH entry): QEMU
+#                                 boots it ~3 s faster under TCG (no XZ decompression)
 #   GUEST_MODULES                 $GUEST_KERNEL_ROOT/lib/modules/$KVER
 #   KDIR                          kernel headers for out-of-tree builds (/usr/src/linux-headers-$KVER;
 #                                 VMSO_KDIR overrides). make -C "$KDIR" M=... CC=gcc-12
@@ -69,6 +73,7 @@ set_kabi() {
     KABI=$1
     KVER=${KABI:+$KABI-amd64}
     GUEST_KERNEL=$GUEST_KERNEL_ROOT/boot/vmlinuz-$KVER
+    GUEST_VMLINUX=$GUEST_KERNEL_ROOT/boot/vmlinux-$KVER
     GUEST_MODULES=$GUEST_KERNEL_ROOT/lib/modules/$KVER
     KDIR=${VMSO_KDIR:-/usr/src/linux-headers-$KVER}
 }
@@ -108,6 +113,7 @@ qemu_cmd_print() {
 need_setup() {
     [[ -n "$KABI" ]] || die "guest kernel ABI unknown ($CACHE/kernel-abi missing): run ci/setup.sh"
     [[ -r "$GUEST_KERNEL" ]] || die "guest kernel $GUEST_KERNEL missing: run ci/setup.sh"
+    [[ -r "$GUEST_VMLINUX" ]] || die "guest kernel $GUEST_VMLINUX missing: run ci/setup.sh"
     [[ -d "$GUEST_MODULES" ]] || die "guest module tree $GUEST_MODULES missing: run ci/setup.sh"
     [[ -r "$INITRAMFS_BASE" ]] || die "base initramfs $INITRAMFS_BASE missing: run ci/setup.sh"
     [[ -x "${QEMU[2]}" ]] || die "sysroot QEMU ${QEMU[2]} missing: run ci/setup.sh"

@@ -1,4 +1,6 @@
 # shellcheck shell=bash
+# Variables are set here for the scripts that source this file:
+# shellcheck disable=SC2034
 # ci/lib/initramfs.sh - guest initramfs: the cached base and per-run overlays.
 #
 #   make_initramfs OUT RUN_SH [SRC[:DEST]]...

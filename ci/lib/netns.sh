@@ -1,4 +1,6 @@
 # shellcheck shell=bash
+# Variables are set here for the scripts that source this file:
+# shellcheck disable=SC2034,SC2120
 # ci/lib/netns.sh - a private network namespace with a TAP for one test run, and
 # teardown of everything on every exit path.
 #
@@ -19,7 +21,7 @@
 # Functions:
 #   netns_create [NAME]        ip netns add, lo up, IPv6 off inside (clean captures)
 #   tap_create [NAME] [ADDR]   ip tuntap add mode tap user root in $NS, ADDR (HOST_IP/24), up
-#   netns_setup                netns_create && tap_create
+#   netns_setup [NS [TAP [ADDR]]]  netns_create && tap_create
 #   ns_exec CMD...             run CMD inside $NS
 #   ns_bg LOG CMD...           start CMD inside $NS in the background, output to LOG;
 #                              sets BG_PID and tracks it
@@ -71,9 +73,9 @@ tap_create() {
     ip -n "$NS" link set "$TAP" up || die "link up $TAP failed"
 }
 
-netns_setup() {
-    netns_create "$@"
-    tap_create
+netns_setup() { # [NS_NAME [TAP_NAME [ADDR]]]
+    netns_create "${1:-}"
+    tap_create "${2:-}" "${3:-}"
 }
 
 ns_exec() {

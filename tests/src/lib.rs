@@ -1,1 +1,379 @@
-//! placeholder
+//! The test harness: plays the VMM against a vmso device through
+//! `vfio_user::Client`, with a shared memfd as guest RAM. It builds page
+//! tables and rings in that RAM, rings doorbells, and collects the frames the
+//! device sends from the other end of a socketpair backend.
+
+pub mod frames;
+pub mod pagetable;
+
+use std::fs::File;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use vfio_bindings::bindings::vfio::{
+    VFIO_IRQ_SET_ACTION_TRIGGER, VFIO_IRQ_SET_DATA_EVENTFD, VFIO_PCI_BAR0_REGION_INDEX,
+    VFIO_PCI_CONFIG_REGION_INDEX, VFIO_PCI_MSIX_IRQ_INDEX,
+};
+use vm_memory::{Bytes, FileOffset, GuestAddress, GuestMemoryMmap, GuestRegionMmap, MmapRegion};
+use vmm_sys_util::eventfd::EventFd;
+use vmso_device::abi::{ctrl, feat, reg, RxDesc, TxDesc};
+use vmso_device::backend::SocketBackend;
+use vmso_device::counters::Stat;
+use vmso_device::Device;
+
+pub use vmso_device::abi;
+
+/// Guest RAM: two DMA regions of one memfd, 0..1 GiB and 1..2 GiB + 64 MiB,
+/// so that 1 GiB pages and region boundaries can both be exercised.
+pub const RAM_SIZE: u64 = (2 << 30) + (64 << 20);
+pub const REGION_SPLIT: u64 = 1 << 30;
+
+/// Fixed guest-physical layout used by the tests.
+pub const TX_RING: u64 = 0x10_0000;
+pub const RX_RING: u64 = 0x11_0000;
+pub const RX_BUFS: u64 = 0x20_0000; // 256 x 2 KiB
+pub const HDR_BUF: u64 = 0x40_0000;
+pub const PT_POOL: u64 = 0x100_0000; // page-table pages, 16 MiB
+pub const DATA_POOL: u64 = 0x200_0000; // payload pages from here up
+
+pub const TX_SIZE: u32 = 256;
+pub const RX_SIZE: u32 = 256;
+pub const RX_BUF_LEN: u32 = 2048;
+
+pub struct Harness {
+    pub client: vfio_user::Client,
+    pub mem: GuestMemoryMmap,
+    pub device: Device,
+    pub peer: OwnedFd,
+    pub irqs: Vec<EventFd>,
+    pub socket: PathBuf,
+    server: Option<std::thread::JoinHandle<()>>,
+    pub tx_tail: u32,
+    pub tx_head: u32,
+    pub rx_tail: u32,
+    pub rx_next: u32,
+    pub pt: pagetable::Pool,
+}
+
+static NEXT: AtomicU32 = AtomicU32::new(0);
+
+fn memfd(size: u64) -> File {
+    let name = c"vmso-test-ram";
+    // SAFETY: memfd_create with a valid C string; the returned fd is owned by
+    // the File below.
+    let fd = unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC) };
+    assert!(fd >= 0, "memfd_create failed");
+    // SAFETY: fd is a fresh, valid descriptor we own.
+    let f = unsafe { File::from_raw_fd(fd) };
+    f.set_len(size).expect("size memfd");
+    f
+}
+
+impl Harness {
+    /// A device with the default MAC, RAM mapped, MSI-X eventfds set, rings
+    /// programmed and the device enabled.
+    pub fn new() -> Self {
+        let mut h = Self::bare();
+        h.setup_rings();
+        h.enable();
+        h
+    }
+
+    /// A connected device with RAM and IRQs but no rings programmed.
+    pub fn bare() -> Self {
+        let (backend, peer) = SocketBackend::pair().expect("socketpair");
+        let device = Device::start([0x52, 0x54, 0, 0x76, 0x6d, 1], Box::new(backend)).expect("device");
+        let socket = std::env::temp_dir().join(format!(
+            "vmso-test-{}-{}.sock",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::SeqCst)
+        ));
+        let _ = std::fs::remove_file(&socket);
+        let server = vfio_user::Server::new(
+            &socket,
+            true,
+            vmso_device::server::irqs(),
+            vmso_device::server::regions(),
+        )
+        .expect("server");
+        let mut vfio = device.vfio();
+        let server = std::thread::spawn(move || {
+            let _ = server.run(&mut vfio);
+        });
+        let mut client = vfio_user::Client::new(&socket).expect("client connects");
+
+        let ram = memfd(RAM_SIZE);
+        client
+            .dma_map(0, 0, REGION_SPLIT, ram.as_raw_fd())
+            .expect("dma map low");
+        client
+            .dma_map(REGION_SPLIT, REGION_SPLIT, RAM_SIZE - REGION_SPLIT, ram.as_raw_fd())
+            .expect("dma map high");
+        let region = |off: u64, size: u64| {
+            let f = ram.try_clone().unwrap();
+            let m = MmapRegion::from_file(FileOffset::new(f, off), size as usize).unwrap();
+            GuestRegionMmap::new(m, GuestAddress(off)).unwrap()
+        };
+        let mem = GuestMemoryMmap::from_regions(vec![
+            region(0, REGION_SPLIT),
+            region(REGION_SPLIT, RAM_SIZE - REGION_SPLIT),
+        ])
+        .unwrap();
+
+        let irqs: Vec<EventFd> = (0..3).map(|_| EventFd::new(libc::EFD_NONBLOCK).unwrap()).collect();
+        let fds: Vec<i32> = irqs.iter().map(|e| e.as_raw_fd()).collect();
+        client
+            .set_irqs(
+                VFIO_PCI_MSIX_IRQ_INDEX,
+                VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER,
+                0,
+                3,
+                &fds,
+            )
+            .expect("set irqs");
+        Self {
+            client,
+            mem,
+            device,
+            peer,
+            irqs,
+            socket,
+            server: Some(server),
+            tx_tail: 0,
+            tx_head: 0,
+            rx_tail: 0,
+            rx_next: 0,
+            pt: pagetable::Pool::new(PT_POOL, 16 << 20),
+        }
+    }
+
+    pub fn write_reg(&mut self, off: u64, v: u32) {
+        self.client
+            .region_write(VFIO_PCI_BAR0_REGION_INDEX, off, &v.to_le_bytes())
+            .expect("BAR0 write");
+    }
+
+    pub fn read_reg(&mut self, off: u64) -> u32 {
+        let mut b = [0u8; 4];
+        self.client
+            .region_read(VFIO_PCI_BAR0_REGION_INDEX, off, &mut b)
+            .expect("BAR0 read");
+        u32::from_le_bytes(b)
+    }
+
+    pub fn read_config(&mut self, off: u64) -> u32 {
+        let mut b = [0u8; 4];
+        self.client
+            .region_read(VFIO_PCI_CONFIG_REGION_INDEX, off, &mut b)
+            .expect("config read");
+        u32::from_le_bytes(b)
+    }
+
+    /// A device statistic, read through the guest-visible STAT block.
+    pub fn stat(&mut self, s: Stat) -> u64 {
+        let off = reg::STAT_BASE + 8 * s as u64;
+        u64::from(self.read_reg(off)) | (u64::from(self.read_reg(off + 4)) << 32)
+    }
+
+    pub fn setup_rings(&mut self) {
+        self.write_reg(reg::TX_BASE_LO, TX_RING as u32);
+        self.write_reg(reg::TX_BASE_HI, 0);
+        self.write_reg(reg::TX_SIZE, TX_SIZE);
+        self.write_reg(reg::RX_BASE_LO, RX_RING as u32);
+        self.write_reg(reg::RX_BASE_HI, 0);
+        self.write_reg(reg::RX_SIZE, RX_SIZE);
+        self.tx_tail = 0;
+        self.tx_head = 0;
+        self.rx_tail = 0;
+        self.rx_next = 0;
+    }
+
+    pub fn enable(&mut self) {
+        self.write_reg(reg::DRV_FEATURES, feat::DEVICE);
+        self.write_reg(reg::CTRL, ctrl::ENABLE);
+        self.write_reg(reg::INT_MASK_CLR, abi::cause::ALL);
+    }
+
+    pub fn write(&self, gpa: u64, data: &[u8]) {
+        self.mem.write_slice(data, GuestAddress(gpa)).expect("guest write");
+    }
+
+    pub fn read_tx_desc(&self, idx: u32) -> TxDesc {
+        self.mem
+            .read_obj(GuestAddress(TX_RING + u64::from(idx % TX_SIZE) * 32))
+            .unwrap()
+    }
+
+    /// Posts one chain without ringing the doorbell; returns its first index.
+    pub fn post(&mut self, descs: &[TxDesc]) -> u32 {
+        let first = self.tx_tail;
+        for d in descs {
+            self.mem
+                .write_obj(*d, GuestAddress(TX_RING + u64::from(self.tx_tail) * 32))
+                .unwrap();
+            self.tx_tail = (self.tx_tail + 1) % TX_SIZE;
+        }
+        first
+    }
+
+    pub fn doorbell(&mut self) {
+        let t = self.tx_tail;
+        self.write_reg(reg::TX_TAIL, t);
+    }
+
+    /// Waits until the descriptor at `idx` is done; returns its error code.
+    pub fn wait_done(&mut self, idx: u32) -> u16 {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let d = self.read_tx_desc(idx);
+            if d.status & abi::txstat::DD != 0 {
+                return d.error;
+            }
+            assert!(Instant::now() < deadline, "TX descriptor {idx} never completed");
+            std::thread::sleep(Duration::from_micros(200));
+        }
+    }
+
+    /// Posts a chain, rings, waits; returns the error code of the packet.
+    pub fn send(&mut self, descs: &[TxDesc]) -> u16 {
+        let first = self.post(descs);
+        self.doorbell();
+        let last = (first + descs.len() as u32 - 1) % TX_SIZE;
+        let e = self.wait_done(last);
+        assert_eq!(self.wait_done(first), e, "every descriptor carries the status");
+        e
+    }
+
+    /// Frames the device has sent so far (non-blocking drain).
+    pub fn frames(&self) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        let mut buf = vec![0u8; 70000];
+        loop {
+            // SAFETY: buf is a valid writable buffer; MSG_DONTWAIT never blocks.
+            let n = unsafe {
+                libc::recv(
+                    self.peer.as_raw_fd(),
+                    buf.as_mut_ptr().cast(),
+                    buf.len(),
+                    libc::MSG_DONTWAIT,
+                )
+            };
+            if n <= 0 {
+                return out;
+            }
+            out.push(buf[..n as usize].to_vec());
+        }
+    }
+
+    /// Injects a frame as if it arrived from the wire.
+    pub fn inject(&self, frame: &[u8]) {
+        // SAFETY: frame is a valid readable buffer.
+        let n = unsafe { libc::send(self.peer.as_raw_fd(), frame.as_ptr().cast(), frame.len(), 0) };
+        assert_eq!(n as usize, frame.len());
+    }
+
+    /// Posts `n` RX buffers and rings the RX doorbell.
+    pub fn post_rx(&mut self, n: u32) {
+        for _ in 0..n {
+            let i = self.rx_tail;
+            let d = RxDesc {
+                addr: RX_BUFS + u64::from(i) * u64::from(RX_BUF_LEN),
+                buf_len: RX_BUF_LEN,
+                ..Default::default()
+            };
+            self.mem
+                .write_obj(d, GuestAddress(RX_RING + u64::from(i) * 32))
+                .unwrap();
+            self.rx_tail = (self.rx_tail + 1) % RX_SIZE;
+        }
+        let t = self.rx_tail;
+        self.write_reg(reg::RX_TAIL, t);
+    }
+
+    /// Waits for the next received frame (following multi-buffer chains).
+    pub fn recv_rx(&mut self) -> Option<(Vec<u8>, RxDesc)> {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut data = Vec::new();
+        let mut first = None;
+        loop {
+            let i = self.rx_next;
+            let d: RxDesc = self
+                .mem
+                .read_obj(GuestAddress(RX_RING + u64::from(i) * 32))
+                .unwrap();
+            if d.status & abi::rxstat::DD == 0 {
+                if Instant::now() > deadline {
+                    return None;
+                }
+                std::thread::sleep(Duration::from_micros(200));
+                continue;
+            }
+            let mut buf = vec![0u8; d.len as usize];
+            self.mem.read_slice(&mut buf, GuestAddress(d.addr)).unwrap();
+            data.extend_from_slice(&buf);
+            first.get_or_insert(d);
+            self.rx_next = (self.rx_next + 1) % RX_SIZE;
+            if d.status & abi::rxstat::EOP != 0 {
+                return Some((data, first.unwrap()));
+            }
+        }
+    }
+
+    /// Waits for an interrupt on `vector`; true if it fired.
+    pub fn wait_irq(&self, vector: usize) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if self.irqs[vector].read().is_ok() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        false
+    }
+}
+
+impl Default for Harness {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        let _ = self.client.shutdown();
+        if let Some(t) = self.server.take() {
+            let _ = t.join();
+        }
+        let _ = std::fs::remove_file(&self.socket);
+    }
+}
+
+/// A TX descriptor.
+pub fn desc(addr: u64, len: u32, cmd: u16) -> TxDesc {
+    TxDesc {
+        addr,
+        len,
+        cmd,
+        ..Default::default()
+    }
+}
+
+/// A virtual-address TX descriptor.
+pub fn vdesc(va: u64, len: u32, cmd: u16, pdbr: u64, mode: vmso_device::mmu::PagingMode) -> TxDesc {
+    TxDesc {
+        addr: va,
+        pdbr,
+        len,
+        cmd: cmd | abi::cmd::VM | (mode.cmd_field() << abi::cmd::PGMODE_SHIFT),
+        ..Default::default()
+    }
+}
+
+/// A deterministic payload pattern.
+pub fn pattern(len: usize, seed: u8) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i as u32).wrapping_mul(2_654_435_761).rotate_left(7) as u8 ^ seed)
+        .collect()
+}
