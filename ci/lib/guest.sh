@@ -93,7 +93,7 @@ boot_guest() {
 
     [[ -n "${NS:-}" ]] && cmd=(ip netns exec "$NS")
     cmd+=(timeout -k 10 "$GUEST_TIMEOUT" "${QEMU[@]}"
-        -name vmso-guest
+        -name vmso-guest,process=qemu-vmso
         -accel tcg -smp "$GUEST_SMP" -m "$GUEST_MEM"
         -object "memory-backend-memfd,id=mem,size=$GUEST_MEM,share=on"
         -machine "$GUEST_MACHINE,memory-backend=mem"
