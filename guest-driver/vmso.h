@@ -88,7 +88,7 @@ struct vmso_tx_ring {
 
 	struct vmso_tx_desc *desc;	/* coherent descriptor ring */
 	dma_addr_t desc_dma;
-	u8 *hdr;			/* coherent, VMSO_TX_HDR_SIZE per slot */
+	u8 *hdr;			/* coherent, one header per slot */
 	dma_addr_t hdr_dma;
 	struct vmso_tx_buf *bufs;
 	u32 size;
@@ -183,7 +183,7 @@ struct vmso_priv {
 	u64 dev_errors;
 
 	bool up;		/* queues enabled (RTNL; read by misc) */
-	char irq_name[VMSO_NUM_VECTORS][IFNAMSIZ + 8];
+	char irq_name[VMSO_NUM_VECTORS][32];
 };
 
 /* tx.c */

@@ -77,7 +77,8 @@
 #define VMSO_REG_FAULT_COUNT		0x254
 
 #define VMSO_REG_STAT_COUNT		0x3FC
-#define VMSO_REG_STAT(i)		(0x400 + 8 * (i))	/* lo, hi at +4 */
+/* STAT[i]: 64-bit counter i, low word at +0, high word at +4 */
+#define VMSO_REG_STAT(i)		(0x400 + 8 * (i))
 
 /* VERSION */
 #define VMSO_VERSION_MAJOR(v)		((v) >> 16)
@@ -202,30 +203,41 @@ static_assert(offsetof(struct vmso_tx_desc, rsvd) == 28);
 /* Device headers must fit in the first 256 bytes of a packet */
 #define VMSO_TX_MAX_HDR			256
 
-/*
- * TX error codes, as an X-macro so that the enum and the ethtool names
- * are generated from one list: X(ENUM_SUFFIX, name, code).
- */
-#define VMSO_TX_ERRORS(X)			\
-	X(OK,		ok,		0)	\
-	X(BAD_DESC,	bad_desc,	1)	\
-	X(PAGE_FAULT,	page_fault,	2)	\
-	X(DMA,		dma,		3)	\
-	X(BAD_HDR,	bad_hdr,	4)	\
-	X(TOO_MANY_SG,	too_many_sg,	5)	\
-	X(BAD_MSS,	bad_mss,	6)	\
-	X(TOO_BIG,	too_big,	7)	\
-	X(NO_EOP,	no_eop,		8)	\
-	X(BACKEND,	backend,	9)	\
-	X(NO_PAYLOAD,	no_payload,	10)
-
-#define VMSO_TX_ERR_ENUM(e, n, c)	VMSO_TX_ERR_##e = (c),
+/* TX error codes (descriptor error field) */
 enum vmso_tx_error {
-	VMSO_TX_ERRORS(VMSO_TX_ERR_ENUM)
+	VMSO_TX_ERR_OK			= 0,
+	VMSO_TX_ERR_BAD_DESC		= 1,
+	VMSO_TX_ERR_PAGE_FAULT		= 2,
+	VMSO_TX_ERR_DMA			= 3,
+	VMSO_TX_ERR_BAD_HDR		= 4,
+	VMSO_TX_ERR_TOO_MANY_SG		= 5,
+	VMSO_TX_ERR_BAD_MSS		= 6,
+	VMSO_TX_ERR_TOO_BIG		= 7,
+	VMSO_TX_ERR_NO_EOP		= 8,
+	VMSO_TX_ERR_BACKEND		= 9,
+	VMSO_TX_ERR_NO_PAYLOAD		= 10,
 	VMSO_TX_ERR_NUM			/* first unknown code */
 };
 
-#undef VMSO_TX_ERR_ENUM
+/* Lower-case names of the TX error codes; "unknown" past the table */
+static inline const char *vmso_tx_error_name(unsigned int err)
+{
+	static const char * const names[VMSO_TX_ERR_NUM] = {
+		[VMSO_TX_ERR_OK]		= "ok",
+		[VMSO_TX_ERR_BAD_DESC]		= "bad_desc",
+		[VMSO_TX_ERR_PAGE_FAULT]	= "page_fault",
+		[VMSO_TX_ERR_DMA]		= "dma",
+		[VMSO_TX_ERR_BAD_HDR]		= "bad_hdr",
+		[VMSO_TX_ERR_TOO_MANY_SG]	= "too_many_sg",
+		[VMSO_TX_ERR_BAD_MSS]		= "bad_mss",
+		[VMSO_TX_ERR_TOO_BIG]		= "too_big",
+		[VMSO_TX_ERR_NO_EOP]		= "no_eop",
+		[VMSO_TX_ERR_BACKEND]		= "backend",
+		[VMSO_TX_ERR_NO_PAYLOAD]	= "no_payload",
+	};
+
+	return err < VMSO_TX_ERR_NUM ? names[err] : "unknown";
+}
 
 /* RX descriptor */
 struct vmso_rx_desc {
@@ -267,45 +279,71 @@ static_assert(offsetof(struct vmso_rx_desc, rsvd1) == 24);
 #define VMSO_RX_GSO_TCPV4		1
 #define VMSO_RX_GSO_TCPV6		2
 
-/*
- * Device statistics STAT[i], as an X-macro: X(ENUM_SUFFIX, name). The
- * position in the list is the index i. The names are the ethtool -S names.
- */
-#define VMSO_DEV_STATS(X)				\
-	X(TX_PACKETS,		tx_packets)		\
-	X(TX_BYTES,		tx_bytes)		\
-	X(TX_FRAMES,		tx_frames)		\
-	X(TX_TSO_PACKETS,	tx_tso_packets)		\
-	X(TX_TSO_SEGMENTS,	tx_tso_segments)	\
-	X(TX_CSUM_OFFLOAD,	tx_csum_offload)	\
-	X(TX_ERRORS,		tx_errors)		\
-	X(TX_VA_DESCS,		tx_va_descs)		\
-	X(VA_TRANSLATIONS,	va_translations)	\
-	X(IOTLB_HITS,		iotlb_hits)		\
-	X(IOTLB_MISSES,		iotlb_misses)		\
-	X(IOTLB_INVALIDATIONS,	iotlb_invalidations)	\
-	X(PAGE_FAULTS,		page_faults)		\
-	X(DMA_ERRORS,		dma_errors)		\
-	X(BAD_DESCS,		bad_descs)		\
-	X(BAD_DOORBELLS,	bad_doorbells)		\
-	X(RX_PACKETS,		rx_packets)		\
-	X(RX_BYTES,		rx_bytes)		\
-	X(RX_DROPPED,		rx_dropped)		\
-	X(RX_CSUM_OK,		rx_csum_ok)		\
-	X(RX_CSUM_BAD,		rx_csum_bad)		\
-	X(RX_COALESCED,		rx_coalesced)		\
-	X(INTERRUPTS,		interrupts)		\
-	X(BACKEND_ERRORS,	backend_errors)		\
-	X(TX_UFO_PACKETS,	tx_ufo_packets)		\
-	X(TX_USO_PACKETS,	tx_uso_packets)
-
-#define VMSO_STAT_ENUM(e, n)	VMSO_STAT_##e,
+/* Device statistics: STAT[i] */
 enum vmso_dev_stat {
-	VMSO_DEV_STATS(VMSO_STAT_ENUM)
-	VMSO_STAT_COUNT
+	VMSO_STAT_TX_PACKETS		= 0,
+	VMSO_STAT_TX_BYTES		= 1,
+	VMSO_STAT_TX_FRAMES		= 2,
+	VMSO_STAT_TX_TSO_PACKETS	= 3,
+	VMSO_STAT_TX_TSO_SEGMENTS	= 4,
+	VMSO_STAT_TX_CSUM_OFFLOAD	= 5,
+	VMSO_STAT_TX_ERRORS		= 6,
+	VMSO_STAT_TX_VA_DESCS		= 7,
+	VMSO_STAT_VA_TRANSLATIONS	= 8,
+	VMSO_STAT_IOTLB_HITS		= 9,
+	VMSO_STAT_IOTLB_MISSES		= 10,
+	VMSO_STAT_IOTLB_INVALIDATIONS	= 11,
+	VMSO_STAT_PAGE_FAULTS		= 12,
+	VMSO_STAT_DMA_ERRORS		= 13,
+	VMSO_STAT_BAD_DESCS		= 14,
+	VMSO_STAT_BAD_DOORBELLS		= 15,
+	VMSO_STAT_RX_PACKETS		= 16,
+	VMSO_STAT_RX_BYTES		= 17,
+	VMSO_STAT_RX_DROPPED		= 18,
+	VMSO_STAT_RX_CSUM_OK		= 19,
+	VMSO_STAT_RX_CSUM_BAD		= 20,
+	VMSO_STAT_RX_COALESCED		= 21,
+	VMSO_STAT_INTERRUPTS		= 22,
+	VMSO_STAT_BACKEND_ERRORS	= 23,
+	VMSO_STAT_TX_UFO_PACKETS	= 24,
+	VMSO_STAT_TX_USO_PACKETS	= 25,
+	VMSO_STAT_COUNT			/* = STAT_COUNT */
 };
 
-#undef VMSO_STAT_ENUM
+/* The ethtool -S name of STAT[i], as docs/abi.md spells it */
+static inline const char *vmso_dev_stat_name(unsigned int i)
+{
+	static const char * const names[VMSO_STAT_COUNT] = {
+		[VMSO_STAT_TX_PACKETS]		= "tx_packets",
+		[VMSO_STAT_TX_BYTES]		= "tx_bytes",
+		[VMSO_STAT_TX_FRAMES]		= "tx_frames",
+		[VMSO_STAT_TX_TSO_PACKETS]	= "tx_tso_packets",
+		[VMSO_STAT_TX_TSO_SEGMENTS]	= "tx_tso_segments",
+		[VMSO_STAT_TX_CSUM_OFFLOAD]	= "tx_csum_offload",
+		[VMSO_STAT_TX_ERRORS]		= "tx_errors",
+		[VMSO_STAT_TX_VA_DESCS]		= "tx_va_descs",
+		[VMSO_STAT_VA_TRANSLATIONS]	= "va_translations",
+		[VMSO_STAT_IOTLB_HITS]		= "iotlb_hits",
+		[VMSO_STAT_IOTLB_MISSES]	= "iotlb_misses",
+		[VMSO_STAT_IOTLB_INVALIDATIONS]	= "iotlb_invalidations",
+		[VMSO_STAT_PAGE_FAULTS]		= "page_faults",
+		[VMSO_STAT_DMA_ERRORS]		= "dma_errors",
+		[VMSO_STAT_BAD_DESCS]		= "bad_descs",
+		[VMSO_STAT_BAD_DOORBELLS]	= "bad_doorbells",
+		[VMSO_STAT_RX_PACKETS]		= "rx_packets",
+		[VMSO_STAT_RX_BYTES]		= "rx_bytes",
+		[VMSO_STAT_RX_DROPPED]		= "rx_dropped",
+		[VMSO_STAT_RX_CSUM_OK]		= "rx_csum_ok",
+		[VMSO_STAT_RX_CSUM_BAD]		= "rx_csum_bad",
+		[VMSO_STAT_RX_COALESCED]	= "rx_coalesced",
+		[VMSO_STAT_INTERRUPTS]		= "interrupts",
+		[VMSO_STAT_BACKEND_ERRORS]	= "backend_errors",
+		[VMSO_STAT_TX_UFO_PACKETS]	= "tx_ufo_packets",
+		[VMSO_STAT_TX_USO_PACKETS]	= "tx_uso_packets",
+	};
+
+	return i < VMSO_STAT_COUNT ? names[i] : "unknown";
+}
 
 static_assert(VMSO_STAT_COUNT == 26);
 static_assert(VMSO_STAT_TX_USO_PACKETS == 25);

@@ -1,0 +1,401 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * vmso receive path.
+ *
+ * Every RX slot holds one page-frag buffer of VMSO_RX_FRAG_SIZE bytes: the
+ * device writes up to VMSO_RX_BUF_LEN bytes after VMSO_RX_HEADROOM, and the
+ * tail leaves room for build_skb()'s skb_shared_info. The first buffer of a
+ * frame becomes the skb head; the following buffers of a multi-buffer frame
+ * (jumbo frames, coalesced superpackets) become frags, and once the frags
+ * are full, skbs chained on the head's frag_list. A frame may be split
+ * across two NAPI polls; the partial skb is kept in the ring.
+ */
+
+#include <linux/dma-mapping.h>
+#include <linux/etherdevice.h>
+#include <linux/mm.h>
+
+#include "vmso.h"
+
+/* Refilled buffers are announced to the device in batches of this many */
+#define VMSO_RX_DOORBELL_BATCH	32
+
+static void vmso_rx_doorbell(struct vmso_rx_ring *rx)
+{
+	if (rx->ntu == rx->tail)
+		return;
+	/* writel() orders the descriptor stores before the MMIO write */
+	vmso_wr(rx->priv, VMSO_REG_RX_TAIL, rx->ntu & rx->mask);
+	rx->tail = rx->ntu;
+	u64_stats_update_begin(&rx->stats.syncp);
+	u64_stats_inc(&rx->stats.doorbells);
+	u64_stats_update_end(&rx->stats.syncp);
+}
+
+/*
+ * Posts buffers until the ring is full (one slot stays free). @napi: in
+ * the NAPI poll, so the per-CPU NAPI frag cache may be used. Rings RX_TAIL
+ * if @force, on allocation failure, or once a batch has accumulated.
+ * Returns false if an allocation failed.
+ */
+static bool vmso_rx_refill(struct vmso_rx_ring *rx, bool napi, bool force)
+{
+	struct device *dev = &rx->priv->pdev->dev;
+	bool ok = true;
+
+	while (rx->ntu - rx->ntc < rx->size - 1) {
+		u32 slot = rx->ntu & rx->mask;
+		struct vmso_rx_buf *buf = &rx->bufs[slot];
+		struct vmso_rx_desc *desc = &rx->desc[slot];
+		dma_addr_t dma;
+		void *va;
+
+		if (napi)
+			va = napi_alloc_frag(VMSO_RX_FRAG_SIZE);
+		else
+			va = netdev_alloc_frag(VMSO_RX_FRAG_SIZE);
+		if (unlikely(!va)) {
+			ok = false;
+			break;
+		}
+		dma = dma_map_single(dev, va + VMSO_RX_HEADROOM,
+				     VMSO_RX_BUF_LEN, DMA_FROM_DEVICE);
+		if (unlikely(dma_mapping_error(dev, dma))) {
+			skb_free_frag(va);
+			ok = false;
+			break;
+		}
+		buf->va = va;
+		buf->dma = dma;
+
+		desc->addr = cpu_to_le64(dma);
+		desc->buf_len = cpu_to_le32(VMSO_RX_BUF_LEN);
+		desc->len = 0;
+		desc->status = 0;	/* no stale DD */
+		desc->gso_size = 0;
+		desc->gso_segs = 0;
+		desc->gso_type = 0;
+		desc->rsvd0 = 0;
+		desc->rsvd1 = 0;
+		rx->ntu++;
+	}
+
+	if (unlikely(!ok)) {
+		u64_stats_update_begin(&rx->stats.syncp);
+		u64_stats_inc(&rx->stats.alloc_fails);
+		u64_stats_update_end(&rx->stats.syncp);
+	}
+	if (force || !ok || rx->ntu - rx->tail >= VMSO_RX_DOORBELL_BATCH)
+		vmso_rx_doorbell(rx);
+	return ok;
+}
+
+static void vmso_rx_drop_frame(struct vmso_rx_ring *rx)
+{
+	if (rx->skb)
+		dev_kfree_skb_any(rx->skb);
+	rx->skb = NULL;
+	rx->last = NULL;
+}
+
+/* Appends one filled buffer to the frame being assembled */
+static void vmso_rx_add_buf(struct vmso_rx_ring *rx, void *va, u32 len)
+{
+	struct sk_buff *skb = rx->skb, *last = rx->last, *nskb;
+	struct page *page;
+	u32 off;
+
+	if (!skb) {
+		skb = napi_build_skb(va, VMSO_RX_FRAG_SIZE);
+		if (unlikely(!skb))
+			goto fail;
+		skb_reserve(skb, VMSO_RX_HEADROOM);
+		__skb_put(skb, len);
+		rx->skb = skb;
+		rx->last = skb;
+		return;
+	}
+
+	if (!len) {
+		skb_free_frag(va);
+		return;
+	}
+
+	if (skb_shinfo(last)->nr_frags < MAX_SKB_FRAGS) {
+		page = virt_to_head_page(va);
+		off = va + VMSO_RX_HEADROOM - page_address(page);
+		skb_add_rx_frag(last, skb_shinfo(last)->nr_frags, page, off,
+				len, VMSO_RX_FRAG_SIZE);
+		if (last != skb) {
+			skb->len += len;
+			skb->data_len += len;
+			skb->truesize += VMSO_RX_FRAG_SIZE;
+		}
+		return;
+	}
+
+	/* Frags are full: chain a new skb, built on this buffer, on the
+	 * head's frag_list.
+	 */
+	nskb = napi_build_skb(va, VMSO_RX_FRAG_SIZE);
+	if (unlikely(!nskb))
+		goto fail;
+	skb_reserve(nskb, VMSO_RX_HEADROOM);
+	__skb_put(nskb, len);
+	if (last == skb)
+		skb_shinfo(skb)->frag_list = nskb;
+	else
+		last->next = nskb;
+	rx->last = nskb;
+	skb->len += len;
+	skb->data_len += len;
+	skb->truesize += nskb->truesize;
+	return;
+
+fail:
+	skb_free_frag(va);
+	u64_stats_update_begin(&rx->stats.syncp);
+	u64_stats_inc(&rx->stats.alloc_fails);
+	u64_stats_update_end(&rx->stats.syncp);
+	vmso_rx_drop_frame(rx);
+	rx->discard = true;
+}
+
+/* Hands a complete frame to the stack */
+static void vmso_rx_deliver(struct vmso_rx_ring *rx)
+{
+	struct net_device *netdev = rx->priv->netdev;
+	struct sk_buff *skb = rx->skb;
+	u16 st = rx->first_status;
+	bool csum_ok = false, gso = false;
+	unsigned int len = skb->len;
+
+	rx->skb = NULL;
+	rx->last = NULL;
+
+	if (unlikely(skb_headlen(skb) < ETH_HLEN)) {
+		dev_kfree_skb_any(skb);
+		u64_stats_update_begin(&rx->stats.syncp);
+		u64_stats_inc(&rx->stats.errors);
+		u64_stats_inc(&rx->stats.dropped);
+		u64_stats_update_end(&rx->stats.syncp);
+		return;
+	}
+
+	skb->protocol = eth_type_trans(skb, netdev);
+
+	if ((netdev->features & NETIF_F_RXCSUM) &&
+	    (st & VMSO_RX_STS_L4_OK) && !(st & VMSO_RX_STS_CSUM_ERR)) {
+		skb->ip_summed = CHECKSUM_UNNECESSARY;
+		csum_ok = true;
+	}
+
+	/*
+	 * A coalesced superpacket goes up as a GSO skb, like hardware LRO,
+	 * so that the stack (and GRO, which counts gso_segs) accepts it and
+	 * can resegment it. Only checksum-verified ones qualify: the TCP
+	 * checksum of a superpacket covers the first segment only.
+	 */
+	if ((st & VMSO_RX_STS_COALESCED) && csum_ok && rx->gso_size &&
+	    rx->gso_segs > 1 &&
+	    (rx->gso_type == VMSO_RX_GSO_TCPV4 ||
+	     rx->gso_type == VMSO_RX_GSO_TCPV6)) {
+		struct skb_shared_info *shinfo = skb_shinfo(skb);
+
+		shinfo->gso_size = rx->gso_size;
+		shinfo->gso_segs = rx->gso_segs;
+		shinfo->gso_type = rx->gso_type == VMSO_RX_GSO_TCPV4 ?
+				   SKB_GSO_TCPV4 : SKB_GSO_TCPV6;
+		gso = true;
+	}
+
+	skb_record_rx_queue(skb, 0);
+
+	u64_stats_update_begin(&rx->stats.syncp);
+	u64_stats_inc(&rx->stats.packets);
+	u64_stats_add(&rx->stats.bytes, len);
+	if (skb->data_len)
+		u64_stats_inc(&rx->stats.multi_buf);
+	if (skb_has_frag_list(skb))
+		u64_stats_inc(&rx->stats.frag_list);
+	if (csum_ok)
+		u64_stats_inc(&rx->stats.csum_ok);
+	if (st & VMSO_RX_STS_CSUM_ERR)
+		u64_stats_inc(&rx->stats.csum_err);
+	if (gso)
+		u64_stats_inc(&rx->stats.coalesced);
+	u64_stats_update_end(&rx->stats.syncp);
+
+	napi_gro_receive(&rx->napi, skb);
+}
+
+/* Reads completed descriptors; returns the number of frames finished */
+static int vmso_rx_clean(struct vmso_rx_ring *rx, int budget)
+{
+	struct device *dev = &rx->priv->pdev->dev;
+	int done = 0;
+
+	while (done < budget && rx->ntc != rx->ntu) {
+		u32 slot = rx->ntc & rx->mask;
+		struct vmso_rx_desc *desc = &rx->desc[slot];
+		struct vmso_rx_buf *buf = &rx->bufs[slot];
+		u16 status = le16_to_cpu(READ_ONCE(desc->status));
+		u32 len;
+		void *va;
+
+		if (!(status & VMSO_RX_STS_DD))
+			break;
+		/* Read the rest of the descriptor, and the data, after DD */
+		dma_rmb();
+		len = le32_to_cpu(desc->len);
+
+		dma_unmap_single(dev, buf->dma, VMSO_RX_BUF_LEN,
+				 DMA_FROM_DEVICE);
+		va = buf->va;
+		buf->va = NULL;
+		rx->ntc++;
+
+		if (!rx->skb && !rx->discard) {
+			/* First buffer of a frame: csum and GSO live here */
+			rx->first_status = status;
+			rx->gso_size = le16_to_cpu(desc->gso_size);
+			rx->gso_segs = le16_to_cpu(desc->gso_segs);
+			rx->gso_type = desc->gso_type;
+		}
+
+		if (unlikely(len > VMSO_RX_BUF_LEN)) {
+			/* Device bug: drop the whole frame */
+			if (!rx->discard) {
+				u64_stats_update_begin(&rx->stats.syncp);
+				u64_stats_inc(&rx->stats.errors);
+				u64_stats_update_end(&rx->stats.syncp);
+			}
+			vmso_rx_drop_frame(rx);
+			rx->discard = true;
+		}
+
+		if (unlikely(rx->discard))
+			skb_free_frag(va);
+		else
+			vmso_rx_add_buf(rx, va, len);
+
+		if (!(status & VMSO_RX_STS_EOP))
+			continue;
+
+		done++;
+		if (unlikely(rx->discard)) {
+			rx->discard = false;
+			u64_stats_update_begin(&rx->stats.syncp);
+			u64_stats_inc(&rx->stats.dropped);
+			u64_stats_update_end(&rx->stats.syncp);
+			continue;
+		}
+		vmso_rx_deliver(rx);
+	}
+	return done;
+}
+
+static bool vmso_rx_work_pending(const struct vmso_rx_ring *rx)
+{
+	const struct vmso_rx_desc *desc = &rx->desc[rx->ntc & rx->mask];
+
+	return rx->ntc != rx->ntu &&
+	       (le16_to_cpu(READ_ONCE(desc->status)) & VMSO_RX_STS_DD);
+}
+
+int vmso_rx_poll(struct napi_struct *napi, int budget)
+{
+	struct vmso_rx_ring *rx = container_of(napi, struct vmso_rx_ring, napi);
+	bool refilled;
+	int done;
+
+	/* budget 0 is netpoll, which must not receive */
+	if (unlikely(!budget))
+		return 0;
+
+	done = vmso_rx_clean(rx, budget);
+	refilled = vmso_rx_refill(rx, true, false);
+
+	if (done == budget)
+		return budget;
+	/* No buffer at all and none to be had: poll again rather than wait
+	 * for an interrupt that cannot come.
+	 */
+	if (unlikely(!refilled && rx->ntu == rx->ntc))
+		return budget;
+
+	if (napi_complete_done(napi, done)) {
+		/* Ack (unmask) -> barrier -> recheck */
+		vmso_irq_rearm(rx->priv, VMSO_INT_RX);
+		if (vmso_rx_work_pending(rx))
+			napi_schedule(napi);
+	}
+	return done;
+}
+
+/* Posts the initial buffers and rings RX_TAIL. The device is enabled. */
+void vmso_rx_fill(struct vmso_priv *priv)
+{
+	struct vmso_rx_ring *rx = &priv->rx;
+
+	if (!vmso_rx_refill(rx, false, true))
+		netdev_warn(priv->netdev, "RX ring: only %u of %u buffers\n",
+			    rx->ntu - rx->ntc, rx->size - 1);
+}
+
+int vmso_rx_alloc(struct vmso_priv *priv)
+{
+	struct vmso_rx_ring *rx = &priv->rx;
+	struct device *dev = &priv->pdev->dev;
+
+	rx->size = VMSO_RX_RING_SIZE;
+	rx->mask = rx->size - 1;
+	rx->ntu = 0;
+	rx->ntc = 0;
+	rx->tail = 0;
+	rx->skb = NULL;
+	rx->last = NULL;
+	rx->discard = false;
+
+	rx->desc = dma_alloc_coherent(dev, rx->size * sizeof(*rx->desc),
+				      &rx->desc_dma, GFP_KERNEL);
+	if (!rx->desc)
+		return -ENOMEM;
+	rx->bufs = kcalloc(rx->size, sizeof(*rx->bufs), GFP_KERNEL);
+	if (!rx->bufs) {
+		dma_free_coherent(dev, rx->size * sizeof(*rx->desc), rx->desc,
+				  rx->desc_dma);
+		rx->desc = NULL;
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+/* Frees the ring and its buffers. The device must be reset and the RX
+ * NAPI disabled.
+ */
+void vmso_rx_free(struct vmso_priv *priv)
+{
+	struct vmso_rx_ring *rx = &priv->rx;
+	struct device *dev = &priv->pdev->dev;
+
+	if (!rx->bufs)
+		return;
+
+	vmso_rx_drop_frame(rx);
+	rx->discard = false;
+	for (; rx->ntc != rx->ntu; rx->ntc++) {
+		struct vmso_rx_buf *buf = &rx->bufs[rx->ntc & rx->mask];
+
+		dma_unmap_single(dev, buf->dma, VMSO_RX_BUF_LEN,
+				 DMA_FROM_DEVICE);
+		skb_free_frag(buf->va);
+		buf->va = NULL;
+	}
+
+	kfree(rx->bufs);
+	rx->bufs = NULL;
+	dma_free_coherent(dev, rx->size * sizeof(*rx->desc), rx->desc,
+			  rx->desc_dma);
+	rx->desc = NULL;
+}

@@ -1,0 +1,757 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * vmso transmit path.
+ *
+ * A packet is a chain of descriptors (docs/abi.md, "TX descriptor"):
+ *
+ *   slot 0   the protocol headers, copied into this slot's coherent header
+ *            buffer and posted by *physical* address. It carries the offload
+ *            CMD bits and the MSS, which the device reads from the first
+ *            descriptor only.
+ *   slot 1   the rest of the skb's linear part, if any
+ *   slot 2.. one descriptor per non-empty frag
+ *
+ * The payload slots (1..) are posted either by kernel virtual address with
+ * CMD.VM and the kernel PDBR, so that the device walks the page tables to
+ * find the pages (dma_mode=virt, the invention), or by DMA address from
+ * dma_map_single()/skb_frag_dma_map() (dma_mode=phys, the usual way). Both
+ * ways the skb is held until the device has written DD into the chain.
+ *
+ * A VA chain that completes with PAGE_FAULT is posted again once, in
+ * physical mode, from the TX NAPI poll.
+ */
+
+#include <linux/dma-mapping.h>
+#include <linux/highmem.h>
+#include <linux/if_vlan.h>
+#include <linux/ip.h>
+#include <linux/ipv6.h>
+#include <linux/moduleparam.h>
+#include <linux/string.h>
+#include <linux/tcp.h>
+#include <linux/udp.h>
+#include <net/ip.h>
+
+#include "vmso.h"
+
+enum vmso_dma_mode {
+	VMSO_DMA_VIRT,
+	VMSO_DMA_PHYS,
+};
+
+static const char * const vmso_dma_mode_names[] = {
+	[VMSO_DMA_VIRT] = "virt",
+	[VMSO_DMA_PHYS] = "phys",
+};
+
+static int vmso_dma_mode = VMSO_DMA_VIRT;
+
+static int vmso_dma_mode_set(const char *val, const struct kernel_param *kp)
+{
+	int mode = sysfs_match_string(vmso_dma_mode_names, val);
+
+	if (mode < 0)
+		return -EINVAL;
+	WRITE_ONCE(vmso_dma_mode, mode);
+	return 0;
+}
+
+static int vmso_dma_mode_get(char *buf, const struct kernel_param *kp)
+{
+	return scnprintf(buf, PAGE_SIZE, "%s\n", vmso_dma_mode_name());
+}
+
+static const struct kernel_param_ops vmso_dma_mode_ops = {
+	.set = vmso_dma_mode_set,
+	.get = vmso_dma_mode_get,
+};
+
+module_param_cb(dma_mode, &vmso_dma_mode_ops, NULL, 0644);
+MODULE_PARM_DESC(dma_mode,
+		 "TX payload addressing: virt (kernel virtual addresses, the device walks the page tables; default) or phys (dma_map_page)");
+
+const char *vmso_dma_mode_name(void)
+{
+	return vmso_dma_mode_names[READ_ONCE(vmso_dma_mode)];
+}
+
+bool vmso_tx_use_va(const struct vmso_priv *priv)
+{
+	return priv->va_capable && READ_ONCE(vmso_dma_mode) == VMSO_DMA_VIRT;
+}
+
+/* What vmso_tx_prep() decided about one skb */
+struct vmso_tx_pkt {
+	struct sk_buff *skb;
+	u32 hdr_len;	/* bytes copied into the header buffer */
+	u16 cmd;	/* offload CMD bits of the first descriptor */
+	u16 mss;
+	u16 descs;	/* descriptors the chain takes */
+	bool virt;	/* payload posted by kernel virtual address */
+};
+
+static u32 vmso_tx_unused(const struct vmso_tx_ring *tx)
+{
+	return tx->size - 1 - (tx->ntu - READ_ONCE(tx->ntc));
+}
+
+static int vmso_tx_pull(struct sk_buff *skb, u32 len)
+{
+	if (likely(len <= skb_headlen(skb)))
+		return 0;
+	return pskb_may_pull(skb, len) ? 0 : -ENOMEM;
+}
+
+/*
+ * Length of the Ethernet + IP + TCP/UDP headers of a CHECKSUM_PARTIAL skb,
+ * or 0 if the checksum is not a TCP or UDP one the device can insert.
+ * vmso_features_check() has already checked the IP layer.
+ */
+static u32 vmso_tx_l4_hdr_len(struct sk_buff *skb)
+{
+	u32 l4 = skb_checksum_start_offset(skb);
+
+	if (l4 != skb_transport_offset(skb))
+		return 0;
+	switch (skb->csum_offset) {
+	case offsetof(struct tcphdr, check):
+		if (vmso_tx_pull(skb, l4 + sizeof(struct tcphdr)))
+			return 0;
+		return l4 + tcp_hdrlen(skb);
+	case offsetof(struct udphdr, check):
+		return l4 + sizeof(struct udphdr);
+	default:
+		return 0;
+	}
+}
+
+/*
+ * Decides the header length, offload bits and descriptor count of a packet.
+ * It may pull headers into the linear part, linearize, or fall back to a
+ * software checksum; it never frees the skb.
+ */
+static int vmso_tx_prep(struct vmso_tx_ring *tx, struct sk_buff *skb,
+			struct vmso_tx_pkt *pkt, bool virt)
+{
+	struct vmso_priv *priv = tx->priv;
+	struct skb_shared_info *shinfo = skb_shinfo(skb);
+	u32 hdr_len = 0;
+	int descs, i;
+
+	pkt->skb = skb;
+	pkt->cmd = 0;
+	pkt->mss = 0;
+
+	if (unlikely(skb->len < ETH_HLEN || skb->len > priv->max_pkt))
+		return -EINVAL;
+
+	if (skb_is_gso(skb)) {
+		if (unlikely(!(shinfo->gso_type &
+			       (SKB_GSO_TCPV4 | SKB_GSO_TCPV6))))
+			return -EPROTONOSUPPORT;
+		if (vmso_tx_pull(skb, skb_transport_offset(skb) +
+					sizeof(struct tcphdr)))
+			return -ENOMEM;
+		hdr_len = skb_tcp_all_headers(skb);
+		pkt->cmd = VMSO_TX_CMD_TSO | VMSO_TX_CMD_L4CSUM;
+		if (shinfo->gso_type & SKB_GSO_TCPV4)
+			pkt->cmd |= VMSO_TX_CMD_IPCSUM;
+		pkt->mss = shinfo->gso_size;
+		if (unlikely(hdr_len > VMSO_TX_HDR_SIZE || !pkt->mss))
+			return -EINVAL;
+	} else if (skb->ip_summed == CHECKSUM_PARTIAL) {
+		hdr_len = vmso_tx_l4_hdr_len(skb);
+		if (likely(hdr_len && hdr_len <= VMSO_TX_HDR_SIZE)) {
+			pkt->cmd = VMSO_TX_CMD_L4CSUM;
+			if (vlan_get_protocol(skb) == htons(ETH_P_IP))
+				pkt->cmd |= VMSO_TX_CMD_IPCSUM;
+		} else {
+			hdr_len = 0;
+			if (skb_checksum_help(skb))
+				return -EINVAL;
+		}
+	}
+
+	if (!hdr_len) {
+		/*
+		 * No offload: the device does not parse the packet, so the
+		 * physically addressed first descriptor is simply the start
+		 * of the linear part.
+		 */
+		if (vmso_tx_pull(skb, ETH_HLEN))
+			return -ENOMEM;
+		hdr_len = min_t(u32, skb_headlen(skb), VMSO_TX_HDR_SIZE);
+	}
+	if (vmso_tx_pull(skb, hdr_len))
+		return -ENOMEM;
+
+	descs = 1 + (skb_headlen(skb) > hdr_len);
+	for (i = 0; i < shinfo->nr_frags; i++) {
+		const skb_frag_t *frag = &shinfo->frags[i];
+
+		if (!skb_frag_size(frag))
+			continue;
+		descs++;
+		/* A frag without a kernel mapping cannot go by VA */
+		if (PageHighMem(skb_frag_page(frag)))
+			virt = false;
+	}
+	if (unlikely(descs > priv->max_sg)) {
+		if (skb_linearize(skb))
+			return -ENOMEM;
+		descs = 1 + (skb_headlen(skb) > hdr_len);
+		u64_stats_update_begin(&tx->xstats.syncp);
+		u64_stats_inc(&tx->xstats.linearized);
+		u64_stats_update_end(&tx->xstats.syncp);
+	}
+
+	pkt->hdr_len = hdr_len;
+	pkt->descs = descs;
+	pkt->virt = virt;
+	return 0;
+}
+
+static void vmso_tx_put_desc(struct vmso_tx_ring *tx, u32 idx, u64 addr,
+			     u64 pdbr, u32 len, u16 mss, u16 cmd)
+{
+	struct vmso_tx_desc *d = &tx->desc[idx & tx->mask];
+
+	d->addr = cpu_to_le64(addr);
+	d->pdbr = cpu_to_le64(pdbr);
+	d->len = cpu_to_le32(len);
+	d->mss = cpu_to_le16(mss);
+	d->cmd = cpu_to_le16(cmd);
+	d->status = 0;
+	d->error = 0;
+	d->rsvd = 0;
+}
+
+static void vmso_tx_unmap_slot(struct vmso_tx_ring *tx, struct vmso_tx_buf *buf)
+{
+	struct device *dev = &tx->priv->pdev->dev;
+
+	switch (buf->map) {
+	case VMSO_TX_MAP_SINGLE:
+		dma_unmap_single(dev, buf->dma, buf->dma_len, DMA_TO_DEVICE);
+		break;
+	case VMSO_TX_MAP_PAGE:
+		dma_unmap_page(dev, buf->dma, buf->dma_len, DMA_TO_DEVICE);
+		break;
+	default:
+		break;
+	}
+	buf->map = VMSO_TX_MAP_NONE;
+}
+
+/*
+ * Posts one payload slice at slot @idx: @len bytes at @kva, which is either
+ * linear skb data (@frag NULL) or lies in @frag at offset @off.
+ */
+static int vmso_tx_put_payload(struct vmso_tx_ring *tx,
+			       const struct vmso_tx_pkt *pkt, u32 idx,
+			       const void *kva, const skb_frag_t *frag,
+			       u32 off, u32 len)
+{
+	struct vmso_priv *priv = tx->priv;
+	struct vmso_tx_buf *buf = &tx->bufs[idx & tx->mask];
+	struct device *dev = &priv->pdev->dev;
+	dma_addr_t dma;
+
+	if (unlikely(len > VMSO_TX_DESC_MAX_LEN))
+		return -EMSGSIZE;
+
+	if (pkt->virt) {
+		/*
+		 * The device translates @kva through the kernel half of the
+		 * page tables at priv->pdbr (the direct map, or any kernel
+		 * mapping). The skb, held until DD, keeps the pages alive.
+		 */
+		vmso_tx_put_desc(tx, idx, (u64)(uintptr_t)kva, priv->pdbr, len,
+				 0, priv->va_cmd);
+		return 0;
+	}
+
+	if (frag) {
+		dma = skb_frag_dma_map(dev, frag, off, len, DMA_TO_DEVICE);
+		buf->map = VMSO_TX_MAP_PAGE;
+	} else {
+		dma = dma_map_single(dev, (void *)kva, len, DMA_TO_DEVICE);
+		buf->map = VMSO_TX_MAP_SINGLE;
+	}
+	if (unlikely(dma_mapping_error(dev, dma))) {
+		buf->map = VMSO_TX_MAP_NONE;
+		return -ENOMEM;
+	}
+	buf->dma = dma;
+	buf->dma_len = len;
+	vmso_tx_put_desc(tx, idx, dma, 0, len, 0, 0);
+	return 0;
+}
+
+/*
+ * Builds the descriptor chain of @pkt at tx->ntu and publishes it to the
+ * completion path; the caller rings the doorbell. Caller holds the TX lock
+ * and has checked that pkt->descs slots are free.
+ *
+ * A driver-segmentation mode would call vmso_tx_put_desc() for each
+ * segment's header (from a header pool) and vmso_tx_put_payload() for that
+ * segment's slices of the linear part and frags, within the same chain.
+ */
+static int vmso_tx_post(struct vmso_tx_ring *tx, const struct vmso_tx_pkt *pkt)
+{
+	struct sk_buff *skb = pkt->skb;
+	struct skb_shared_info *shinfo = skb_shinfo(skb);
+	u32 first = tx->ntu, idx = first, slot = first & tx->mask;
+	u32 hdr = pkt->hdr_len, len, i;
+	struct vmso_tx_buf *fbuf;
+	int err;
+
+	/* Slot 0: headers by physical address, offload bits and MSS */
+	memcpy(tx->hdr + slot * VMSO_TX_HDR_SIZE, skb->data, hdr);
+	vmso_tx_put_desc(tx, idx++, tx->hdr_dma + slot * VMSO_TX_HDR_SIZE, 0,
+			 hdr, pkt->mss, pkt->cmd);
+
+	/* The rest of the linear part */
+	len = skb_headlen(skb) - hdr;
+	if (len) {
+		err = vmso_tx_put_payload(tx, pkt, idx, skb->data + hdr, NULL,
+					  0, len);
+		if (err)
+			goto unwind;
+		idx++;
+	}
+
+	for (i = 0; i < shinfo->nr_frags; i++) {
+		const skb_frag_t *frag = &shinfo->frags[i];
+
+		len = skb_frag_size(frag);
+		if (!len)
+			continue;
+		err = vmso_tx_put_payload(tx, pkt, idx, skb_frag_address(frag),
+					  frag, 0, len);
+		if (err)
+			goto unwind;
+		idx++;
+	}
+
+	tx->desc[(idx - 1) & tx->mask].cmd |= cpu_to_le16(VMSO_TX_CMD_EOP);
+
+	fbuf = &tx->bufs[slot];
+	fbuf->skb = skb;
+	fbuf->nr_descs = idx - first;
+	fbuf->virt = pkt->virt;
+
+	/* Pairs with smp_load_acquire() in vmso_tx_clean() */
+	smp_store_release(&tx->ntu, idx);
+
+	u64_stats_update_begin(&tx->xstats.syncp);
+	if (pkt->virt) {
+		u64_stats_inc(&tx->xstats.va_packets);
+		u64_stats_add(&tx->xstats.va_descs, idx - first - 1);
+	} else {
+		u64_stats_inc(&tx->xstats.phys_packets);
+	}
+	if (pkt->cmd & VMSO_TX_CMD_TSO)
+		u64_stats_inc(&tx->xstats.tso_packets);
+	else if (pkt->cmd & VMSO_TX_CMD_L4CSUM)
+		u64_stats_inc(&tx->xstats.csum_packets);
+	u64_stats_update_end(&tx->xstats.syncp);
+	return 0;
+
+unwind:
+	while (idx != first)
+		vmso_tx_unmap_slot(tx, &tx->bufs[--idx & tx->mask]);
+	u64_stats_update_begin(&tx->xstats.syncp);
+	u64_stats_inc(&tx->xstats.map_errors);
+	u64_stats_update_end(&tx->xstats.syncp);
+	return err;
+}
+
+/* Tells the device about every posted chain. Caller holds the TX lock. */
+static void vmso_tx_doorbell(struct vmso_tx_ring *tx)
+{
+	u32 ntu = tx->ntu;
+
+	if (ntu == tx->tail)
+		return;
+	/* writel() orders the descriptor stores before the MMIO write */
+	vmso_wr(tx->priv, VMSO_REG_TX_TAIL, ntu & tx->mask);
+	tx->tail = ntu;
+	u64_stats_update_begin(&tx->xstats.syncp);
+	u64_stats_inc(&tx->xstats.doorbells);
+	u64_stats_update_end(&tx->xstats.syncp);
+}
+
+static void vmso_tx_maybe_stop(struct vmso_tx_ring *tx,
+			       struct netdev_queue *txq)
+{
+	if (likely(vmso_tx_unused(tx) >= VMSO_TX_STOP_THRESH))
+		return;
+
+	netif_tx_stop_queue(txq);
+	u64_stats_update_begin(&tx->xstats.syncp);
+	u64_stats_inc(&tx->xstats.queue_stops);
+	u64_stats_update_end(&tx->xstats.syncp);
+
+	/* Pairs with smp_mb() in vmso_tx_clean(): catch a racing clean */
+	smp_mb();
+	if (vmso_tx_unused(tx) >= VMSO_TX_STOP_THRESH)
+		netif_tx_start_queue(txq);
+}
+
+netdev_tx_t vmso_start_xmit(struct sk_buff *skb, struct net_device *netdev)
+{
+	struct vmso_priv *priv = netdev_priv(netdev);
+	struct vmso_tx_ring *tx = &priv->tx;
+	struct netdev_queue *txq = netdev_get_tx_queue(netdev, 0);
+	struct vmso_tx_pkt pkt;
+	unsigned int len;
+
+	if (unlikely(vmso_tx_prep(tx, skb, &pkt, vmso_tx_use_va(priv))))
+		goto drop;
+
+	if (unlikely(vmso_tx_unused(tx) < pkt.descs)) {
+		/* Not expected: the queue stops with a whole skb's room left */
+		netif_tx_stop_queue(txq);
+		vmso_tx_doorbell(tx);
+		return NETDEV_TX_BUSY;
+	}
+
+	len = skb->len;
+	skb_tx_timestamp(skb);
+	if (unlikely(vmso_tx_post(tx, &pkt)))
+		goto drop;
+
+	vmso_tx_maybe_stop(tx, txq);
+	/* One TX_TAIL write per batch: the last skb, or a stopped queue */
+	if (__netdev_tx_sent_queue(txq, len, netdev_xmit_more()))
+		vmso_tx_doorbell(tx);
+	return NETDEV_TX_OK;
+
+drop:
+	dev_kfree_skb_any(skb);
+	u64_stats_update_begin(&tx->xstats.syncp);
+	u64_stats_inc(&tx->xstats.dropped);
+	u64_stats_update_end(&tx->xstats.syncp);
+	if (!netdev_xmit_more())
+		vmso_tx_doorbell(tx);
+	return NETDEV_TX_OK;
+}
+
+netdev_features_t vmso_features_check(struct sk_buff *skb,
+				      struct net_device *netdev,
+				      netdev_features_t features)
+{
+	u32 l3 = skb_network_offset(skb), l4, hdr_end;
+	u8 proto;
+
+	features = vlan_features_check(skb, features);
+	if (skb->ip_summed != CHECKSUM_PARTIAL)
+		return features;
+
+	/* The device parses Ethernet, one optional 802.1Q tag, IPv4 or IPv6
+	 * without extension headers, then TCP or UDP, all in 256 bytes.
+	 */
+	l4 = skb_checksum_start_offset(skb);
+	if (l3 != ETH_HLEN && l3 != ETH_HLEN + VLAN_HLEN)
+		goto no_offload;
+	if (l4 != skb_transport_offset(skb) ||
+	    l4 + sizeof(struct udphdr) > skb_headlen(skb))
+		goto no_offload;
+
+	switch (vlan_get_protocol(skb)) {
+	case htons(ETH_P_IP):
+		if (l4 != l3 + ip_hdrlen(skb))
+			goto no_offload;
+		proto = ip_hdr(skb)->protocol;
+		break;
+	case htons(ETH_P_IPV6):
+		if (l4 != l3 + sizeof(struct ipv6hdr))
+			goto no_offload;
+		proto = ipv6_hdr(skb)->nexthdr;
+		break;
+	default:
+		goto no_offload;
+	}
+
+	if (proto == IPPROTO_TCP &&
+	    skb->csum_offset == offsetof(struct tcphdr, check) &&
+	    l4 + sizeof(struct tcphdr) <= skb_headlen(skb))
+		hdr_end = l4 + tcp_hdrlen(skb);
+	else if (proto == IPPROTO_UDP && !skb_is_gso(skb) &&
+		 skb->csum_offset == offsetof(struct udphdr, check))
+		hdr_end = l4 + sizeof(struct udphdr);
+	else
+		goto no_offload;
+	if (hdr_end > VMSO_TX_MAX_HDR)
+		goto no_offload;
+	return features;
+
+no_offload:
+	return features & ~(NETIF_F_CSUM_MASK | NETIF_F_GSO_MASK);
+}
+
+/* Every descriptor of the chain at @first has DD (the ABI does not say in
+ * which order the device writes them, so check them all).
+ */
+static bool vmso_tx_chain_done(const struct vmso_tx_ring *tx, u32 first,
+			       u32 n)
+{
+	u32 i;
+
+	for (i = 0; i < n; i++) {
+		const struct vmso_tx_desc *d;
+
+		d = &tx->desc[(first + i) & tx->mask];
+		if (!(le16_to_cpu(READ_ONCE(d->status)) & VMSO_TX_STS_DD))
+			return false;
+	}
+	return true;
+}
+
+static bool vmso_tx_work_pending(struct vmso_tx_ring *tx)
+{
+	u32 ntc = tx->ntc;
+
+	if (!skb_queue_empty(&tx->retry))
+		return true;
+	/* Pairs with smp_store_release() in vmso_tx_post() */
+	if (ntc == smp_load_acquire(&tx->ntu))
+		return false;
+	return vmso_tx_chain_done(tx, ntc, tx->bufs[ntc & tx->mask].nr_descs);
+}
+
+/*
+ * Re-posts the skbs whose VA chain faulted, in physical mode. Runs in the
+ * TX NAPI poll; takes the TX lock like ndo_start_xmit. Adds the skbs it
+ * has to drop to *pkts and *bytes for BQL.
+ */
+static void vmso_tx_resend(struct vmso_tx_ring *tx, struct netdev_queue *txq,
+			   unsigned int *pkts, unsigned int *bytes)
+{
+	struct vmso_tx_pkt pkt;
+	struct sk_buff *skb;
+	u64 drops = 0;
+
+	/* Trylock: netpoll may poll us from inside our own xmit */
+	if (!__netif_tx_trylock(txq))
+		return;
+
+	while ((skb = skb_peek(&tx->retry))) {
+		if (!vmso_tx_prep(tx, skb, &pkt, false)) {
+			if (vmso_tx_unused(tx) < pkt.descs)
+				break;	/* wait for more completions */
+			__skb_unlink(skb, &tx->retry);
+			if (!vmso_tx_post(tx, &pkt))
+				continue;
+		} else {
+			__skb_unlink(skb, &tx->retry);
+		}
+		(*pkts)++;
+		*bytes += skb->len;
+		drops++;
+		dev_kfree_skb_any(skb);
+	}
+	vmso_tx_doorbell(tx);
+	vmso_tx_maybe_stop(tx, txq);
+	__netif_tx_unlock(txq);
+
+	if (drops) {
+		u64_stats_update_begin(&tx->cstats.syncp);
+		u64_stats_add(&tx->cstats.fallback_drops, drops);
+		u64_stats_update_end(&tx->cstats.syncp);
+	}
+}
+
+/*
+ * Reclaims completed chains. TX work does not count against the NAPI
+ * budget; @budget only tells napi_consume_skb() whether this is netpoll.
+ * Returns true if work is left (ring not fully scanned, or re-sends
+ * pending).
+ */
+static bool vmso_tx_clean(struct vmso_tx_ring *tx, int budget)
+{
+	struct vmso_priv *priv = tx->priv;
+	struct net_device *netdev = priv->netdev;
+	struct netdev_queue *txq = netdev_get_tx_queue(netdev, 0);
+	u32 ntc = tx->ntc, limit = tx->size;
+	unsigned int pkts = 0, bytes = 0;	/* BQL: skbs released */
+	u64 ok_pkts = 0, ok_bytes = 0, errors = 0, fallbacks = 0;
+	bool more = false;
+	u32 ntu;
+
+	/* Pairs with smp_store_release() in vmso_tx_post() */
+	ntu = smp_load_acquire(&tx->ntu);
+	while (ntc != ntu) {
+		struct vmso_tx_buf *first = &tx->bufs[ntc & tx->mask];
+		struct sk_buff *skb = first->skb;
+		u32 n = first->nr_descs, i;
+		u16 err;
+
+		if (!limit--) {
+			more = true;
+			break;
+		}
+		if (!vmso_tx_chain_done(tx, ntc, n))
+			break;
+		/* Read the error only after DD */
+		dma_rmb();
+		err = le16_to_cpu(tx->desc[(ntc + n - 1) & tx->mask].error);
+
+		for (i = 0; i < n; i++)
+			vmso_tx_unmap_slot(tx, &tx->bufs[(ntc + i) & tx->mask]);
+		first->skb = NULL;
+		ntc += n;
+
+		if (likely(err == VMSO_TX_ERR_OK)) {
+			ok_pkts++;
+			ok_bytes += skb->len;
+			pkts++;
+			bytes += skb->len;
+			napi_consume_skb(skb, budget);
+			continue;
+		}
+		if (err == VMSO_TX_ERR_PAGE_FAULT && first->virt) {
+			/* BQL completes it when the physical copy completes */
+			__skb_queue_tail(&tx->retry, skb);
+			fallbacks++;
+			continue;
+		}
+		errors++;
+		u64_stats_update_begin(&tx->cstats.syncp);
+		u64_stats_inc(&tx->cstats.err[min_t(u16, err,
+						    VMSO_TX_ERR_NUM)]);
+		u64_stats_update_end(&tx->cstats.syncp);
+		pkts++;
+		bytes += skb->len;
+		dev_kfree_skb_any(skb);
+	}
+
+	/* Pairs with the READ_ONCE() in vmso_tx_unused(): the slots are
+	 * free only once we are done with them.
+	 */
+	smp_store_release(&tx->ntc, ntc);
+
+	if (!skb_queue_empty(&tx->retry))
+		vmso_tx_resend(tx, txq, &pkts, &bytes);
+	if (!skb_queue_empty(&tx->retry))
+		more = true;
+
+	if (pkts)
+		netdev_tx_completed_queue(txq, pkts, bytes);
+
+	if (ok_pkts || errors || fallbacks) {
+		u64_stats_update_begin(&tx->cstats.syncp);
+		u64_stats_add(&tx->cstats.packets, ok_pkts);
+		u64_stats_add(&tx->cstats.bytes, ok_bytes);
+		u64_stats_add(&tx->cstats.errors, errors);
+		u64_stats_add(&tx->cstats.va_fallbacks, fallbacks);
+		u64_stats_update_end(&tx->cstats.syncp);
+	}
+
+	if (unlikely(pkts && netif_running(netdev) &&
+		     vmso_tx_unused(tx) >= VMSO_TX_WAKE_THRESH)) {
+		/* Pairs with smp_mb() in vmso_tx_maybe_stop() */
+		smp_mb();
+		if (netif_tx_queue_stopped(txq)) {
+			netif_tx_wake_queue(txq);
+			u64_stats_update_begin(&tx->cstats.syncp);
+			u64_stats_inc(&tx->cstats.queue_wakes);
+			u64_stats_update_end(&tx->cstats.syncp);
+		}
+	}
+
+	return more;
+}
+
+int vmso_tx_poll(struct napi_struct *napi, int budget)
+{
+	struct vmso_tx_ring *tx = container_of(napi, struct vmso_tx_ring, napi);
+
+	if (vmso_tx_clean(tx, budget))
+		return budget;
+
+	/* budget 0 is netpoll: clean, but leave the NAPI state alone */
+	if (likely(budget) && napi_complete_done(napi, 0)) {
+		/* Ack (unmask) -> barrier -> recheck, or lose a completion
+		 * that landed after the last scan.
+		 */
+		vmso_irq_rearm(tx->priv, VMSO_INT_TX);
+		if (vmso_tx_work_pending(tx))
+			napi_schedule(napi);
+	}
+	return 0;
+}
+
+int vmso_tx_alloc(struct vmso_priv *priv)
+{
+	struct vmso_tx_ring *tx = &priv->tx;
+	struct device *dev = &priv->pdev->dev;
+
+	tx->size = VMSO_TX_RING_SIZE;
+	tx->mask = tx->size - 1;
+	tx->ntu = 0;
+	tx->ntc = 0;
+	tx->tail = 0;
+	skb_queue_head_init(&tx->retry);
+
+	tx->desc = dma_alloc_coherent(dev, tx->size * sizeof(*tx->desc),
+				      &tx->desc_dma, GFP_KERNEL);
+	if (!tx->desc)
+		goto err;
+	tx->hdr = dma_alloc_coherent(dev, tx->size * VMSO_TX_HDR_SIZE,
+				     &tx->hdr_dma, GFP_KERNEL);
+	if (!tx->hdr)
+		goto err_desc;
+	tx->bufs = kcalloc(tx->size, sizeof(*tx->bufs), GFP_KERNEL);
+	if (!tx->bufs)
+		goto err_hdr;
+	return 0;
+
+err_hdr:
+	dma_free_coherent(dev, tx->size * VMSO_TX_HDR_SIZE, tx->hdr,
+			  tx->hdr_dma);
+	tx->hdr = NULL;
+err_desc:
+	dma_free_coherent(dev, tx->size * sizeof(*tx->desc), tx->desc,
+			  tx->desc_dma);
+	tx->desc = NULL;
+err:
+	return -ENOMEM;
+}
+
+/* Frees the ring and every skb on it. The device must be reset and the
+ * TX NAPI disabled.
+ */
+void vmso_tx_free(struct vmso_priv *priv)
+{
+	struct vmso_tx_ring *tx = &priv->tx;
+	struct device *dev = &priv->pdev->dev;
+	u32 ntc = tx->ntc;
+
+	if (!tx->bufs)
+		return;
+
+	while (ntc != tx->ntu) {
+		struct vmso_tx_buf *first = &tx->bufs[ntc & tx->mask];
+		u32 n = first->nr_descs, i;
+
+		for (i = 0; i < n; i++)
+			vmso_tx_unmap_slot(tx, &tx->bufs[(ntc + i) & tx->mask]);
+		dev_kfree_skb_any(first->skb);
+		first->skb = NULL;
+		ntc += n;
+	}
+	tx->ntc = ntc;
+	__skb_queue_purge(&tx->retry);
+	netdev_tx_reset_queue(netdev_get_tx_queue(priv->netdev, 0));
+
+	kfree(tx->bufs);
+	tx->bufs = NULL;
+	dma_free_coherent(dev, tx->size * VMSO_TX_HDR_SIZE, tx->hdr,
+			  tx->hdr_dma);
+	tx->hdr = NULL;
+	dma_free_coherent(dev, tx->size * sizeof(*tx->desc), tx->desc,
+			  tx->desc_dma);
+	tx->desc = NULL;
+}
