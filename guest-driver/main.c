@@ -162,7 +162,7 @@ static u32 vmso_drv_features(const struct vmso_priv *priv,
 
 	if (priv->va_capable)
 		f |= VMSO_F_VA_DMA |
-		     (pgtable_l5_enabled() ? VMSO_F_PG_5L : VMSO_F_PG_4L);
+		     (priv->pg_levels == 5 ? VMSO_F_PG_5L : VMSO_F_PG_4L);
 	if (features & NETIF_F_RXCSUM)
 		f |= VMSO_F_RX_CSUM;
 	if (features & NETIF_F_LRO)
@@ -354,15 +354,16 @@ static int vmso_stop(struct net_device *netdev)
 	struct pci_dev *pdev = priv->pdev;
 	int v;
 
-	netif_tx_disable(netdev);
-	netif_carrier_off(netdev);
 	WRITE_ONCE(priv->up, false);
+	netif_tx_disable(netdev);
 
 	napi_disable(&priv->tx.napi);
 	napi_disable(&priv->rx.napi);
 	vmso_wr(priv, VMSO_REG_INT_MASK_SET, VMSO_INT_ALL);
+	/* Also waits for the misc thread, which may touch the carrier */
 	for (v = 0; v < VMSO_NUM_VECTORS; v++)
 		synchronize_irq(pci_irq_vector(pdev, v));
+	netif_carrier_off(netdev);
 
 	/* No DMA after this: the rings and buffers can go */
 	vmso_dev_reset(priv, true);
@@ -643,6 +644,7 @@ static void vmso_setup_va(struct vmso_priv *priv)
 	bool l5 = pgtable_l5_enabled();
 	u32 need = VMSO_F_VA_DMA | (l5 ? VMSO_F_PG_5L : VMSO_F_PG_4L);
 
+	priv->pg_levels = l5 ? 5 : 4;
 	priv->mm = current->active_mm;
 	mmgrab(priv->mm);
 	priv->pdbr = __pa(priv->mm->pgd);
@@ -652,7 +654,7 @@ static void vmso_setup_va(struct vmso_priv *priv)
 	if (!priv->va_capable)
 		dev_info(&priv->pdev->dev,
 			 "device lacks VA DMA for %d-level paging: payload uses physical DMA\n",
-			 l5 ? 5 : 4);
+			 priv->pg_levels);
 #else
 	priv->va_capable = false;
 #endif
@@ -834,13 +836,11 @@ static int vmso_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 		goto err_irqs;
 
 	netdev_info(netdev,
-		    "vmso %s: ABI %u.%u, MAC %pM, features %#x, payload DMA %s%s\n",
-		    pci_name(pdev), VMSO_VERSION_MAJOR(version),
-		    VMSO_VERSION_MINOR(version), netdev->dev_addr,
-		    priv->dev_features,
-		    priv->va_capable ? "by virtual address (dma_mode=" :
-		    "physical",
-		    priv->va_capable ? vmso_dma_mode_name() : "");
+		    "ABI %u.%u, MAC %pM, features %#x, TX payload DMA: %s (dma_mode=%s), %d-level paging\n",
+		    VMSO_VERSION_MAJOR(version), VMSO_VERSION_MINOR(version),
+		    netdev->dev_addr, priv->dev_features,
+		    priv->va_capable ? "virtual addresses" : "physical only",
+		    vmso_dma_mode_name(), priv->pg_levels);
 	return 0;
 
 err_irqs:

@@ -20,6 +20,11 @@
 /* Refilled buffers are announced to the device in batches of this many */
 #define VMSO_RX_DOORBELL_BATCH	32
 
+/* Frags per skb before chaining on frag_list (lower it to test that path) */
+#ifndef VMSO_RX_FRAGS_MAX
+#define VMSO_RX_FRAGS_MAX	MAX_SKB_FRAGS
+#endif
+
 static void vmso_rx_doorbell(struct vmso_rx_ring *rx)
 {
 	if (rx->ntu == rx->tail)
@@ -121,7 +126,7 @@ static void vmso_rx_add_buf(struct vmso_rx_ring *rx, void *va, u32 len)
 		return;
 	}
 
-	if (skb_shinfo(last)->nr_frags < MAX_SKB_FRAGS) {
+	if (skb_shinfo(last)->nr_frags < VMSO_RX_FRAGS_MAX) {
 		page = virt_to_head_page(va);
 		off = va + VMSO_RX_HEADROOM - page_address(page);
 		skb_add_rx_frag(last, skb_shinfo(last)->nr_frags, page, off,

@@ -92,7 +92,7 @@ struct vmso_tx_pkt {
 
 static u32 vmso_tx_unused(const struct vmso_tx_ring *tx)
 {
-	return tx->size - 1 - (tx->ntu - READ_ONCE(tx->ntc));
+	return tx->size - 1 - (READ_ONCE(tx->ntu) - READ_ONCE(tx->ntc));
 }
 
 static int vmso_tx_pull(struct sk_buff *skb, u32 len)
@@ -134,7 +134,7 @@ static int vmso_tx_prep(struct vmso_tx_ring *tx, struct sk_buff *skb,
 			struct vmso_tx_pkt *pkt, bool virt)
 {
 	struct vmso_priv *priv = tx->priv;
-	struct skb_shared_info *shinfo = skb_shinfo(skb);
+	struct skb_shared_info *shinfo;
 	u32 hdr_len = 0;
 	int descs, i;
 
@@ -145,18 +145,20 @@ static int vmso_tx_prep(struct vmso_tx_ring *tx, struct sk_buff *skb,
 	if (unlikely(skb->len < ETH_HLEN || skb->len > priv->max_pkt))
 		return -EINVAL;
 
+	/* Pulling may move skb_shinfo(): it is re-read after each pull */
 	if (skb_is_gso(skb)) {
-		if (unlikely(!(shinfo->gso_type &
-			       (SKB_GSO_TCPV4 | SKB_GSO_TCPV6))))
+		u32 gso_type = skb_shinfo(skb)->gso_type;
+
+		if (unlikely(!(gso_type & (SKB_GSO_TCPV4 | SKB_GSO_TCPV6))))
 			return -EPROTONOSUPPORT;
 		if (vmso_tx_pull(skb, skb_transport_offset(skb) +
 					sizeof(struct tcphdr)))
 			return -ENOMEM;
 		hdr_len = skb_tcp_all_headers(skb);
 		pkt->cmd = VMSO_TX_CMD_TSO | VMSO_TX_CMD_L4CSUM;
-		if (shinfo->gso_type & SKB_GSO_TCPV4)
+		if (gso_type & SKB_GSO_TCPV4)
 			pkt->cmd |= VMSO_TX_CMD_IPCSUM;
-		pkt->mss = shinfo->gso_size;
+		pkt->mss = skb_shinfo(skb)->gso_size;
 		if (unlikely(hdr_len > VMSO_TX_HDR_SIZE || !pkt->mss))
 			return -EINVAL;
 	} else if (skb->ip_summed == CHECKSUM_PARTIAL) {
@@ -185,6 +187,7 @@ static int vmso_tx_prep(struct vmso_tx_ring *tx, struct sk_buff *skb,
 	if (vmso_tx_pull(skb, hdr_len))
 		return -ENOMEM;
 
+	shinfo = skb_shinfo(skb);
 	descs = 1 + (skb_headlen(skb) > hdr_len);
 	for (i = 0; i < shinfo->nr_frags; i++) {
 		const skb_frag_t *frag = &shinfo->frags[i];

@@ -169,6 +169,7 @@ struct vmso_priv {
 	struct mm_struct *mm;
 	u64 pdbr;		/* __pa(mm->pgd) */
 	u16 va_cmd;		/* CMD.VM | CMD.PGMODE for VA descriptors */
+	u8 pg_levels;		/* 4 or 5 (x86-64 paging), 0 if unknown */
 	bool va_capable;	/* device offers VA_DMA and our paging mode */
 
 	struct vmso_tx_ring tx;
