@@ -37,7 +37,7 @@ ns_bg "$OUT/iperf3-server.log" timeout $((GUEST_TIMEOUT + 30)) iperf3 -s -B "$HO
 wait_tcp_listen 5201 10 || die "iperf3 server did not start (see $OUT/iperf3-server.log)"
 
 cat >"$OUT/run.sh" <<EOF
-modprobe $PEER_MODULE || { result modprobe=fail; exit 1; }
+modprobe -a $PEER_MODULE || { result modprobe=fail; exit 1; }
 net_up $GUEST_IP/$NET_PREFIX || exit 1
 ethtool -i "\$NIC"
 ping_check $HOST_IP 3 || exit 1

@@ -37,33 +37,42 @@ pkg_installed() {
 }
 
 # ------------------------------------------------------------------ kernel ABI
-# Prints the ABI (e.g. 6.1.0-56) that metapackage linux-{image,headers}-amd64
-# depends on, per the current apt lists.
+# abi_of image|headers: the ABI (e.g. 6.1.0-56) that metapackage
+# linux-{image,headers}-amd64 depends on, per the current apt lists.
 abi_of() {
     apt-cache depends "linux-$1-amd64" 2>/dev/null \
         | sed -n "s/^ *Depends: linux-$1-\([0-9][^ ]*\)-amd64\$/\1/p" | head -n1
 }
 
-resolve_abi() {
-    local img hdr
-    img=$(abi_of image)
-    if [[ -z "$img" ]]; then
-        apt_update_once
-        img=$(abi_of image)
-    fi
-    hdr=$(abi_of headers)
-    [[ -n "$img" ]] || die "cannot resolve the ABI of linux-image-amd64 with apt-cache depends"
-    [[ "$img" == "$hdr" ]] || die "linux-image-amd64 wants ABI $img but linux-headers-amd64 wants '$hdr'"
-    printf '%s\n' "$img"
-}
+HOST_PKGS=(iproute2 busybox-static iperf3 ethtool cpio kmod tshark gcc-12 make python3
+    gnuplot-nox gzip procps)
 
-ABI=$(resolve_abi)
-set_kabi "$ABI"
+# The apt lists are refreshed only when something has to be fetched or installed:
+# then the ABI below is resolved against fresh lists (stale ones may name a kernel
+# the mirror no longer has). When everything is cached, the current lists decide.
+if (( REFRESH )) || [[ ! -r "$CACHE/kernel-abi" || ! -r "$GUEST_KERNEL_ROOT/.vmso-stamp" \
+    || ! -r "$QEMU_SYSROOT/.vmso-stamp" ]] || ! pkg_installed "linux-headers-$KVER"; then
+    apt_update_once
+else
+    for p in "${HOST_PKGS[@]}"; do
+        pkg_installed "$p" || { apt_update_once; break; }
+    done
+fi
+
+img=$(abi_of image)
+hdr=$(abi_of headers)
+if [[ -z "$img" ]] && (( ! APT_UPDATED )); then
+    apt_update_once
+    img=$(abi_of image)
+    hdr=$(abi_of headers)
+fi
+[[ -n "$img" ]] || die "cannot resolve the ABI of linux-image-amd64 with apt-cache depends"
+[[ "$img" == "$hdr" ]] || die "linux-image-amd64 wants ABI $img but linux-headers-amd64 wants '$hdr'"
+set_kabi "$img"
 log "guest kernel ABI $KABI ($KVER)"
 
 # --------------------------------------------------------------- host packages
-HOST_PKGS=(iproute2 busybox-static iperf3 ethtool cpio kmod tshark gcc-12 make python3
-    gnuplot-nox gzip procps "linux-headers-$KVER")
+HOST_PKGS+=("linux-headers-$KVER")
 missing=()
 for p in "${HOST_PKGS[@]}"; do
     pkg_installed "$p" || missing+=("$p")
@@ -94,6 +103,7 @@ if (( REFRESH )) || [[ ! -r "$GUEST_KERNEL" || "$(cat "$GUEST_KERNEL_ROOT/.vmso-
     dpkg -x "$dl/${pkg}_"*.deb "$GUEST_KERNEL_ROOT.tmp" || die "dpkg -x of $pkg failed"
     depmod -b "$GUEST_KERNEL_ROOT.tmp" "$KVER" || die "depmod on the guest module tree failed"
     printf '%s\n' "$stamp" >"$GUEST_KERNEL_ROOT.tmp/.vmso-stamp"
+    rm -rf "$dl"  # the .deb is not needed once extracted
     rm -rf "$GUEST_KERNEL_ROOT"
     mv "$GUEST_KERNEL_ROOT.tmp" "$GUEST_KERNEL_ROOT"
 fi

@@ -12,7 +12,8 @@
 #   guest_result KEY         value of KEY from the last "RESULT ... KEY=value" line
 #   guest_results            every RESULT key=value pair, one per line
 #   peer_nic_args MODEL      sets PEER_ARGS (array): QEMU's own NIC MODEL on $TAP
-#                            (e1000e | igb | virtio-net-pci); PEER_MODULE: its guest module
+#                            (e1000e | igb | virtio-net-pci); PEER_MODULE: its guest
+#                            module(s), space separated, for "modprobe -a"
 #
 # Inputs (set before calling; defaults shown):
 #   GUEST_DIR=$RESULTS/guest   where console.log, qemu.stderr, initrd.gz go
@@ -68,7 +69,7 @@ peer_nic_args() {
         e1000e) PEER_MODULE=e1000e ;;
         igb) PEER_MODULE=igb ;;
         virtio-net-pci)
-            PEER_MODULE=virtio_net
+            PEER_MODULE="virtio_pci virtio_net" # no udev: the PCI transport is not autoloaded
             PEER_ARGS=(-netdev "tap,id=n0,ifname=$TAP,script=no,downscript=no,vhost=off")
             ;;
         *) die "peer_nic_args: unknown NIC model '$model' (e1000e, igb, virtio-net-pci)" ;;
@@ -93,7 +94,7 @@ boot_guest() {
 
     [[ -n "${NS:-}" ]] && cmd=(ip netns exec "$NS")
     cmd+=(timeout -k 10 "$GUEST_TIMEOUT" "${QEMU[@]}"
-        -name vmso-guest,process=qemu-vmso
+        -name "vmso-guest,process=qemu-vmso"
         -accel tcg -smp "$GUEST_SMP" -m "$GUEST_MEM"
         -object "memory-backend-memfd,id=mem,size=$GUEST_MEM,share=on"
         -machine "$GUEST_MACHINE,memory-backend=mem"

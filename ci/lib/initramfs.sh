@@ -25,8 +25,8 @@ source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 GUEST_BASE_MODULES=(e1000e igb virtio_net virtio_pci)
 GUEST_BASE_BINARIES=(/usr/bin/iperf3 /usr/sbin/ethtool)
 
-_cpio_gz() { # DIR OUT
-    (cd "$1" && find . -mindepth 1 | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet) \
+_cpio_gz() { # DIR OUT [MINDEPTH]; MINDEPTH 0 archives "." too (sets the mode of /)
+    (cd "$1" && find . -mindepth "${3:-1}" | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet) \
         | gzip -6 -n >"$2"
 }
 
@@ -110,7 +110,8 @@ initramfs_build_base() {
     mknod -m 0600 "$root/dev/console" c 5 1
     mknod -m 0666 "$root/dev/null" c 1 3
 
-    _cpio_gz "$root" "$INITRAMFS_BASE.tmp" || die "cpio of the base initramfs failed"
+    chmod 0755 "$root"
+    _cpio_gz "$root" "$INITRAMFS_BASE.tmp" 0 || die "cpio of the base initramfs failed"
     mv -f "$INITRAMFS_BASE.tmp" "$INITRAMFS_BASE"
     rm -rf "$INITRAMFS_BASE_ROOT"
     mv "$root" "$INITRAMFS_BASE_ROOT"
@@ -148,7 +149,7 @@ make_initramfs() {
             dest=$(_usr_path "$dest")
             [[ -e "$src" ]] || die "extra initramfs file $src not found"
             if [[ "$dest" == *.ko ]]; then
-                vm=$(modinfo -F vermagic "$src" | awk '{ print $1 }')
+                vm=$(modinfo -F vermagic "$src" 2>/dev/null | awk '{ print $1 }') || vm=
                 [[ "$vm" == "$KVER" ]] || die "$src is built for '$vm', the guest runs $KVER (KDIR=$KDIR)"
                 [[ "$dest" == /usr/lib/modules/"$KVER"/* ]] && has_ko=1
             fi
