@@ -229,11 +229,12 @@ static void vmso_log_fault(struct vmso_priv *priv)
 	vmso_wr(priv, VMSO_REG_FAULT_REASON, 0);	/* clear the log */
 	priv->faults++;
 
-	net_warn_ratelimited("%s: device page fault: %s (%u) at VA %#llx, PDBR %#llx (%u faults since reset)\n",
-			     netdev_name(priv->netdev),
-			     reason < ARRAY_SIZE(vmso_fault_names) ?
-			     vmso_fault_names[reason] : "unknown",
-			     reason, va, pdbr, count);
+	if (net_ratelimit())
+		netdev_warn(priv->netdev,
+			    "device page fault: %s (%u) at VA %#llx, PDBR %#llx (%u since reset); resending physically\n",
+			    reason < ARRAY_SIZE(vmso_fault_names) ?
+			    vmso_fault_names[reason] : "unknown",
+			    reason, va, pdbr, count);
 }
 
 static irqreturn_t vmso_tx_irq(int irq, void *data)
@@ -273,8 +274,9 @@ static irqreturn_t vmso_misc_thread(int irq, void *data)
 		vmso_log_fault(priv);
 	if (cause & VMSO_INT_ERROR) {
 		priv->dev_errors++;
-		net_err_ratelimited("%s: device reported an error (see bad_doorbells and bad_descs in ethtool -S)\n",
-				    netdev_name(priv->netdev));
+		if (net_ratelimit())
+			netdev_err(priv->netdev,
+				   "device reported an error (see bad_doorbells and bad_descs in ethtool -S)\n");
 	}
 
 	if (READ_ONCE(priv->up))
