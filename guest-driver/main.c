@@ -197,19 +197,21 @@ static void vmso_read_mac(struct vmso_priv *priv)
 		 addr, priv->netdev->dev_addr);
 }
 
-static void vmso_update_link(struct vmso_priv *priv, u32 status)
+/* Follows STATUS.LINK_UP; returns true if the carrier changed */
+static bool vmso_update_link(struct vmso_priv *priv, u32 status)
 {
 	struct net_device *netdev = priv->netdev;
 	bool up = status & VMSO_STATUS_LINK_UP;
 
 	if (up == netif_carrier_ok(netdev))
-		return;
+		return false;
 	priv->link_changes++;
 	if (up)
 		netif_carrier_on(netdev);
 	else
 		netif_carrier_off(netdev);
 	netdev_info(netdev, "link %s\n", up ? "up" : "down");
+	return true;
 }
 
 /* Logs and clears the device's fault log (a failed page walk) */
@@ -237,6 +239,21 @@ static void vmso_log_fault(struct vmso_priv *priv)
 			    reason, va, pdbr, count);
 }
 
+/* INT_CAUSE.ERROR: a bad doorbell, descriptor or register value */
+static void vmso_report_error(struct vmso_priv *priv)
+{
+	u64 doorbells, descs;
+
+	priv->dev_errors++;
+	if (!net_ratelimit())
+		return;
+	doorbells = vmso_read_dev_stat(priv, VMSO_STAT_BAD_DOORBELLS);
+	descs = vmso_read_dev_stat(priv, VMSO_STAT_BAD_DESCS);
+	netdev_err(priv->netdev,
+		   "device signalled an error (bad_doorbells %llu, bad_descs %llu since reset)\n",
+		   doorbells, descs);
+}
+
 static irqreturn_t vmso_tx_irq(int irq, void *data)
 {
 	struct vmso_priv *priv = data;
@@ -254,30 +271,41 @@ static irqreturn_t vmso_rx_irq(int irq, void *data)
 	return IRQ_HANDLED;
 }
 
-/* Misc vector (LINK, FAULT, ERROR), in a thread: it reads registers */
+/*
+ * Misc vector (LINK, FAULT, ERROR), in a thread: it reads registers.
+ *
+ * The device clears a cause when it signals it, so INT_CAUSE only shows
+ * causes raised while masked. The interrupt is therefore explained from
+ * state as well: a carrier change (STATUS.LINK_UP) or new faults
+ * (FAULT_COUNT); anything else is taken as ERROR. The state is read before
+ * INT_CAUSE: an event after the state reads either shows in INT_CAUSE or
+ * stays pending and fires again once unmasked.
+ */
 static irqreturn_t vmso_misc_thread(int irq, void *data)
 {
 	struct vmso_priv *priv = data;
-	u32 cause, status;
+	u32 cause, status, faults;
+	bool explained;
 
-	/* A cause the device signalled is already clear; one raised while
-	 * masked may still be pending here.
-	 */
+	faults = vmso_rd(priv, VMSO_REG_FAULT_COUNT);
+	status = vmso_rd(priv, VMSO_REG_STATUS);
 	cause = vmso_rd(priv, VMSO_REG_INT_CAUSE) & VMSO_INT_MISC;
 	if (cause)
 		vmso_wr(priv, VMSO_REG_INT_CAUSE, cause);
-	status = vmso_rd(priv, VMSO_REG_STATUS);
+	if (cause & VMSO_INT_LINK)
+		status = vmso_rd(priv, VMSO_REG_STATUS);
+	explained = cause & (VMSO_INT_LINK | VMSO_INT_FAULT);
 
-	if (READ_ONCE(priv->up))
-		vmso_update_link(priv, status);
+	if (READ_ONCE(priv->up) && vmso_update_link(priv, status))
+		explained = true;
+	if (faults != priv->fault_count) {
+		priv->fault_count = faults;
+		explained = true;
+	}
 	if ((status & VMSO_STATUS_FAULT) || (cause & VMSO_INT_FAULT))
 		vmso_log_fault(priv);
-	if (cause & VMSO_INT_ERROR) {
-		priv->dev_errors++;
-		if (net_ratelimit())
-			netdev_err(priv->netdev,
-				   "device reported an error (see bad_doorbells and bad_descs in ethtool -S)\n");
-	}
+	if ((cause & VMSO_INT_ERROR) || !explained)
+		vmso_report_error(priv);
 
 	if (READ_ONCE(priv->up))
 		vmso_wr(priv, VMSO_REG_INT_MASK_CLR, VMSO_INT_MISC);
@@ -316,6 +344,7 @@ static int vmso_open(struct net_device *netdev)
 	if (err)
 		goto err_free_rx;
 
+	priv->fault_count = 0;	/* FAULT_COUNT restarts at reset */
 	vmso_program(priv);
 	vmso_wr(priv, VMSO_REG_CTRL, VMSO_CTRL_ENABLE);
 	status = vmso_rd(priv, VMSO_REG_STATUS);

@@ -180,8 +180,9 @@ struct vmso_priv {
 
 	/* Misc vector, updated from its IRQ thread */
 	u64 link_changes;
-	u64 faults;
+	u64 faults;		/* fault log entries read */
 	u64 dev_errors;
+	u32 fault_count;	/* FAULT_COUNT last seen */
 
 	bool up;		/* queues enabled (RTNL; read by misc) */
 	char irq_name[VMSO_NUM_VECTORS][32];
