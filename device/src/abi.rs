@@ -109,17 +109,8 @@ pub mod feat {
     pub const RX_CSUM: u32 = 1 << 10;
     pub const LRO: u32 = 1 << 11;
     /// Everything this device implements.
-    pub const DEVICE: u32 = CSUM
-        | TSO4
-        | TSO6
-        | UFO
-        | USO
-        | VA_DMA
-        | PG_32
-        | PG_PAE
-        | PG_4L
-        | PG_5L
-        | RX_CSUM;
+    pub const DEVICE: u32 =
+        CSUM | TSO4 | TSO6 | UFO | USO | VA_DMA | PG_32 | PG_PAE | PG_4L | PG_5L | RX_CSUM;
 }
 
 pub mod cmd {

@@ -35,7 +35,13 @@ impl Device {
         });
         let stop = EventFd::new(libc::EFD_NONBLOCK)?;
         let exit = Arc::new(AtomicBool::new(false));
-        let dp = DataPath::new(state.clone(), backend, kicks.clone(), stop.try_clone()?, exit.clone())?;
+        let dp = DataPath::new(
+            state.clone(),
+            backend,
+            kicks.clone(),
+            stop.try_clone()?,
+            exit.clone(),
+        )?;
         let mut em = EventManager::<Box<dyn MutEventSubscriber + Send>>::new()
             .map_err(|e| io::Error::other(format!("event manager: {e:?}")))?;
         em.add_subscriber(Box::new(dp));

@@ -20,7 +20,12 @@ pub enum DmaError {
 
 /// Appends the host slices of guest-physical `gpa..gpa+len` to `out`,
 /// splitting at region boundaries.
-pub fn phys_slices<M: GuestMemoryBackend>(mem: &M, gpa: u64, len: u64, out: &mut Vec<Slice>) -> Result<(), DmaError> {
+pub fn phys_slices<M: GuestMemoryBackend>(
+    mem: &M,
+    gpa: u64,
+    len: u64,
+    out: &mut Vec<Slice>,
+) -> Result<(), DmaError> {
     let err = DmaError::OutOfRam { gpa, len };
     gpa.checked_add(len).ok_or(err)?;
     let (mut at, mut left) = (gpa, len);
@@ -50,7 +55,12 @@ pub struct Translator<'a, M> {
 
 impl<M: GuestMemoryBackend> Translator<'_, M> {
     /// Translates one address, through the IOTLB.
-    pub fn translate(&mut self, pdbr: u64, mode: PagingMode, va: u64) -> Result<Translation, Fault> {
+    pub fn translate(
+        &mut self,
+        pdbr: u64,
+        mode: PagingMode,
+        va: u64,
+    ) -> Result<Translation, Fault> {
         self.counters.inc(Stat::va_translations);
         if let Some(t) = self.iotlb.lookup(pdbr, mode, va) {
             self.counters.inc(Stat::iotlb_hits);

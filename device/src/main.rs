@@ -34,7 +34,9 @@ struct Args {
 fn parse_mac(s: &str) -> Result<[u8; 6], String> {
     let parts: Vec<&str> = s.split(':').collect();
     if parts.len() != 6 {
-        return Err(format!("{s:?} is not a MAC address (six hex bytes separated by ':')"));
+        return Err(format!(
+            "{s:?} is not a MAC address (six hex bytes separated by ':')"
+        ));
     }
     let mut mac = [0u8; 6];
     for (m, p) in mac.iter_mut().zip(parts) {
@@ -60,14 +62,16 @@ fn handle_signals(socket: PathBuf) -> std::io::Result<()> {
         libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
         set
     };
-    std::thread::Builder::new().name("vmso-signals".into()).spawn(move || {
-        let mut sig: libc::c_int = 0;
-        // SAFETY: `set` is a valid sigset and `sig` a valid out pointer.
-        unsafe { libc::sigwait(&set, &mut sig) };
-        info!("signal {sig}: shutting down");
-        let _ = std::fs::remove_file(&socket);
-        std::process::exit(0);
-    })?;
+    std::thread::Builder::new()
+        .name("vmso-signals".into())
+        .spawn(move || {
+            let mut sig: libc::c_int = 0;
+            // SAFETY: `set` is a valid sigset and `sig` a valid out pointer.
+            unsafe { libc::sigwait(&set, &mut sig) };
+            info!("signal {sig}: shutting down");
+            let _ = std::fs::remove_file(&socket);
+            std::process::exit(0);
+        })?;
     Ok(())
 }
 
@@ -83,8 +87,13 @@ fn run(args: Args) -> Result<(), String> {
     handle_signals(args.socket.clone()).map_err(|e| format!("signal thread: {e}"))?;
     let backend: Box<dyn Backend> = Box::new(tap);
     let device = Device::start(args.mac, backend).map_err(|e| format!("start device: {e}"))?;
-    let server = vfio_user::Server::new(&args.socket, true, vmso_device::server::irqs(), vmso_device::server::regions())
-        .map_err(|e| format!("listen on {}: {e}", args.socket.display()))?;
+    let server = vfio_user::Server::new(
+        &args.socket,
+        true,
+        vmso_device::server::irqs(),
+        vmso_device::server::regions(),
+    )
+    .map_err(|e| format!("listen on {}: {e}", args.socket.display()))?;
     info!("listening on {}", args.socket.display());
     loop {
         let mut vfio = device.vfio();
@@ -94,7 +103,11 @@ fn run(args: Args) -> Result<(), String> {
             info!("VMM disconnected");
         }
         info!("device counters:\n{}", device.counters().summary());
-        device.state().lock().unwrap_or_else(|p| p.into_inner()).reset();
+        device
+            .state()
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .reset();
         if args.once {
             return Ok(());
         }

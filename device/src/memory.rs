@@ -58,7 +58,13 @@ impl GuestRam {
 
     /// Maps `size` bytes of `file` at `offset` as guest-physical `addr`.
     /// Without a file the range is recorded as unreachable (see `fdless`).
-    pub fn map(&mut self, addr: u64, size: u64, offset: u64, file: Option<File>) -> Result<(), MemError> {
+    pub fn map(
+        &mut self,
+        addr: u64,
+        size: u64,
+        offset: u64,
+        file: Option<File>,
+    ) -> Result<(), MemError> {
         if size == 0 || addr.checked_add(size).is_none() {
             return Err(MemError::MapRange { addr, size });
         }
@@ -68,8 +74,8 @@ impl GuestRam {
         };
         let region = MmapRegion::from_file(FileOffset::new(file, offset), size as usize)
             .map_err(|source| MemError::MapMmap { addr, size, source })?;
-        let region =
-            GuestRegionMmap::new(region, GuestAddress(addr)).ok_or(MemError::MapRange { addr, size })?;
+        let region = GuestRegionMmap::new(region, GuestAddress(addr))
+            .ok_or(MemError::MapRange { addr, size })?;
         let guard = self.mem.lock().expect("guest memory update lock");
         let next = self
             .mem

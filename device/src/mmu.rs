@@ -281,7 +281,10 @@ mod tests {
         w64(&m, 0x2000 + ((va >> 30) & 0x1ff) * 8, 0x3000 | 3);
         w64(&m, 0x3000 + ((va >> 21) & 0x1ff) * 8, 0x20_0000 | PS | 3);
         let t = walk(&m, 0x1000, PagingMode::Level4, va).unwrap();
-        assert_eq!((t.page_shift, t.gpa(va)), (21, 0x20_0000 + (va & 0x1f_ffff)));
+        assert_eq!(
+            (t.page_shift, t.gpa(va)),
+            (21, 0x20_0000 + (va & 0x1f_ffff))
+        );
         // 1 GiB page mapping guest-physical 0.
         w64(&m, 0x2000 + ((va >> 30) & 0x1ff) * 8, PS | 3);
         let t = walk(&m, 0x1000, PagingMode::Level4, va).unwrap();
@@ -346,7 +349,10 @@ mod tests {
         assert_eq!((t.page_shift, t.gpa(va)), (12, 0x70_0456));
         w32(&m, 0x1000 + (va >> 22) * 4, 0x0080_0000 | 0x83);
         let t = walk(&m, 0x1000, PagingMode::Bits32, va).unwrap();
-        assert_eq!((t.page_shift, t.gpa(va)), (22, 0x80_0000 + (va & 0x3f_ffff)));
+        assert_eq!(
+            (t.page_shift, t.gpa(va)),
+            (22, 0x80_0000 + (va & 0x3f_ffff))
+        );
         w32(&m, 0x1000 + (va >> 22) * 4, 0x0080_0000 | 0x83 | (1 << 21));
         let e = walk(&m, 0x1000, PagingMode::Bits32, va).unwrap_err();
         assert_eq!(e.reason, FaultReason::Reserved);
@@ -365,7 +371,10 @@ mod tests {
         assert_eq!(t.gpa(va), 0x60_0234);
         w64(&m, 0x2000 + ((va >> 21) & 0x1ff) * 8, 0x40_0000 | 0x83);
         let t = walk(&m, 0x1020, PagingMode::Pae, va).unwrap();
-        assert_eq!((t.page_shift, t.gpa(va)), (21, 0x40_0000 + (va & 0x1f_ffff)));
+        assert_eq!(
+            (t.page_shift, t.gpa(va)),
+            (21, 0x40_0000 + (va & 0x1f_ffff))
+        );
         // Reserved bit 5..8 in a PDPTE.
         w64(&m, 0x1020 + (va >> 30) * 8, 0x2000 | 1 | (1 << 7));
         let e = walk(&m, 0x1020, PagingMode::Pae, va).unwrap_err();

@@ -284,9 +284,21 @@ fn segment<S: Sink>(
     if l3_hdr + mss > req.mtu as usize {
         return Err(TxError::BadMss);
     }
-    let ip_id = if h.l3 == L3::Ipv4 { wire::be16(hdr, h.l3_off + 4) } else { 0 };
-    let seq = if h.l4 == L4::Tcp { wire::be32(hdr, h.l4_off + 4) } else { 0 };
-    let flags = if h.l4 == L4::Tcp { hdr[h.l4_off + 13] } else { 0 };
+    let ip_id = if h.l3 == L3::Ipv4 {
+        wire::be16(hdr, h.l3_off + 4)
+    } else {
+        0
+    };
+    let seq = if h.l4 == L4::Tcp {
+        wire::be32(hdr, h.l4_off + 4)
+    } else {
+        0
+    };
+    let flags = if h.l4 == L4::Tcp {
+        hdr[h.l4_off + 13]
+    } else {
+        0
+    };
     let nseg = payload.div_ceil(mss);
     let mut seg = [0u8; MAX_HDR];
     for i in 0..nseg {

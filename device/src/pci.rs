@@ -50,8 +50,8 @@ impl PciConfig {
         c.put32(CAP_PCIE + 4, 0x0000_8000 | 1); // devcap: role-based error, 256 B payload
         c.put32(CAP_PCIE + 0x0c, 0x0000_0011); // linkcap: x1, 2.5 GT/s
         c.put16(CAP_PCIE + 0x12, 0x0011); // linksta: x1, 2.5 GT/s
-        // Writable: command, BAR0 (size-aligned), interrupt line, MSI-X
-        // enable/function mask, PCIe device control.
+                                          // Writable: command, BAR0 (size-aligned), interrupt line, MSI-X
+                                          // enable/function mask, PCIe device control.
         c.mask16(0x04, 0x0546);
         c.mask32(0x10, !(BAR0_SIZE as u32 - 1));
         c.mask32(0x14, 0xffff_ffff);

@@ -16,7 +16,7 @@ impl Ring {
     pub fn is_valid(&self) -> bool {
         self.size.is_power_of_two()
             && (RING_MIN..=RING_MAX).contains(&self.size)
-            && self.base % 16 == 0
+            && self.base.is_multiple_of(16)
             && self.base.checked_add(u64::from(self.size) * 32).is_some()
     }
 

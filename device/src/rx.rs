@@ -66,12 +66,19 @@ pub enum RxOutcome {
 
 fn buffer_ok(mem: &Mem, d: &RxDesc) -> bool {
     use vm_memory::GuestMemoryBackend;
-    (RX_BUF_MIN..=RX_BUF_MAX).contains(&d.buf_len) && mem.check_range(GuestAddress(d.addr), d.buf_len as usize)
+    (RX_BUF_MIN..=RX_BUF_MAX).contains(&d.buf_len)
+        && mem.check_range(GuestAddress(d.addr), d.buf_len as usize)
 }
 
 /// Writes `frame` into the buffers at `ring.head`, spanning several if needed.
 /// Nothing is written unless the whole frame fits in the posted buffers.
-pub fn deliver(mem: &Mem, ring: &mut Ring, counters: &Counters, frame: &[u8], meta: RxMeta) -> RxOutcome {
+pub fn deliver(
+    mem: &Mem,
+    ring: &mut Ring,
+    counters: &Counters,
+    frame: &[u8],
+    meta: RxMeta,
+) -> RxOutcome {
     // First pass: read and check the buffers the frame needs.
     let mut span: Vec<(u64, RxDesc)> = Vec::new();
     let mut need = frame.len();
@@ -104,7 +111,10 @@ pub fn deliver(mem: &Mem, ring: &mut Ring, counters: &Counters, frame: &[u8], me
     let count = span.len();
     for (i, (slot, mut d)) in span.into_iter().enumerate() {
         let n = (d.buf_len as usize).min(frame.len() - off);
-        if mem.write_slice(&frame[off..off + n], GuestAddress(d.addr)).is_err() {
+        if mem
+            .write_slice(&frame[off..off + n], GuestAddress(d.addr))
+            .is_err()
+        {
             return RxOutcome::RingError; // checked above; only an unmap race gets here
         }
         off += n;

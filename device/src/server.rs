@@ -9,10 +9,10 @@ use std::sync::{Arc, Mutex};
 
 use log::{debug, info, warn};
 use vfio_bindings::bindings::vfio::{
-    vfio_region_info, VFIO_IRQ_INFO_EVENTFD, VFIO_IRQ_SET_ACTION_TRIGGER, VFIO_IRQ_SET_DATA_EVENTFD,
-    VFIO_IRQ_SET_DATA_NONE, VFIO_PCI_BAR0_REGION_INDEX, VFIO_PCI_CONFIG_REGION_INDEX,
-    VFIO_PCI_MSIX_IRQ_INDEX, VFIO_PCI_NUM_IRQS, VFIO_PCI_NUM_REGIONS, VFIO_REGION_INFO_FLAG_READ,
-    VFIO_REGION_INFO_FLAG_WRITE,
+    vfio_region_info, VFIO_IRQ_INFO_EVENTFD, VFIO_IRQ_SET_ACTION_TRIGGER,
+    VFIO_IRQ_SET_DATA_EVENTFD, VFIO_IRQ_SET_DATA_NONE, VFIO_PCI_BAR0_REGION_INDEX,
+    VFIO_PCI_CONFIG_REGION_INDEX, VFIO_PCI_MSIX_IRQ_INDEX, VFIO_PCI_NUM_IRQS, VFIO_PCI_NUM_REGIONS,
+    VFIO_REGION_INFO_FLAG_READ, VFIO_REGION_INFO_FLAG_WRITE,
 };
 use vfio_user::{DmaMapFlags, DmaUnmapFlags, IrqInfo, ServerBackend, ServerRegion};
 use vmm_sys_util::eventfd::EventFd;
@@ -74,8 +74,11 @@ impl VfioDevice {
         if offset >= 0x1000 {
             return Ok(()); // MSI-X table/PBA belong to the VMM; the rest is unused
         }
-        if offset % 4 != 0 || (data.len() != 4 && data.len() != 8) {
-            warn!("BAR0 write of {} bytes at {offset:#x} ignored: registers take 4-byte writes", data.len());
+        if !offset.is_multiple_of(4) || (data.len() != 4 && data.len() != 8) {
+            warn!(
+                "BAR0 write of {} bytes at {offset:#x} ignored: registers take 4-byte writes",
+                data.len()
+            );
             return Ok(());
         }
         let mut st = self.state();
@@ -101,12 +104,16 @@ impl VfioDevice {
 
 fn check_bar_access(offset: u64, len: usize) -> io::Result<()> {
     let ok = matches!(len, 1 | 2 | 4 | 8)
-        && offset % len as u64 == 0
-        && offset.checked_add(len as u64).is_some_and(|e| e <= BAR0_SIZE);
+        && offset.is_multiple_of(len as u64)
+        && offset
+            .checked_add(len as u64)
+            .is_some_and(|e| e <= BAR0_SIZE);
     if ok {
         Ok(())
     } else {
-        Err(einval(format!("BAR0 access of {len} bytes at {offset:#x} is out of range or unaligned")))
+        Err(einval(format!(
+            "BAR0 access of {len} bytes at {offset:#x} is out of range or unaligned"
+        )))
     }
 }
 
@@ -115,12 +122,17 @@ impl ServerBackend for VfioDevice {
         match region {
             VFIO_PCI_CONFIG_REGION_INDEX => {
                 if !self.config.read(offset, data) {
-                    return Err(einval(format!("config read {offset:#x}+{} out of range", data.len())));
+                    return Err(einval(format!(
+                        "config read {offset:#x}+{} out of range",
+                        data.len()
+                    )));
                 }
                 Ok(())
             }
             VFIO_PCI_BAR0_REGION_INDEX => self.bar_read(offset, data),
-            _ => Err(einval(format!("read of region {region}, which has no size"))),
+            _ => Err(einval(format!(
+                "read of region {region}, which has no size"
+            ))),
         }
     }
 
@@ -128,17 +140,32 @@ impl ServerBackend for VfioDevice {
         match region {
             VFIO_PCI_CONFIG_REGION_INDEX => {
                 if !self.config.write(offset, data) {
-                    return Err(einval(format!("config write {offset:#x}+{} out of range", data.len())));
+                    return Err(einval(format!(
+                        "config write {offset:#x}+{} out of range",
+                        data.len()
+                    )));
                 }
                 Ok(())
             }
             VFIO_PCI_BAR0_REGION_INDEX => self.bar_write(offset, data),
-            _ => Err(einval(format!("write to region {region}, which has no size"))),
+            _ => Err(einval(format!(
+                "write to region {region}, which has no size"
+            ))),
         }
     }
 
-    fn dma_map(&mut self, flags: DmaMapFlags, offset: u64, address: u64, size: u64, fd: Option<File>) -> io::Result<()> {
-        debug!("DMA_MAP {address:#x}+{size:#x} offset {offset:#x} flags {flags:?} fd {}", fd.is_some());
+    fn dma_map(
+        &mut self,
+        flags: DmaMapFlags,
+        offset: u64,
+        address: u64,
+        size: u64,
+        fd: Option<File>,
+    ) -> io::Result<()> {
+        debug!(
+            "DMA_MAP {address:#x}+{size:#x} offset {offset:#x} flags {flags:?} fd {}",
+            fd.is_some()
+        );
         if fd.is_none() {
             info!("DMA_MAP {address:#x}+{size:#x} came without an fd: the device cannot reach it (use a shared memfd memory backend for guest RAM)");
         }
@@ -152,7 +179,9 @@ impl ServerBackend for VfioDevice {
         debug!("DMA_UNMAP {address:#x}+{size:#x}");
         let mut st = self.state();
         st.iotlb.invalidate_all();
-        st.ram.unmap(address, size).map_err(|e| einval(e.to_string()))
+        st.ram
+            .unmap(address, size)
+            .map_err(|e| einval(e.to_string()))
     }
 
     fn reset(&mut self) -> io::Result<()> {
@@ -162,20 +191,36 @@ impl ServerBackend for VfioDevice {
         Ok(())
     }
 
-    fn set_irqs(&mut self, index: u32, flags: u32, start: u32, count: u32, fds: Vec<File>) -> io::Result<()> {
-        debug!("SET_IRQS index {index} flags {flags:#x} start {start} count {count} fds {}", fds.len());
+    fn set_irqs(
+        &mut self,
+        index: u32,
+        flags: u32,
+        start: u32,
+        count: u32,
+        fds: Vec<File>,
+    ) -> io::Result<()> {
+        debug!(
+            "SET_IRQS index {index} flags {flags:#x} start {start} count {count} fds {}",
+            fds.len()
+        );
         if index != VFIO_PCI_MSIX_IRQ_INDEX {
             // INTx/MSI are not offered; accept disables, refuse the rest.
             return if count == 0 || fds.is_empty() {
                 Ok(())
             } else {
-                Err(einval(format!("IRQ index {index} is not supported (MSI-X only)")))
+                Err(einval(format!(
+                    "IRQ index {index} is not supported (MSI-X only)"
+                )))
             };
         }
         let end = start
             .checked_add(count)
             .filter(|&e| e <= NUM_VECTORS)
-            .ok_or_else(|| einval(format!("MSI-X vectors {start}+{count} beyond {NUM_VECTORS}")))?;
+            .ok_or_else(|| {
+                einval(format!(
+                    "MSI-X vectors {start}+{count} beyond {NUM_VECTORS}"
+                ))
+            })?;
         if flags & VFIO_IRQ_SET_ACTION_TRIGGER == 0 {
             return Ok(()); // mask/unmask actions: the VMM emulates the table
         }
@@ -190,7 +235,10 @@ impl ServerBackend for VfioDevice {
             return Ok(());
         }
         if !fds.is_empty() && fds.len() != count as usize {
-            return Err(einval(format!("SET_IRQS with {} fds for {count} vectors", fds.len())));
+            return Err(einval(format!(
+                "SET_IRQS with {} fds for {count} vectors",
+                fds.len()
+            )));
         }
         let mut fds = fds.into_iter();
         for v in start..end {
@@ -240,8 +288,16 @@ pub fn irqs() -> Vec<IrqInfo> {
     (0..VFIO_PCI_NUM_IRQS)
         .map(|index| IrqInfo {
             index,
-            flags: if index == VFIO_PCI_MSIX_IRQ_INDEX { VFIO_IRQ_INFO_EVENTFD } else { 0 },
-            count: if index == VFIO_PCI_MSIX_IRQ_INDEX { NUM_VECTORS } else { 0 },
+            flags: if index == VFIO_PCI_MSIX_IRQ_INDEX {
+                VFIO_IRQ_INFO_EVENTFD
+            } else {
+                0
+            },
+            count: if index == VFIO_PCI_MSIX_IRQ_INDEX {
+                NUM_VECTORS
+            } else {
+                0
+            },
         })
         .collect()
 }

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 use log::{error, info, warn};
 
 use crate::abi::{
-    cause, ctrl, feat, iotlb_inv, reg, status, FaultReason, ITR_MAX_US, MAX_PKT, MAX_SG, MTU_DEFAULT,
-    MTU_MAX, MTU_MIN, VERSION,
+    cause, ctrl, feat, iotlb_inv, reg, status, FaultReason, ITR_MAX_US, MAX_PKT, MAX_SG,
+    MTU_DEFAULT, MTU_MAX, MTU_MIN, VERSION,
 };
 use crate::backend::Backend;
 use crate::counters::{Counters, Stat, STAT_COUNT};
@@ -198,7 +198,9 @@ impl DeviceState {
             reg::MAC_HI => self.mac[4..].copy_from_slice(&v.to_le_bytes()[..2]),
             reg::INT_CAUSE => self.irqs.cause &= !v,
             reg::INT_MASK_SET => self.irqs.mask |= v & cause::ALL,
-            reg::INT_MASK_CLR => self.irqs.unmask(v & cause::ALL, Instant::now(), &self.counters),
+            reg::INT_MASK_CLR => self
+                .irqs
+                .unmask(v & cause::ALL, Instant::now(), &self.counters),
             reg::ITR => self.irqs.itr = Duration::from_micros(u64::from(v.min(ITR_MAX_US))),
             reg::TX_BASE_LO if !self.enabled => lo(&mut self.tx.base, v),
             reg::TX_BASE_HI if !self.enabled => hi(&mut self.tx.base, v),
@@ -224,6 +226,9 @@ impl DeviceState {
             self.enabled = false;
             return;
         }
+        if self.enabled {
+            return;
+        }
         if !self.tx.is_valid() || !self.rx.is_valid() {
             warn!(
                 "guest enabled the device with bad rings (tx {:?}, rx {:?}): staying disabled",
@@ -237,13 +242,21 @@ impl DeviceState {
             self.warned_fdless = true;
             error!("guest RAM was mapped without an fd: start QEMU with a shared memfd memory backend (-object memory-backend-memfd,id=mem,size=1G,share=on -machine memory-backend=mem)");
         }
+        for r in [&mut self.tx, &mut self.rx] {
+            r.head = 0;
+            r.tail = 0;
+        }
         self.enabled = true;
     }
 
     fn doorbell(&mut self, v: u32, tx: bool) -> bool {
         let ring = if tx { &mut self.tx } else { &mut self.rx };
         if ring.size == 0 || v >= ring.size {
-            warn!("bad {} doorbell {v} (ring size {})", if tx { "TX" } else { "RX" }, ring.size);
+            warn!(
+                "bad {} doorbell {v} (ring size {})",
+                if tx { "TX" } else { "RX" },
+                ring.size
+            );
             self.counters.inc(Stat::bad_doorbells);
             self.raise(cause::ERROR);
             return false;

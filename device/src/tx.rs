@@ -4,7 +4,9 @@
 use log::{debug, warn};
 use vm_memory::{Bytes, GuestAddress};
 
-use crate::abi::{cmd, txstat, TxDesc, TxError, MAX_PKT, MAX_SG, TX_DESC_SIZE, TX_DESC_STATUS_OFFSET};
+use crate::abi::{
+    cmd, txstat, TxDesc, TxError, MAX_PKT, MAX_SG, TX_DESC_SIZE, TX_DESC_STATUS_OFFSET,
+};
 use crate::backend::Backend;
 use crate::counters::{Counters, Stat};
 use crate::dma::{phys_slices, DmaError, Translator};
@@ -98,7 +100,13 @@ impl TxPass<'_> {
         }
     }
 
-    fn add_buffer(&mut self, d: &TxDesc, total: &mut usize, n: usize, slices: &mut Vec<Slice>) -> Result<(), TxError> {
+    fn add_buffer(
+        &mut self,
+        d: &TxDesc,
+        total: &mut usize,
+        n: usize,
+        slices: &mut Vec<Slice>,
+    ) -> Result<(), TxError> {
         if n > MAX_SG {
             return Err(TxError::TooManySg);
         }

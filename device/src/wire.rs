@@ -225,6 +225,9 @@ mod tests {
         put16(&mut f, 18 + 4, 8);
         f[18 + 6] = PROTO_UDP;
         let h = parse(&f).unwrap();
-        assert_eq!((h.l3, h.l4, h.l3_off, h.hdr_len, h.ip_len), (L3::Ipv6, L4::Udp, 18, 66, 48));
+        assert_eq!(
+            (h.l3, h.l4, h.l3_off, h.hdr_len, h.ip_len),
+            (L3::Ipv6, L4::Udp, 18, 66, 48)
+        );
     }
 }

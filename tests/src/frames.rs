@@ -69,11 +69,18 @@ pub fn tcp_template(o: TcpOpts) -> Vec<u8> {
     t.cwr = o.cwr;
     if o.tcp_options {
         // NOP, NOP, timestamps (10 bytes): 12 bytes.
-        t.set_options_raw(&[1, 1, 8, 10, 0, 0, 0, 1, 0, 0, 0, 2]).unwrap();
+        t.set_options_raw(&[1, 1, 8, 10, 0, 0, 0, 1, 0, 0, 0, 2])
+            .unwrap();
     }
     let mut v = Vec::new();
     eth(o.v6, &mut v);
-    ip(o.v6, o.ip_options, IpNumber::TCP, t.header_len() as u16, &mut v);
+    ip(
+        o.v6,
+        o.ip_options,
+        IpNumber::TCP,
+        t.header_len() as u16,
+        &mut v,
+    );
     t.write(&mut v).unwrap();
     v
 }
@@ -102,29 +109,65 @@ pub fn check_tso(frames: &[Vec<u8>], payload: &[u8], mss: usize, o: TcpOpts) {
     let mut got = Vec::new();
     let n = frames.len();
     for (i, f) in frames.iter().enumerate() {
-        assert!(f.len() <= 1514, "frame {i} is {} bytes, over the MTU", f.len());
+        assert!(
+            f.len() <= 1514,
+            "frame {i} is {} bytes, over the MTU",
+            f.len()
+        );
         let p = PacketHeaders::from_ethernet_slice(f).expect("etherparse accepts the frame");
         let data = p.payload.slice();
-        assert!(data.len() <= mss, "segment {i} carries {} > MSS {mss}", data.len());
+        assert!(
+            data.len() <= mss,
+            "segment {i} carries {} > MSS {mss}",
+            data.len()
+        );
         let Some(TransportHeader::Tcp(t)) = p.transport else {
             panic!("frame {i} is not TCP")
         };
         match p.net {
             Some(NetHeaders::Ipv4(h, _)) => {
                 assert!(!o.v6);
-                assert_eq!(h.header_checksum, h.calc_header_checksum(), "IPv4 header checksum, segment {i}");
-                assert_eq!(usize::from(h.total_len), f.len() - 14, "IPv4 total length, segment {i}");
-                assert_eq!(h.identification, IP_ID.wrapping_add(i as u16), "IP ID, segment {i}");
-                assert_eq!(t.checksum, t.calc_checksum_ipv4(&h, data).unwrap(), "TCP checksum, segment {i}");
+                assert_eq!(
+                    h.header_checksum,
+                    h.calc_header_checksum(),
+                    "IPv4 header checksum, segment {i}"
+                );
+                assert_eq!(
+                    usize::from(h.total_len),
+                    f.len() - 14,
+                    "IPv4 total length, segment {i}"
+                );
+                assert_eq!(
+                    h.identification,
+                    IP_ID.wrapping_add(i as u16),
+                    "IP ID, segment {i}"
+                );
+                assert_eq!(
+                    t.checksum,
+                    t.calc_checksum_ipv4(&h, data).unwrap(),
+                    "TCP checksum, segment {i}"
+                );
             }
             Some(NetHeaders::Ipv6(h, _)) => {
                 assert!(o.v6);
-                assert_eq!(usize::from(h.payload_length), f.len() - 54, "IPv6 payload length, segment {i}");
-                assert_eq!(t.checksum, t.calc_checksum_ipv6(&h, data).unwrap(), "TCP checksum, segment {i}");
+                assert_eq!(
+                    usize::from(h.payload_length),
+                    f.len() - 54,
+                    "IPv6 payload length, segment {i}"
+                );
+                assert_eq!(
+                    t.checksum,
+                    t.calc_checksum_ipv6(&h, data).unwrap(),
+                    "TCP checksum, segment {i}"
+                );
             }
             _ => panic!("frame {i}: no IP header"),
         }
-        assert_eq!(t.sequence_number, SEQ.wrapping_add(got.len() as u32), "sequence of segment {i}");
+        assert_eq!(
+            t.sequence_number,
+            SEQ.wrapping_add(got.len() as u32),
+            "sequence of segment {i}"
+        );
         let last = i + 1 == n;
         assert_eq!(t.fin, o.fin && last, "FIN on segment {i}");
         assert_eq!(t.psh, o.psh && last, "PSH on segment {i}");
@@ -133,7 +176,10 @@ pub fn check_tso(frames: &[Vec<u8>], payload: &[u8], mss: usize, o: TcpOpts) {
         assert_eq!(t.options.len(), if o.tcp_options { 12 } else { 0 });
         got.extend_from_slice(data);
     }
-    assert!(got == payload, "reassembled payload differs from what was sent");
+    assert!(
+        got == payload,
+        "reassembled payload differs from what was sent"
+    );
 }
 
 /// Checks a single TCP or UDP frame's checksums; returns its payload.
@@ -170,14 +216,26 @@ pub fn reassemble_ufo(frames: &[Vec<u8>], max_frag: usize) -> Vec<u8> {
     for (i, f) in frames.iter().enumerate() {
         assert!(f.len() <= 1514);
         let (h, rest) = Ipv4Header::from_slice(&f[14..]).expect("IPv4 header");
-        assert_eq!(h.header_checksum, h.calc_header_checksum(), "fragment {i} header checksum");
+        assert_eq!(
+            h.header_checksum,
+            h.calc_header_checksum(),
+            "fragment {i} header checksum"
+        );
         let data = &rest[..usize::from(h.total_len) - h.header_len()];
         assert!(data.len() <= max_frag);
         let off = usize::from(h.fragment_offset.value()) * 8;
         assert_eq!(off, l3.len(), "fragment {i} offset");
-        assert_eq!(h.more_fragments, i + 1 != frames.len(), "MF on fragment {i}");
+        assert_eq!(
+            h.more_fragments,
+            i + 1 != frames.len(),
+            "MF on fragment {i}"
+        );
         assert!(!h.dont_fragment);
-        assert_eq!(*id.get_or_insert(h.identification), h.identification, "same ID on every fragment");
+        assert_eq!(
+            *id.get_or_insert(h.identification),
+            h.identification,
+            "same ID on every fragment"
+        );
         if i + 1 != frames.len() {
             assert_eq!(data.len() % 8, 0);
         }
@@ -185,6 +243,10 @@ pub fn reassemble_ufo(frames: &[Vec<u8>], max_frag: usize) -> Vec<u8> {
     }
     let (u, payload) = UdpHeader::from_slice(&l3).expect("UDP header in the first fragment");
     assert_eq!(usize::from(u.length), l3.len());
-    assert_eq!(u.checksum, u.calc_checksum_ipv4_raw(SRC4, DST4, payload).unwrap(), "UDP checksum over the datagram");
+    assert_eq!(
+        u.checksum,
+        u.calc_checksum_ipv4_raw(SRC4, DST4, payload).unwrap(),
+        "UDP checksum over the datagram"
+    );
     payload.to_vec()
 }

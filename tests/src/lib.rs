@@ -84,7 +84,8 @@ impl Harness {
     /// A connected device with RAM and IRQs but no rings programmed.
     pub fn bare() -> Self {
         let (backend, peer) = SocketBackend::pair().expect("socketpair");
-        let device = Device::start([0x52, 0x54, 0, 0x76, 0x6d, 1], Box::new(backend)).expect("device");
+        let device =
+            Device::start([0x52, 0x54, 0, 0x76, 0x6d, 1], Box::new(backend)).expect("device");
         let socket = std::env::temp_dir().join(format!(
             "vmso-test-{}-{}.sock",
             std::process::id(),
@@ -109,7 +110,12 @@ impl Harness {
             .dma_map(0, 0, REGION_SPLIT, ram.as_raw_fd())
             .expect("dma map low");
         client
-            .dma_map(REGION_SPLIT, REGION_SPLIT, RAM_SIZE - REGION_SPLIT, ram.as_raw_fd())
+            .dma_map(
+                REGION_SPLIT,
+                REGION_SPLIT,
+                RAM_SIZE - REGION_SPLIT,
+                ram.as_raw_fd(),
+            )
             .expect("dma map high");
         let region = |off: u64, size: u64| {
             let f = ram.try_clone().unwrap();
@@ -122,7 +128,9 @@ impl Harness {
         ])
         .unwrap();
 
-        let irqs: Vec<EventFd> = (0..3).map(|_| EventFd::new(libc::EFD_NONBLOCK).unwrap()).collect();
+        let irqs: Vec<EventFd> = (0..3)
+            .map(|_| EventFd::new(libc::EFD_NONBLOCK).unwrap())
+            .collect();
         let fds: Vec<i32> = irqs.iter().map(|e| e.as_raw_fd()).collect();
         client
             .set_irqs(
@@ -197,7 +205,9 @@ impl Harness {
     }
 
     pub fn write(&self, gpa: u64, data: &[u8]) {
-        self.mem.write_slice(data, GuestAddress(gpa)).expect("guest write");
+        self.mem
+            .write_slice(data, GuestAddress(gpa))
+            .expect("guest write");
     }
 
     pub fn read_tx_desc(&self, idx: u32) -> TxDesc {
@@ -231,7 +241,10 @@ impl Harness {
             if d.status & abi::txstat::DD != 0 {
                 return d.error;
             }
-            assert!(Instant::now() < deadline, "TX descriptor {idx} never completed");
+            assert!(
+                Instant::now() < deadline,
+                "TX descriptor {idx} never completed"
+            );
             std::thread::sleep(Duration::from_micros(200));
         }
     }
@@ -242,7 +255,11 @@ impl Harness {
         self.doorbell();
         let last = (first + descs.len() as u32 - 1) % TX_SIZE;
         let e = self.wait_done(last);
-        assert_eq!(self.wait_done(first), e, "every descriptor carries the status");
+        assert_eq!(
+            self.wait_done(first),
+            e,
+            "every descriptor carries the status"
+        );
         e
     }
 
@@ -292,9 +309,13 @@ impl Harness {
         self.write_reg(reg::RX_TAIL, t);
     }
 
-    /// Waits for the next received frame (following multi-buffer chains).
+    /// Waits up to 5 s for the next received frame (following multi-buffer chains).
     pub fn recv_rx(&mut self) -> Option<(Vec<u8>, RxDesc)> {
-        let deadline = Instant::now() + Duration::from_secs(5);
+        self.recv_rx_within(Duration::from_secs(5))
+    }
+
+    pub fn recv_rx_within(&mut self, wait: Duration) -> Option<(Vec<u8>, RxDesc)> {
+        let deadline = Instant::now() + wait;
         let mut data = Vec::new();
         let mut first = None;
         loop {

@@ -70,7 +70,11 @@ impl AddressSpace {
         assert_eq!(gpa & ((1 << shift) - 1), 0, "gpa not page-aligned");
         match self.mode {
             PagingMode::Level4 | PagingMode::Level5 => {
-                let levels = if self.mode == PagingMode::Level5 { 5 } else { 4 };
+                let levels = if self.mode == PagingMode::Level5 {
+                    5
+                } else {
+                    4
+                };
                 let mut table = self.pdbr;
                 for level in (1..=levels).rev() {
                     let lshift = 12 + 9 * (level - 1);
@@ -123,11 +127,16 @@ impl AddressSpace {
     pub fn leaf_entry(&self, mem: &GuestMemoryMmap, va: u64) -> u64 {
         match self.mode {
             PagingMode::Level4 | PagingMode::Level5 => {
-                let levels = if self.mode == PagingMode::Level5 { 5 } else { 4 };
+                let levels = if self.mode == PagingMode::Level5 {
+                    5
+                } else {
+                    4
+                };
                 let mut table = self.pdbr;
                 for level in (2..=levels).rev() {
                     let lshift = 12 + 9 * (level - 1);
-                    table = Self::rd64(mem, table + ((va >> lshift) & 0x1ff) * 8) & 0x000f_ffff_ffff_f000;
+                    table = Self::rd64(mem, table + ((va >> lshift) & 0x1ff) * 8)
+                        & 0x000f_ffff_ffff_f000;
                 }
                 table + ((va >> 12) & 0x1ff) * 8
             }

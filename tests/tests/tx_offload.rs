@@ -10,7 +10,12 @@ use vmso_tests::pagetable::AddressSpace;
 use vmso_tests::*;
 
 const MSS: u16 = 1448;
-const ALL_MODES: [PagingMode; 4] = [PagingMode::Bits32, PagingMode::Pae, PagingMode::Level4, PagingMode::Level5];
+const ALL_MODES: [PagingMode; 4] = [
+    PagingMode::Bits32,
+    PagingMode::Pae,
+    PagingMode::Level4,
+    PagingMode::Level5,
+];
 
 /// A user-like VA for the mode.
 fn base_va(mode: PagingMode) -> u64 {
@@ -74,7 +79,8 @@ fn soft_translate(h: &Harness, asp: &AddressSpace, va: u64) -> u64 {
             (r64((e & m) + ((va >> 12) & 0x1ff) * 8) & m) | (va & 0xfff)
         }
         PagingMode::Bits32 => {
-            let r32 = |a: u64| -> u64 { u64::from(h.mem.read_obj::<u32>(GuestAddress(a)).unwrap()) };
+            let r32 =
+                |a: u64| -> u64 { u64::from(h.mem.read_obj::<u32>(GuestAddress(a)).unwrap()) };
             let e = r32(asp.pdbr + ((va >> 22) & 0x3ff) * 4);
             if e & 0x80 != 0 {
                 return (e & 0xffc0_0000) | (va & 0x3f_ffff);
@@ -86,7 +92,14 @@ fn soft_translate(h: &Harness, asp: &AddressSpace, va: u64) -> u64 {
 
 /// Sends `payload` (already mapped at `va`) behind a physical TCP header,
 /// split into `parts` virtual descriptors, with TSO; checks every frame.
-fn tso_send(h: &mut Harness, asp: &AddressSpace, va: u64, payload: &[u8], parts: usize, o: TcpOpts) {
+fn tso_send(
+    h: &mut Harness,
+    asp: &AddressSpace,
+    va: u64,
+    payload: &[u8],
+    parts: usize,
+    o: TcpOpts,
+) {
     // MSS as a stack computes it: what the MTU leaves after the headers.
     let hdr_l3 = frames::tcp_template(o).len() - 14;
     let mss = (1500 - hdr_l3).min(usize::from(MSS)) as u16;
@@ -160,7 +173,13 @@ fn large_page_case(mode: PagingMode, small_va_end: u64, large_gpa: u64, shift: u
     let asp = AddressSpace::new(&h.mem, &mut h.pt, mode);
     // Two 4 KiB pages just below the boundary, then one large page.
     for i in 1..=2u64 {
-        asp.map(&h.mem, &mut h.pt, small_va_end - i * 4096, DATA_POOL + i * 0x3000, 12);
+        asp.map(
+            &h.mem,
+            &mut h.pt,
+            small_va_end - i * 4096,
+            DATA_POOL + i * 0x3000,
+            12,
+        );
     }
     asp.map(&h.mem, &mut h.pt, small_va_end, large_gpa, shift);
     let va = small_va_end - 5000;
@@ -174,7 +193,12 @@ fn large_page_case(mode: PagingMode, small_va_end: u64, large_gpa: u64, shift: u
 fn tso_across_2m_pages() {
     large_page_case(PagingMode::Pae, 0x4000_0000, 0x0800_0000, 21);
     large_page_case(PagingMode::Level4, 0x7f00_0000_0000, 0x0800_0000, 21);
-    large_page_case(PagingMode::Level5, 0x0100_0000_0000_0000 - (1 << 30), 0x0800_0000, 21);
+    large_page_case(
+        PagingMode::Level5,
+        0x0100_0000_0000_0000 - (1 << 30),
+        0x0800_0000,
+        21,
+    );
 }
 
 #[test]
@@ -276,7 +300,13 @@ fn plain_frame_passes_through_untouched() {
     let frame = pattern(600, 7);
     h.write(DATA_POOL, &frame[..100]);
     h.write(DATA_POOL + 0x10000, &frame[100..]);
-    assert_eq!(h.send(&[desc(DATA_POOL, 100, 0), desc(DATA_POOL + 0x10000, 500, cmd::EOP)]), 0);
+    assert_eq!(
+        h.send(&[
+            desc(DATA_POOL, 100, 0),
+            desc(DATA_POOL + 0x10000, 500, cmd::EOP)
+        ]),
+        0
+    );
     assert_eq!(h.frames(), vec![frame]);
     assert_eq!(h.stat(Stat::tx_packets), 1);
 }
