@@ -75,6 +75,7 @@
 #define VMSO_REG_FAULT_PDBR_HI		0x24C
 #define VMSO_REG_FAULT_REASON		0x250
 #define VMSO_REG_FAULT_COUNT		0x254
+#define VMSO_REG_ERROR_COUNT		0x258
 
 #define VMSO_REG_STAT_COUNT		0x3FC
 /* STAT[i]: 64-bit counter i, low word at +0, high word at +4 */

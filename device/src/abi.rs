@@ -71,6 +71,7 @@ pub mod reg {
     pub const FAULT_PDBR_HI: u64 = 0x24C;
     pub const FAULT_REASON: u64 = 0x250;
     pub const FAULT_COUNT: u64 = 0x254;
+    pub const ERROR_COUNT: u64 = 0x258;
     pub const STAT_COUNT: u64 = 0x3FC;
     pub const STAT_BASE: u64 = 0x400;
 }

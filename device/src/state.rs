@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 use log::{error, info, warn};
 
 use crate::abi::{
-    cause, ctrl, feat, iotlb_inv, reg, status, FaultReason, ITR_MAX_US, MAX_PKT, MAX_SG,
-    MTU_DEFAULT, MTU_MAX, MTU_MIN, VERSION,
+    cause, ctrl, feat, iotlb_inv, reg, status, ITR_MAX_US, MAX_PKT, MAX_SG, MTU_DEFAULT, MTU_MAX,
+    MTU_MIN, VERSION,
 };
 use crate::backend::Backend;
 use crate::counters::{Counters, Stat, STAT_COUNT};
@@ -52,6 +52,7 @@ pub struct DeviceState {
     inv_pdbr: u64,
     inv_addr: u64,
     warned_fdless: bool,
+    errors: u32,
 }
 
 fn lo(v: &mut u64, x: u32) {
@@ -80,6 +81,7 @@ impl DeviceState {
             inv_pdbr: 0,
             inv_addr: 0,
             warned_fdless: false,
+            errors: 0,
         };
         s.reset();
         s
@@ -99,6 +101,7 @@ impl DeviceState {
         self.mtu = MTU_DEFAULT;
         self.inv_pdbr = 0;
         self.inv_addr = 0;
+        self.errors = 0;
         self.counters.clear();
     }
 
@@ -115,6 +118,9 @@ impl DeviceState {
     }
 
     fn raise(&mut self, bits: u32) {
+        if bits & cause::ERROR != 0 {
+            self.errors = self.errors.wrapping_add(1);
+        }
         self.irqs.raise(bits, Instant::now(), &self.counters);
     }
 
@@ -159,6 +165,7 @@ impl DeviceState {
             reg::FAULT_PDBR_HI => (f.pdbr >> 32) as u32,
             reg::FAULT_REASON => f.reason,
             reg::FAULT_COUNT => f.count,
+            reg::ERROR_COUNT => self.errors,
             reg::STAT_COUNT => STAT_COUNT as u32,
             o if o >= reg::STAT_BASE => {
                 let i = ((o - reg::STAT_BASE) / 8) as usize;
@@ -367,19 +374,5 @@ impl DeviceState {
 
     pub fn raise_rx(&mut self) {
         self.raise(cause::RX);
-    }
-
-    /// A fault reason code, for tests.
-    pub fn last_fault(&self) -> Option<FaultReason> {
-        [
-            FaultReason::NotPresent,
-            FaultReason::Reserved,
-            FaultReason::NonCanonical,
-            FaultReason::PteOutOfRam,
-            FaultReason::PageOutOfRam,
-            FaultReason::BadPdbr,
-        ]
-        .into_iter()
-        .find(|r| *r as u32 == self.fault.reason)
     }
 }

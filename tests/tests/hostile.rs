@@ -380,6 +380,11 @@ fn tail_beyond_the_ring() {
     h.write_reg(reg::TX_TAIL, TX_SIZE + 5);
     h.write_reg(reg::RX_TAIL, u32::MAX);
     assert_eq!(h.stat(Stat::bad_doorbells), bad + 2);
+    assert_eq!(
+        h.read_reg(reg::ERROR_COUNT),
+        2,
+        "each refusal is an ERROR event"
+    );
     assert_eq!(h.read_reg(reg::TX_TAIL), 0, "bad doorbell ignored");
     still_serves(&mut h);
 }
