@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# ci/test.sh - everything: static checks, the device-level tests (no QEMU),
+# the engine bench (figures only, nothing asserted), the guest module build,
+# and the QEMU end-to-end run. Needs root and /dev/net/tun (for the e2e run).
+#
+# Environment: E2E_SECS (iperf3 seconds per direction, default 10),
+#              VMSO_SKIP_E2E=1 to stop after the module build.
+set -euo pipefail
+# shellcheck source=ci/lib/common.sh
+source "$(dirname "$0")/lib/common.sh"
+cd "$REPO"
+need_root
+need_tun
+
+T0=$(date +%s)
+step() { log "== $* ($(( $(date +%s) - T0 )) s)"; }
+
+step "setup"
+"$REPO/ci/setup.sh"
+set_kabi "$(<"$CACHE/kernel-abi")"
+
+step "rustfmt"
+cargo fmt --all -- --check || die "cargo fmt --check failed: run cargo fmt"
+
+step "clippy"
+cargo clippy --workspace --all-targets -- -D warnings
+
+step "cargo test (device-level, no QEMU)"
+cargo test --workspace
+
+step "engine bench"
+mkdir -p "$RESULTS"
+cargo bench -p vmso-device --bench engine | tee "$RESULTS/engine-bench.txt"
+
+step "guest module"
+make -C "$REPO/guest-driver" KDIR="$KDIR" CC=gcc-12 W=1 2>&1 | tee "$RESULTS/module-build.txt"
+if grep -q "warning:" "$RESULTS/module-build.txt"; then
+    die "vmso.ko builds with warnings (see $RESULTS/module-build.txt)"
+fi
+[ -f "$REPO/guest-driver/vmso.ko" ] || die "guest-driver/vmso.ko was not built"
+
+if [ "${VMSO_SKIP_E2E:-0}" = 1 ]; then
+    step "e2e skipped (VMSO_SKIP_E2E=1)"
+    exit 0
+fi
+step "QEMU end-to-end"
+"$REPO/ci/e2e.sh"
+
+step "all passed"
