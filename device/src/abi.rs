@@ -111,7 +111,7 @@ pub mod feat {
     pub const LRO: u32 = 1 << 11;
     /// Everything this device implements.
     pub const DEVICE: u32 =
-        CSUM | TSO4 | TSO6 | UFO | USO | VA_DMA | PG_32 | PG_PAE | PG_4L | PG_5L | RX_CSUM;
+        CSUM | TSO4 | TSO6 | UFO | USO | VA_DMA | PG_32 | PG_PAE | PG_4L | PG_5L | RX_CSUM | LRO;
 }
 
 pub mod cmd {

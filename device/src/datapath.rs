@@ -13,7 +13,6 @@ use vmm_sys_util::eventfd::EventFd;
 use vmm_sys_util::timerfd::TimerFd;
 
 use crate::backend::Backend;
-use crate::rx::RxMeta;
 use crate::server::Kicks;
 use crate::state::DeviceState;
 
@@ -64,6 +63,7 @@ impl DataPath {
         let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
         let mut delivered = 0;
         let mut more = false;
+        let now = Instant::now();
         while st.rx_ready() {
             if delivered == RX_BUDGET {
                 more = true;
@@ -72,12 +72,15 @@ impl DataPath {
             match self.backend.recv(&mut self.buf) {
                 Ok(0) => break,
                 Ok(n) => {
-                    if !st.deliver_rx(&self.buf[..n], RxMeta::default()) {
+                    if !st.receive(&self.buf[..n], now) {
                         break;
                     }
                     delivered += 1;
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    st.receive_idle();
+                    break;
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
                     warn!("backend read failed: {e}");

@@ -8,6 +8,7 @@
 
 pub mod abi;
 pub mod backend;
+pub mod coalesce;
 pub mod counters;
 pub mod csum;
 pub mod datapath;

@@ -12,6 +12,7 @@ use crate::abi::{
     MTU_MIN, VERSION,
 };
 use crate::backend::Backend;
+use crate::coalesce::{self, Coalescer};
 use crate::counters::{Counters, Stat, STAT_COUNT};
 use crate::iotlb::Iotlb;
 use crate::irq::Irqs;
@@ -53,6 +54,7 @@ pub struct DeviceState {
     inv_addr: u64,
     warned_fdless: bool,
     errors: u32,
+    pub coalescer: Coalescer,
 }
 
 fn lo(v: &mut u64, x: u32) {
@@ -82,6 +84,7 @@ impl DeviceState {
             inv_addr: 0,
             warned_fdless: false,
             errors: 0,
+            coalescer: Coalescer::new(coalesce::Params::default()),
         };
         s.reset();
         s
@@ -102,6 +105,7 @@ impl DeviceState {
         self.inv_pdbr = 0;
         self.inv_addr = 0;
         self.errors = 0;
+        self.coalescer = Coalescer::new(self.coalescer.params);
         self.counters.clear();
     }
 
@@ -336,43 +340,102 @@ impl DeviceState {
         self.enabled && self.rx.head != self.rx.tail
     }
 
-    /// Delivers one received frame. Returns false if there were no buffers
-    /// (the caller stops reading until the next RX doorbell).
-    pub fn deliver_rx(&mut self, frame: &[u8], mut meta: RxMeta) -> bool {
+    /// Takes one frame from the backend: verifies its checksums, then either
+    /// delivers it or, with LRO on, hands it to the coalescer. Returns false
+    /// if there were no buffers (the caller stops reading until the next RX
+    /// doorbell).
+    pub fn receive(&mut self, frame: &[u8], now: Instant) -> bool {
         if !self.rx_ready() {
             return false;
         }
-        if self.rx_csum_enabled() && meta.status == 0 {
-            meta.status = rx::verify_checksums(frame);
-        }
-        if meta.status & crate::abi::rxstat::L4_OK != 0 {
+        let status = if self.rx_csum_enabled() || self.lro_enabled() {
+            rx::verify_checksums(frame)
+        } else {
+            0
+        };
+        if status & crate::abi::rxstat::L4_OK != 0 {
             self.counters.inc(Stat::rx_csum_ok);
         }
-        if meta.status & crate::abi::rxstat::CSUM_ERR != 0 {
+        if status & crate::abi::rxstat::CSUM_ERR != 0 {
             self.counters.inc(Stat::rx_csum_bad);
         }
+        let (lro, keep) = (
+            self.lro_enabled(),
+            if self.rx_csum_enabled() { status } else { 0 },
+        );
         let mem = self.ram.snapshot();
-        match rx::deliver(&mem, &mut self.rx, &self.counters, frame, meta) {
-            RxOutcome::Delivered => {
-                self.counters.inc(Stat::rx_packets);
-                self.counters.add(Stat::rx_bytes, frame.len() as u64);
-                true
-            }
-            RxOutcome::NoBuffers | RxOutcome::BadBuffer => {
-                self.counters.inc(Stat::rx_dropped);
-                true
-            }
-            RxOutcome::RingError => {
-                self.counters.inc(Stat::dma_errors);
-                self.counters.inc(Stat::rx_dropped);
-                self.raise(cause::ERROR);
-                self.rx.head = self.rx.tail;
-                false
-            }
+        let (ring, counters) = (&mut self.rx, &self.counters);
+        let mut ring_error = false;
+        let mut deliver =
+            |b: &[u8], m: RxMeta| ring_error |= !deliver_one(&mem, ring, counters, b, m);
+        if lro {
+            let merged = self.coalescer.tally.merged;
+            self.coalescer.push(frame, status, now, &mut deliver);
+            self.counters
+                .add(Stat::rx_coalesced, self.coalescer.tally.merged - merged);
+        } else {
+            deliver(
+                frame,
+                RxMeta {
+                    status: keep,
+                    ..Default::default()
+                },
+            );
         }
+        self.after_delivery(ring_error)
+    }
+
+    /// The backend is drained: flush every coalescing queue.
+    pub fn receive_idle(&mut self) {
+        if self.coalescer.is_empty() {
+            return;
+        }
+        let mem = self.ram.snapshot();
+        let (ring, counters) = (&mut self.rx, &self.counters);
+        let mut ring_error = false;
+        self.coalescer
+            .flush_all(coalesce::Reason::Idle, &mut |b, m| {
+                ring_error |= !deliver_one(&mem, ring, counters, b, m)
+            });
+        self.after_delivery(ring_error);
+    }
+
+    fn after_delivery(&mut self, ring_error: bool) -> bool {
+        if ring_error {
+            self.raise(cause::ERROR);
+            self.rx.head = self.rx.tail;
+            return false;
+        }
+        true
     }
 
     pub fn raise_rx(&mut self) {
         self.raise(cause::RX);
+    }
+}
+
+/// Writes one frame into the RX ring and counts it; false on a ring error.
+fn deliver_one(
+    mem: &crate::memory::Mem,
+    ring: &mut Ring,
+    counters: &Counters,
+    frame: &[u8],
+    meta: RxMeta,
+) -> bool {
+    match rx::deliver(mem, ring, counters, frame, meta) {
+        RxOutcome::Delivered => {
+            counters.inc(Stat::rx_packets);
+            counters.add(Stat::rx_bytes, frame.len() as u64);
+            true
+        }
+        RxOutcome::NoBuffers | RxOutcome::BadBuffer => {
+            counters.inc(Stat::rx_dropped);
+            true
+        }
+        RxOutcome::RingError => {
+            counters.inc(Stat::dma_errors);
+            counters.inc(Stat::rx_dropped);
+            false
+        }
     }
 }
