@@ -61,9 +61,18 @@ impl DataPath {
 
     fn drain_rx(&mut self) {
         let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        let mut delivered = 0;
         let mut more = false;
         let now = Instant::now();
+        let held = st.rx_held_len();
+        let all_out = st.deliver_held();
+        let mut delivered = held - st.rx_held_len();
+        if !all_out {
+            // Still no room: wait for the next RX doorbell.
+            if delivered > 0 {
+                st.raise_rx();
+            }
+            return;
+        }
         while st.rx_ready() {
             if delivered == RX_BUDGET {
                 more = true;

@@ -2,6 +2,7 @@
 //! interrupts. The vfio-user message thread and the data-path thread share it
 //! under one mutex; each holds it only for one access or one batch.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -55,6 +56,8 @@ pub struct DeviceState {
     warned_fdless: bool,
     errors: u32,
     pub coalescer: Coalescer,
+    /// Frames waiting for RX buffers (see `RxSink`).
+    rx_held: VecDeque<(Vec<u8>, RxMeta)>,
 }
 
 fn lo(v: &mut u64, x: u32) {
@@ -85,6 +88,7 @@ impl DeviceState {
             warned_fdless: false,
             errors: 0,
             coalescer: Coalescer::new(coalesce::Params::default()),
+            rx_held: VecDeque::new(),
         };
         s.reset();
         s
@@ -106,6 +110,7 @@ impl DeviceState {
         self.inv_addr = 0;
         self.errors = 0;
         self.coalescer = Coalescer::new(self.coalescer.params);
+        self.rx_held.clear();
         self.counters.clear();
     }
 
@@ -335,15 +340,18 @@ impl DeviceState {
         done > 0
     }
 
-    /// Room for at least one frame in the RX ring.
+    pub fn rx_held_len(&self) -> usize {
+        self.rx_held.len()
+    }
+
+    /// Room for at least one frame in the RX ring, and nothing held back.
     pub fn rx_ready(&self) -> bool {
-        self.enabled && self.rx.head != self.rx.tail
+        self.enabled && self.rx.head != self.rx.tail && self.rx_held.is_empty()
     }
 
     /// Takes one frame from the backend: verifies its checksums, then either
     /// delivers it or, with LRO on, hands it to the coalescer. Returns false
-    /// if there were no buffers (the caller stops reading until the next RX
-    /// doorbell).
+    /// when the caller should stop reading until the next RX doorbell.
     pub fn receive(&mut self, frame: &[u8], now: Instant) -> bool {
         if !self.rx_ready() {
             return false;
@@ -359,30 +367,30 @@ impl DeviceState {
         if status & crate::abi::rxstat::CSUM_ERR != 0 {
             self.counters.inc(Stat::rx_csum_bad);
         }
-        let (lro, keep) = (
-            self.lro_enabled(),
-            if self.rx_csum_enabled() { status } else { 0 },
-        );
+        let keep = if self.rx_csum_enabled() { status } else { 0 };
         let mem = self.ram.snapshot();
-        let (ring, counters) = (&mut self.rx, &self.counters);
-        let mut ring_error = false;
-        let mut deliver =
-            |b: &[u8], m: RxMeta| ring_error |= !deliver_one(&mem, ring, counters, b, m);
-        if lro {
+        let mut sink = RxSink {
+            mem: &mem,
+            ring: &mut self.rx,
+            counters: &self.counters,
+            held: &mut self.rx_held,
+            ring_error: false,
+        };
+        if self.drv_features & feat::LRO != 0 {
             let merged = self.coalescer.tally.merged;
-            self.coalescer.push(frame, status, now, &mut deliver);
+            self.coalescer
+                .push(frame, status, now, &mut |b, m| sink.deliver(b, m));
             self.counters
                 .add(Stat::rx_coalesced, self.coalescer.tally.merged - merged);
         } else {
-            deliver(
-                frame,
-                RxMeta {
-                    status: keep,
-                    ..Default::default()
-                },
-            );
+            let meta = RxMeta {
+                status: keep,
+                ..Default::default()
+            };
+            sink.deliver(frame, meta);
         }
-        self.after_delivery(ring_error)
+        let e = sink.ring_error;
+        self.after_delivery(e)
     }
 
     /// The backend is drained: flush every coalescing queue.
@@ -391,13 +399,38 @@ impl DeviceState {
             return;
         }
         let mem = self.ram.snapshot();
-        let (ring, counters) = (&mut self.rx, &self.counters);
-        let mut ring_error = false;
+        let mut sink = RxSink {
+            mem: &mem,
+            ring: &mut self.rx,
+            counters: &self.counters,
+            held: &mut self.rx_held,
+            ring_error: false,
+        };
         self.coalescer
-            .flush_all(coalesce::Reason::Idle, &mut |b, m| {
-                ring_error |= !deliver_one(&mem, ring, counters, b, m)
-            });
+            .flush_all(coalesce::Reason::Idle, &mut |b, m| sink.deliver(b, m));
+        let e = sink.ring_error;
+        self.after_delivery(e);
+    }
+
+    /// Delivers frames held back for lack of buffers, in order; true when
+    /// none is left.
+    pub fn deliver_held(&mut self) -> bool {
+        if !self.enabled {
+            return self.rx_held.is_empty();
+        }
+        let mem = self.ram.snapshot();
+        let mut ring_error = false;
+        while let Some((frame, meta)) = self.rx_held.pop_front() {
+            match rx::deliver(&mem, &mut self.rx, &self.counters, &frame, meta) {
+                RxOutcome::NoBuffers if !ring_full(&self.rx) => {
+                    self.rx_held.push_front((frame, meta));
+                    break;
+                }
+                o => ring_error |= !count(&self.counters, o, frame.len()),
+            }
+        }
         self.after_delivery(ring_error);
+        self.rx_held.is_empty()
     }
 
     fn after_delivery(&mut self, ring_error: bool) -> bool {
@@ -406,7 +439,7 @@ impl DeviceState {
             self.rx.head = self.rx.tail;
             return false;
         }
-        true
+        self.rx_held.is_empty()
     }
 
     pub fn raise_rx(&mut self) {
@@ -414,18 +447,18 @@ impl DeviceState {
     }
 }
 
-/// Writes one frame into the RX ring and counts it; false on a ring error.
-fn deliver_one(
-    mem: &crate::memory::Mem,
-    ring: &mut Ring,
-    counters: &Counters,
-    frame: &[u8],
-    meta: RxMeta,
-) -> bool {
-    match rx::deliver(mem, ring, counters, frame, meta) {
+/// Every buffer the ring can hold is posted: a frame that does not fit now
+/// never will.
+fn ring_full(r: &Ring) -> bool {
+    r.pending() + 1 >= r.size
+}
+
+/// Counts a delivery outcome; false on a ring error.
+fn count(counters: &Counters, o: RxOutcome, len: usize) -> bool {
+    match o {
         RxOutcome::Delivered => {
             counters.inc(Stat::rx_packets);
-            counters.add(Stat::rx_bytes, frame.len() as u64);
+            counters.add(Stat::rx_bytes, len as u64);
             true
         }
         RxOutcome::NoBuffers | RxOutcome::BadBuffer => {
@@ -436,6 +469,33 @@ fn deliver_one(
             counters.inc(Stat::dma_errors);
             counters.inc(Stat::rx_dropped);
             false
+        }
+    }
+}
+
+/// Where received frames go: into the ring, or, when the posted buffers
+/// are too few, into a short queue held until the next RX doorbell. The
+/// queue is bounded: the coalescer emits at most one frame per flow plus the
+/// packet at hand before the caller stops reading.
+struct RxSink<'a> {
+    mem: &'a crate::memory::Mem,
+    ring: &'a mut Ring,
+    counters: &'a Counters,
+    held: &'a mut VecDeque<(Vec<u8>, RxMeta)>,
+    ring_error: bool,
+}
+
+impl RxSink<'_> {
+    fn deliver(&mut self, frame: &[u8], meta: RxMeta) {
+        if !self.held.is_empty() {
+            self.held.push_back((frame.to_vec(), meta));
+            return;
+        }
+        match rx::deliver(self.mem, self.ring, self.counters, frame, meta) {
+            RxOutcome::NoBuffers if !ring_full(self.ring) => {
+                self.held.push_back((frame.to_vec(), meta));
+            }
+            o => self.ring_error |= !count(self.counters, o, frame.len()),
         }
     }
 }
