@@ -61,6 +61,9 @@ static const struct vmso_stat_desc vmso_xstats_desc[] = {
 	VMSO_XSTAT("tx_drv_dropped", dropped),
 	VMSO_XSTAT("tx_dma_map_errors", map_errors),
 	VMSO_XSTAT("tx_linearized", linearized),
+	VMSO_XSTAT("tx_driver_tso_packets", drv_tso_packets),
+	VMSO_XSTAT("tx_driver_tso_segments", drv_tso_segments),
+	VMSO_XSTAT("tx_driver_tso_sw_csum", drv_tso_sw_csum),
 };
 
 #define VMSO_CSTAT(n, f) { n, offsetof(struct vmso_tx_clean_stats, f) }
@@ -102,7 +105,8 @@ static const char * const vmso_misc_stat_names[] = {
 			 ARRAY_SIZE(vmso_cstats_desc) +		\
 			 VMSO_N_TX_ERR_STATS +				\
 			 ARRAY_SIZE(vmso_rstats_desc) +		\
-			 ARRAY_SIZE(vmso_misc_stat_names))
+			 ARRAY_SIZE(vmso_misc_stat_names) +		\
+			 vmso_zc_stat_count())
 
 /* Unmasks @cause after a NAPI poll completes, then orders the MMIO write
  * before the caller's recheck of the ring. The device clears a cause when
@@ -113,6 +117,20 @@ void vmso_irq_rearm(struct vmso_priv *priv, u32 cause)
 	vmso_wr(priv, VMSO_REG_INT_MASK_CLR, cause);
 	/* Order the unmask before the caller's re-read of the ring */
 	mb();
+}
+
+/*
+ * Drops the device's cached translations of one page-table root. The
+ * operand registers are shared, so the three writes go under a lock.
+ */
+void vmso_iotlb_inv_pdbr(struct vmso_priv *priv, u64 pdbr)
+{
+	unsigned long flags;
+
+	spin_lock_irqsave(&priv->iotlb_lock, flags);
+	vmso_wr64(priv, VMSO_REG_IOTLB_INV_PDBR_LO, pdbr);
+	vmso_wr(priv, VMSO_REG_IOTLB_INV, VMSO_IOTLB_INV_PDBR);
+	spin_unlock_irqrestore(&priv->iotlb_lock, flags);
 }
 
 /* 64-bit STAT[i] through two 32-bit reads, retried if the high word moved */
@@ -594,6 +612,8 @@ static void vmso_get_strings(struct net_device *netdev, u32 sset, u8 *data)
 		ethtool_sprintf(&p, "%s", vmso_rstats_desc[i].name);
 	for (i = 0; i < ARRAY_SIZE(vmso_misc_stat_names); i++)
 		ethtool_sprintf(&p, "%s", vmso_misc_stat_names[i]);
+	for (i = 0; i < vmso_zc_stat_count(); i++)
+		ethtool_sprintf(&p, "%s", vmso_zc_stat_name(i));
 }
 
 static u64 vmso_stat_at(const void *stats, const struct vmso_stat_desc *d)
@@ -648,6 +668,9 @@ static void vmso_get_ethtool_stats(struct net_device *netdev,
 	data[0] = READ_ONCE(priv->link_changes);
 	data[1] = READ_ONCE(priv->faults);
 	data[2] = READ_ONCE(priv->dev_errors);
+	data += ARRAY_SIZE(vmso_misc_stat_names);
+
+	vmso_zc_get_stats(priv, data);
 }
 
 static const struct ethtool_ops vmso_ethtool_ops = {
@@ -748,10 +771,24 @@ static void vmso_setup_netdev(struct vmso_priv *priv)
 
 	if (f & VMSO_F_CSUM) {
 		hw |= NETIF_F_IP_CSUM | NETIF_F_IPV6_CSUM;
-		if (f & VMSO_F_TSO4)
-			hw |= NETIF_F_TSO;
-		if (f & VMSO_F_TSO6)
-			hw |= NETIF_F_TSO6;
+		switch (vmso_tso_mode()) {
+		case VMSO_TSO_DEVICE:
+			if (f & VMSO_F_TSO4)
+				hw |= NETIF_F_TSO;
+			if (f & VMSO_F_TSO6)
+				hw |= NETIF_F_TSO6;
+			break;
+		case VMSO_TSO_DRIVER:
+			/* Advertised whatever the device offers: the driver
+			 * builds the segments. A superpacket must fit the
+			 * header pool and the ring's stop threshold.
+			 */
+			hw |= NETIF_F_TSO | NETIF_F_TSO6;
+			netif_set_tso_max_segs(netdev, VMSO_DRV_TSO_MAX_SEGS);
+			break;
+		case VMSO_TSO_OFF:
+			break;
+		}
 	}
 	if (f & VMSO_F_RX_CSUM) {
 		hw |= NETIF_F_RXCSUM;
@@ -822,6 +859,7 @@ static int vmso_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 	u64_stats_init(&priv->tx.xstats.syncp);
 	u64_stats_init(&priv->tx.cstats.syncp);
 	u64_stats_init(&priv->rx.stats.syncp);
+	spin_lock_init(&priv->iotlb_lock);
 
 	err = vmso_dev_reset(priv, false);
 	if (err)
@@ -866,12 +904,16 @@ static int vmso_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 	if (err)
 		goto err_irqs;
 
+	/* Without it the netdev still works; the log says why */
+	vmso_zc_register(priv);
+
 	netdev_info(netdev,
-		    "ABI %u.%u, MAC %pM, features %#x, TX payload DMA: %s (dma_mode=%s), %d-level paging\n",
+		    "ABI %u.%u, MAC %pM, features %#x, TX payload DMA: %s (dma_mode=%s), %d-level paging, tso=%s\n",
 		    VMSO_VERSION_MAJOR(version), VMSO_VERSION_MINOR(version),
 		    netdev->dev_addr, priv->dev_features,
 		    priv->va_capable ? "virtual addresses" : "physical only",
-		    vmso_dma_mode_name(), priv->pg_levels);
+		    vmso_dma_mode_name(), priv->pg_levels,
+		    vmso_tso_mode_name());
 	return 0;
 
 err_irqs:
@@ -900,7 +942,10 @@ static void vmso_remove(struct pci_dev *pdev)
 	struct vmso_priv *priv = netdev_priv(netdev);
 	void __iomem *bar = priv->bar;
 
+	/* No new zero-copy submissions; those in flight end at ifdown */
+	vmso_zc_unregister(priv);
 	unregister_netdev(netdev);
+	vmso_zc_put(priv);
 	vmso_free_irqs(priv);
 	netif_napi_del(&priv->rx.napi);
 	netif_napi_del(&priv->tx.napi);

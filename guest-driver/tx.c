@@ -19,6 +19,22 @@
  *
  * A VA chain that completes with PAGE_FAULT is posted again once, in
  * physical mode, from the TX NAPI poll.
+ *
+ * Driver-level segmentation (tso=driver, the second invention): the stack
+ * still hands over 64 KiB TSO superpackets, but the device's TSO is not
+ * used. For each segment the driver writes the headers (sequence number,
+ * IPv4 ID and total length or IPv6 payload length, FIN/PSH on the last
+ * segment only, CWR on the first only) into the header buffer of the slot
+ * its header descriptor takes (the header pool), then posts the segment's
+ * payload slices of the linear part and frags, by VA or DMA address, and
+ * ends the segment with EOP. The whole superpacket, one chain per segment,
+ * is one "specification" published with one TX_TAIL write. The payload is
+ * never copied. Checksums: IPCSUM | L4CSUM on each segment (the device
+ * computes them), or with tso_csum=driver (or without TX checksum offload)
+ * the driver computes them over the payload in place and sets no CMD bit.
+ *
+ * Zero-copy user submissions (zc.c) post their own units on this ring; the
+ * completion path hands them back to zc.c.
  */
 
 #include <linux/dma-mapping.h>
@@ -30,7 +46,9 @@
 #include <linux/string.h>
 #include <linux/tcp.h>
 #include <linux/udp.h>
+#include <net/checksum.h>
 #include <net/ip.h>
+#include <net/ip6_checksum.h>
 
 #include "vmso.h"
 
@@ -80,19 +98,165 @@ bool vmso_tx_use_va(const struct vmso_priv *priv)
 	return priv->va_capable && READ_ONCE(vmso_dma_mode) == VMSO_DMA_VIRT;
 }
 
+static const char * const vmso_tso_names[] = {
+	[VMSO_TSO_DEVICE] = "device",
+	[VMSO_TSO_DRIVER] = "driver",
+	[VMSO_TSO_OFF] = "off",
+};
+
+/* Read at probe (features), so it can only be set at load time */
+static int vmso_tso = VMSO_TSO_DEVICE;
+
+static int vmso_tso_set(const char *val, const struct kernel_param *kp)
+{
+	int mode = sysfs_match_string(vmso_tso_names, val);
+
+	if (mode < 0)
+		return -EINVAL;
+	vmso_tso = mode;
+	return 0;
+}
+
+static int vmso_tso_get(char *buf, const struct kernel_param *kp)
+{
+	return scnprintf(buf, PAGE_SIZE, "%s\n", vmso_tso_mode_name());
+}
+
+static const struct kernel_param_ops vmso_tso_ops = {
+	.set = vmso_tso_set,
+	.get = vmso_tso_get,
+};
+
+module_param_cb(tso, &vmso_tso_ops, NULL, 0444);
+MODULE_PARM_DESC(tso,
+		 "TCP segmentation: device (the device segments; default), driver (TSO advertised, the driver builds every segment header and posts one specification per superpacket), off (TSO not advertised)");
+
+enum vmso_tso_mode vmso_tso_mode(void)
+{
+	return vmso_tso;
+}
+
+const char *vmso_tso_mode_name(void)
+{
+	return vmso_tso_names[vmso_tso];
+}
+
+static const char * const vmso_csum_names[] = { "device", "driver" };
+static int vmso_tso_csum;	/* 0: device, 1: driver */
+
+static int vmso_tso_csum_set(const char *val, const struct kernel_param *kp)
+{
+	int v = sysfs_match_string(vmso_csum_names, val);
+
+	if (v < 0)
+		return -EINVAL;
+	WRITE_ONCE(vmso_tso_csum, v);
+	return 0;
+}
+
+static int vmso_tso_csum_get(char *buf, const struct kernel_param *kp)
+{
+	return scnprintf(buf, PAGE_SIZE, "%s\n",
+			 vmso_csum_names[READ_ONCE(vmso_tso_csum)]);
+}
+
+static const struct kernel_param_ops vmso_tso_csum_ops = {
+	.set = vmso_tso_csum_set,
+	.get = vmso_tso_csum_get,
+};
+
+module_param_cb(tso_csum, &vmso_tso_csum_ops, NULL, 0644);
+MODULE_PARM_DESC(tso_csum,
+		 "With tso=driver, who computes the segments' checksums: device (IPCSUM|L4CSUM; default) or driver (in place, no CMD bits). Writable at run time.");
+
 /* What vmso_tx_prep() decided about one skb */
 struct vmso_tx_pkt {
 	struct sk_buff *skb;
 	u32 hdr_len;	/* bytes copied into the header buffer */
 	u16 cmd;	/* offload CMD bits of the first descriptor */
 	u16 mss;
-	u16 descs;	/* descriptors the chain takes */
+	u16 descs;	/* descriptors the unit takes */
+	u16 nseg;	/* driver TSO: segments */
 	bool virt;	/* payload posted by kernel virtual address */
+	bool drv_tso;	/* segmented by the driver */
+	bool drv_csum;	/* driver TSO: checksums computed here */
 };
 
-static u32 vmso_tx_unused(const struct vmso_tx_ring *tx)
+u32 vmso_tx_unused(const struct vmso_tx_ring *tx)
 {
 	return tx->size - 1 - (READ_ONCE(tx->ntu) - READ_ONCE(tx->ntc));
+}
+
+/*
+ * Walks the payload of an skb (after the headers) as pieces: the rest of
+ * the linear part, then each frag.
+ */
+struct vmso_tx_cursor {
+	const struct sk_buff *skb;
+	int piece;	/* -1: linear part, else frag index */
+	u32 off;	/* offset in the piece */
+	u32 len;	/* length of the piece */
+};
+
+static void vmso_tx_cursor_init(struct vmso_tx_cursor *c,
+				const struct sk_buff *skb, u32 hdr_len)
+{
+	c->skb = skb;
+	c->piece = -1;
+	c->off = hdr_len;
+	c->len = skb_headlen(skb);
+}
+
+/*
+ * Takes the next slice of at most @max bytes; returns its length (0 at the
+ * end). *kva is its kernel address; *piece is -1 for linear data, else the
+ * frag index, with *off the slice's offset in that frag.
+ */
+static u32 vmso_tx_cursor_next(struct vmso_tx_cursor *c, u32 max,
+			       const void **kva, int *piece, u32 *off)
+{
+	const struct skb_shared_info *shinfo = skb_shinfo(c->skb);
+	u32 n;
+
+	while (c->off >= c->len) {
+		if (c->piece + 1 >= shinfo->nr_frags)
+			return 0;
+		c->piece++;
+		c->off = 0;
+		c->len = skb_frag_size(&shinfo->frags[c->piece]);
+	}
+	n = min(max, c->len - c->off);
+	*piece = c->piece;
+	*off = c->off;
+	if (c->piece < 0)
+		*kva = c->skb->data + c->off;
+	else
+		*kva = skb_frag_address(&shinfo->frags[c->piece]) + c->off;
+	c->off += n;
+	return n;
+}
+
+/* Descriptors of a driver-segmented superpacket: headers plus slices */
+static u32 vmso_tx_drv_tso_descs(const struct sk_buff *skb, u32 hdr_len,
+				 u32 mss, u32 nseg)
+{
+	struct vmso_tx_cursor c;
+	u32 descs = nseg, i, left, n, off;
+	const void *kva;
+	int piece;
+
+	vmso_tx_cursor_init(&c, skb, hdr_len);
+	for (i = 0; i < nseg; i++) {
+		left = min(mss, skb->len - hdr_len - i * mss);
+		while (left) {
+			n = vmso_tx_cursor_next(&c, left, &kva, &piece, &off);
+			if (!n)
+				return U32_MAX;	/* inconsistent skb */
+			descs++;
+			left -= n;
+		}
+	}
+	return descs;
 }
 
 static int vmso_tx_pull(struct sk_buff *skb, u32 len)
@@ -126,6 +290,48 @@ static u32 vmso_tx_l4_hdr_len(struct sk_buff *skb)
 }
 
 /*
+ * Driver TSO: the unit is one chain per segment. The checksums are left to
+ * the device unless tso_csum=driver or the netdev has no TX checksum
+ * offload for this protocol.
+ */
+static int vmso_tx_prep_drv_tso(struct vmso_tx_ring *tx, struct sk_buff *skb,
+				struct vmso_tx_pkt *pkt, u32 hdr_len, bool virt)
+{
+	netdev_features_t f = tx->priv->netdev->features;
+	bool v4 = skb_shinfo(skb)->gso_type & SKB_GSO_TCPV4;
+	u32 descs, nseg, i;
+
+	if (vmso_tx_pull(skb, hdr_len))
+		return -ENOMEM;
+	if (unlikely(skb->len <= hdr_len))
+		return -EINVAL;
+	nseg = DIV_ROUND_UP(skb->len - hdr_len, pkt->mss);
+	if (unlikely(nseg > VMSO_DRV_TSO_MAX_SEGS))
+		return -EMSGSIZE;	/* gso_max_segs prevents it */
+
+	for (i = 0; i < skb_shinfo(skb)->nr_frags; i++)
+		if (PageHighMem(skb_frag_page(&skb_shinfo(skb)->frags[i])))
+			virt = false;
+
+	descs = vmso_tx_drv_tso_descs(skb, hdr_len, pkt->mss, nseg);
+	if (unlikely(descs > VMSO_TX_DESCS_MAX))
+		return -EINVAL;
+
+	pkt->hdr_len = hdr_len;
+	pkt->descs = descs;
+	pkt->nseg = nseg;
+	pkt->virt = virt;
+	pkt->drv_tso = true;
+	pkt->drv_csum = READ_ONCE(vmso_tso_csum) ||
+			!(f & (v4 ? NETIF_F_IP_CSUM : NETIF_F_IPV6_CSUM));
+	if (pkt->drv_csum)
+		pkt->cmd = 0;
+	else
+		pkt->cmd = VMSO_TX_CMD_L4CSUM | (v4 ? VMSO_TX_CMD_IPCSUM : 0);
+	return 0;
+}
+
+/*
  * Decides the header length, offload bits and descriptor count of a packet.
  * It may pull headers into the linear part, linearize, or fall back to a
  * software checksum; it never frees the skb.
@@ -141,6 +347,9 @@ static int vmso_tx_prep(struct vmso_tx_ring *tx, struct sk_buff *skb,
 	pkt->skb = skb;
 	pkt->cmd = 0;
 	pkt->mss = 0;
+	pkt->nseg = 0;
+	pkt->drv_tso = false;
+	pkt->drv_csum = false;
 
 	if (unlikely(skb->len < ETH_HLEN || skb->len > priv->max_pkt))
 		return -EINVAL;
@@ -161,6 +370,9 @@ static int vmso_tx_prep(struct vmso_tx_ring *tx, struct sk_buff *skb,
 		pkt->mss = skb_shinfo(skb)->gso_size;
 		if (unlikely(hdr_len > VMSO_TX_HDR_SIZE || !pkt->mss))
 			return -EINVAL;
+		if (vmso_tso == VMSO_TSO_DRIVER)
+			return vmso_tx_prep_drv_tso(tx, skb, pkt, hdr_len,
+						    virt);
 	} else if (skb->ip_summed == CHECKSUM_PARTIAL) {
 		hdr_len = vmso_tx_l4_hdr_len(skb);
 		if (likely(hdr_len && hdr_len <= VMSO_TX_HDR_SIZE)) {
@@ -214,8 +426,8 @@ static int vmso_tx_prep(struct vmso_tx_ring *tx, struct sk_buff *skb,
 	return 0;
 }
 
-static void vmso_tx_put_desc(struct vmso_tx_ring *tx, u32 idx, u64 addr,
-			     u64 pdbr, u32 len, u16 mss, u16 cmd)
+void vmso_tx_put_desc(struct vmso_tx_ring *tx, u32 idx, u64 addr, u64 pdbr,
+		      u32 len, u16 mss, u16 cmd)
 {
 	struct vmso_tx_desc *d = &tx->desc[idx & tx->mask];
 
@@ -292,13 +504,162 @@ static int vmso_tx_put_payload(struct vmso_tx_ring *tx,
 }
 
 /*
+ * Writes segment @i's headers (of @nseg, @len payload bytes) into @h:
+ * lengths, IPv4 ID, TCP sequence and flags, and with pkt->drv_csum the
+ * IPv4 header and TCP checksums, the latter computed over the payload in
+ * place (skb_checksum() walks the linear part and frags; nothing is copied).
+ */
+static void vmso_tx_seg_hdr(const struct vmso_tx_pkt *pkt, u8 *h, u32 i,
+			    u32 len)
+{
+	struct sk_buff *skb = pkt->skb;
+	u32 l3 = skb_network_offset(skb), l4 = skb_transport_offset(skb);
+	u32 hdr = pkt->hdr_len, thlen = hdr - l4, nseg = pkt->nseg;
+	struct tcphdr *th = (struct tcphdr *)(h + l4);
+	bool v4 = skb_shinfo(skb)->gso_type & SKB_GSO_TCPV4;
+	__wsum sum;
+
+	memcpy(h, skb->data, hdr);
+	if (v4) {
+		struct iphdr *iph = (struct iphdr *)(h + l3);
+
+		iph->tot_len = htons(hdr - l3 + len);
+		if (!(skb_shinfo(skb)->gso_type & SKB_GSO_TCP_FIXEDID))
+			iph->id = htons(ntohs(iph->id) + i);
+		iph->check = 0;
+		if (pkt->drv_csum)
+			iph->check = ip_fast_csum(iph, iph->ihl);
+	} else {
+		struct ipv6hdr *ip6h = (struct ipv6hdr *)(h + l3);
+
+		ip6h->payload_len = htons(thlen + len);
+	}
+
+	th->seq = htonl(ntohl(th->seq) + i * pkt->mss);
+	if (i + 1 != nseg) {
+		th->fin = 0;
+		th->psh = 0;
+	}
+	if (i)
+		th->cwr = 0;
+	if (!pkt->drv_csum)
+		return;	/* the device computes it from scratch */
+
+	th->check = 0;
+	sum = skb_checksum(skb, hdr + i * pkt->mss, len, 0);
+	sum = csum_partial(th, thlen, sum);
+	if (v4) {
+		const struct iphdr *iph = (const struct iphdr *)(h + l3);
+
+		th->check = csum_tcpudp_magic(iph->saddr, iph->daddr,
+					      thlen + len, IPPROTO_TCP, sum);
+	} else {
+		const struct ipv6hdr *ip6h = (const struct ipv6hdr *)(h + l3);
+
+		th->check = csum_ipv6_magic(&ip6h->saddr, &ip6h->daddr,
+					    thlen + len, IPPROTO_TCP, sum);
+	}
+}
+
+/*
+ * Driver TSO, physical mode: maps the linear remainder and each frag once;
+ * mapping k is owned by slot first + k (a unit has at least as many slots
+ * as pieces). dma[] gets each piece's DMA address, indexed piece + 1.
+ */
+static int vmso_tx_map_pieces(struct vmso_tx_ring *tx,
+			      const struct vmso_tx_pkt *pkt, dma_addr_t *dma)
+{
+	struct sk_buff *skb = pkt->skb;
+	const struct skb_shared_info *shinfo = skb_shinfo(skb);
+	struct device *dev = &tx->priv->pdev->dev;
+	u32 first = tx->ntu, k = 0, lin = skb_headlen(skb) - pkt->hdr_len;
+	struct vmso_tx_buf *buf;
+	int i;
+
+	if (lin) {
+		buf = &tx->bufs[(first + k++) & tx->mask];
+		dma[0] = dma_map_single(dev, skb->data + pkt->hdr_len, lin,
+					DMA_TO_DEVICE);
+		if (dma_mapping_error(dev, dma[0]))
+			return -ENOMEM;
+		buf->map = VMSO_TX_MAP_SINGLE;
+		buf->dma = dma[0];
+		buf->dma_len = lin;
+	}
+	for (i = 0; i < shinfo->nr_frags; i++) {
+		const skb_frag_t *frag = &shinfo->frags[i];
+		u32 len = skb_frag_size(frag);
+
+		if (!len)
+			continue;
+		buf = &tx->bufs[(first + k++) & tx->mask];
+		dma[i + 1] = skb_frag_dma_map(dev, frag, 0, len, DMA_TO_DEVICE);
+		if (dma_mapping_error(dev, dma[i + 1]))
+			return -ENOMEM;
+		buf->map = VMSO_TX_MAP_PAGE;
+		buf->dma = dma[i + 1];
+		buf->dma_len = len;
+	}
+	return 0;
+}
+
+/*
+ * Driver TSO: posts the specification of a superpacket, one chain (header
+ * from the pool + payload slices, EOP) per segment. The caller rings the
+ * doorbell once. Returns the index one past the last descriptor.
+ */
+static int vmso_tx_post_drv_tso(struct vmso_tx_ring *tx,
+				const struct vmso_tx_pkt *pkt, u32 *end)
+{
+	struct vmso_priv *priv = tx->priv;
+	struct sk_buff *skb = pkt->skb;
+	dma_addr_t dma[MAX_SKB_FRAGS + 1];
+	u32 payload = skb->len - pkt->hdr_len, idx = tx->ntu, i;
+	u16 va_cmd = priv->va_cmd;
+	struct vmso_tx_cursor c;
+	int err;
+
+	if (!pkt->virt) {
+		err = vmso_tx_map_pieces(tx, pkt, dma);
+		if (err)
+			return err;
+	}
+
+	vmso_tx_cursor_init(&c, skb, pkt->hdr_len);
+	for (i = 0; i < pkt->nseg; i++) {
+		u32 len = min_t(u32, pkt->mss, payload - i * pkt->mss);
+		u32 slot = idx & tx->mask, left = len, n, off;
+		const void *kva;
+		int piece;
+
+		vmso_tx_seg_hdr(pkt, tx->hdr + slot * VMSO_TX_HDR_SIZE, i, len);
+		vmso_tx_put_desc(tx, idx++,
+				 tx->hdr_dma + slot * VMSO_TX_HDR_SIZE, 0,
+				 pkt->hdr_len, 0, pkt->cmd);
+		while (left) {
+			n = vmso_tx_cursor_next(&c, left, &kva, &piece, &off);
+			if (WARN_ON_ONCE(!n))
+				return -EINVAL;
+			if (pkt->virt)
+				vmso_tx_put_desc(tx, idx++, (uintptr_t)kva,
+						 priv->pdbr, n, 0, va_cmd);
+			else
+				vmso_tx_put_desc(tx, idx++,
+						 dma[piece + 1] + off, 0, n, 0,
+						 0);
+			left -= n;
+		}
+		tx->desc[(idx - 1) & tx->mask].cmd |=
+			cpu_to_le16(VMSO_TX_CMD_EOP);
+	}
+	*end = idx;
+	return 0;
+}
+
+/*
  * Builds the descriptor chain of @pkt at tx->ntu and publishes it to the
  * completion path; the caller rings the doorbell. Caller holds the TX lock
  * and has checked that pkt->descs slots are free.
- *
- * A driver-segmentation mode would call vmso_tx_put_desc() for each
- * segment's header (from a header pool) and vmso_tx_put_payload() for that
- * segment's slices of the linear part and frags, within the same chain.
  */
 static int vmso_tx_post(struct vmso_tx_ring *tx, const struct vmso_tx_pkt *pkt)
 {
@@ -308,6 +669,15 @@ static int vmso_tx_post(struct vmso_tx_ring *tx, const struct vmso_tx_pkt *pkt)
 	u32 hdr = pkt->hdr_len, len, i;
 	struct vmso_tx_buf *fbuf;
 	int err;
+
+	if (pkt->drv_tso) {
+		err = vmso_tx_post_drv_tso(tx, pkt, &idx);
+		if (err) {
+			idx = first + pkt->descs;
+			goto unwind;
+		}
+		goto publish;
+	}
 
 	/* Slot 0: headers by physical address, offload bits and MSS */
 	memcpy(tx->hdr + slot * VMSO_TX_HDR_SIZE, skb->data, hdr);
@@ -339,8 +709,10 @@ static int vmso_tx_post(struct vmso_tx_ring *tx, const struct vmso_tx_pkt *pkt)
 
 	tx->desc[(idx - 1) & tx->mask].cmd |= cpu_to_le16(VMSO_TX_CMD_EOP);
 
+publish:
 	fbuf = &tx->bufs[slot];
 	fbuf->skb = skb;
+	fbuf->zc = NULL;
 	fbuf->nr_descs = idx - first;
 	fbuf->virt = pkt->virt;
 
@@ -350,14 +722,21 @@ static int vmso_tx_post(struct vmso_tx_ring *tx, const struct vmso_tx_pkt *pkt)
 	u64_stats_update_begin(&tx->xstats.syncp);
 	if (pkt->virt) {
 		u64_stats_inc(&tx->xstats.va_packets);
-		u64_stats_add(&tx->xstats.va_descs, idx - first - 1);
+		u64_stats_add(&tx->xstats.va_descs,
+			      idx - first - (pkt->drv_tso ? pkt->nseg : 1));
 	} else {
 		u64_stats_inc(&tx->xstats.phys_packets);
 	}
-	if (pkt->cmd & VMSO_TX_CMD_TSO)
+	if (pkt->drv_tso) {
+		u64_stats_inc(&tx->xstats.drv_tso_packets);
+		u64_stats_add(&tx->xstats.drv_tso_segments, pkt->nseg);
+		if (pkt->drv_csum)
+			u64_stats_inc(&tx->xstats.drv_tso_sw_csum);
+	} else if (pkt->cmd & VMSO_TX_CMD_TSO) {
 		u64_stats_inc(&tx->xstats.tso_packets);
-	else if (pkt->cmd & VMSO_TX_CMD_L4CSUM)
+	} else if (pkt->cmd & VMSO_TX_CMD_L4CSUM) {
 		u64_stats_inc(&tx->xstats.csum_packets);
+	}
 	u64_stats_update_end(&tx->xstats.syncp);
 	return 0;
 
@@ -371,7 +750,7 @@ unwind:
 }
 
 /* Tells the device about every posted chain. Caller holds the TX lock. */
-static void vmso_tx_doorbell(struct vmso_tx_ring *tx)
+void vmso_tx_doorbell(struct vmso_tx_ring *tx)
 {
 	u32 ntu = tx->ntu;
 
@@ -385,8 +764,7 @@ static void vmso_tx_doorbell(struct vmso_tx_ring *tx)
 	u64_stats_update_end(&tx->xstats.syncp);
 }
 
-static void vmso_tx_maybe_stop(struct vmso_tx_ring *tx,
-			       struct netdev_queue *txq)
+void vmso_tx_maybe_stop(struct vmso_tx_ring *tx, struct netdev_queue *txq)
 {
 	if (likely(vmso_tx_unused(tx) >= VMSO_TX_STOP_THRESH))
 		return;
@@ -512,6 +890,27 @@ static bool vmso_tx_chain_done(const struct vmso_tx_ring *tx, u32 first,
 	return true;
 }
 
+/*
+ * The error of a unit: that of its first failed packet. A unit segmented by
+ * the driver is one packet per segment, each ending with EOP.
+ */
+static u16 vmso_tx_unit_error(const struct vmso_tx_ring *tx, u32 first, u32 n)
+{
+	u32 i;
+
+	for (i = 0; i < n; i++) {
+		const struct vmso_tx_desc *d;
+		u16 err;
+
+		d = &tx->desc[(first + i) & tx->mask];
+		err = le16_to_cpu(d->error);
+
+		if (err)
+			return err;
+	}
+	return VMSO_TX_ERR_OK;
+}
+
 static bool vmso_tx_work_pending(struct vmso_tx_ring *tx)
 {
 	u32 ntc = tx->ntc;
@@ -580,6 +979,7 @@ static bool vmso_tx_clean(struct vmso_tx_ring *tx, int budget)
 	u32 ntc = tx->ntc, limit = tx->size;
 	unsigned int pkts = 0, bytes = 0;	/* BQL: skbs released */
 	u64 ok_pkts = 0, ok_bytes = 0, errors = 0, fallbacks = 0;
+	unsigned int zc_units = 0;
 	bool more = false;
 	u32 ntu;
 
@@ -599,12 +999,20 @@ static bool vmso_tx_clean(struct vmso_tx_ring *tx, int budget)
 			break;
 		/* Read the error only after DD */
 		dma_rmb();
-		err = le16_to_cpu(tx->desc[(ntc + n - 1) & tx->mask].error);
+		err = vmso_tx_unit_error(tx, ntc, n);
 
 		for (i = 0; i < n; i++)
 			vmso_tx_unmap_slot(tx, &tx->bufs[(ntc + i) & tx->mask]);
 		first->skb = NULL;
 		ntc += n;
+
+		if (first->zc) {
+			/* A zero-copy user packet: not an skb, not in BQL */
+			vmso_zc_tx_done(first->zc, first->zc_len, err);
+			first->zc = NULL;
+			zc_units++;
+			continue;
+		}
 
 		if (likely(err == VMSO_TX_ERR_OK)) {
 			ok_pkts++;
@@ -652,7 +1060,7 @@ static bool vmso_tx_clean(struct vmso_tx_ring *tx, int budget)
 		u64_stats_update_end(&tx->cstats.syncp);
 	}
 
-	if (unlikely(pkts && netif_running(netdev) &&
+	if (unlikely((pkts || zc_units) && netif_running(netdev) &&
 		     vmso_tx_unused(tx) >= VMSO_TX_WAKE_THRESH)) {
 		/* Pairs with smp_mb() in vmso_tx_maybe_stop() */
 		smp_mb();
@@ -723,8 +1131,9 @@ err:
 	return -ENOMEM;
 }
 
-/* Frees the ring and every skb on it. The device must be reset and the
- * TX NAPI disabled.
+/* Frees the ring and every skb on it; zero-copy packets still on it
+ * complete with -ENETDOWN. The device must be reset and the TX NAPI
+ * disabled.
  */
 void vmso_tx_free(struct vmso_priv *priv)
 {
@@ -741,8 +1150,12 @@ void vmso_tx_free(struct vmso_priv *priv)
 
 		for (i = 0; i < n; i++)
 			vmso_tx_unmap_slot(tx, &tx->bufs[(ntc + i) & tx->mask]);
-		dev_kfree_skb_any(first->skb);
+		if (first->zc)
+			vmso_zc_tx_done(first->zc, first->zc_len, -ENETDOWN);
+		else
+			dev_kfree_skb_any(first->skb);
 		first->skb = NULL;
+		first->zc = NULL;
 		ntc += n;
 	}
 	tx->ntc = ntc;

@@ -16,18 +16,33 @@
 #define VMSO_DRV_NAME		"vmso"
 #define VMSO_DRV_VERSION	"1.0"
 
-#define VMSO_TX_RING_SIZE	256
+/*
+ * 1024 TX descriptors: a 64 KiB superpacket segmented by the driver
+ * (tso=driver) takes up to 2 * VMSO_DRV_TSO_MAX_SEGS + MAX_SKB_FRAGS + 1.
+ */
+#define VMSO_TX_RING_SIZE	1024
 #define VMSO_RX_RING_SIZE	256
 
-/* Per-slot TX header buffer: the physically addressed first descriptor */
+/*
+ * Per-slot TX header buffer: the physically addressed header descriptor.
+ * Together they are the header pool of driver-level segmentation: a
+ * segment's header lives in the buffer of the slot its descriptor takes.
+ */
 #define VMSO_TX_HDR_SIZE	VMSO_TX_MAX_HDR
 
+/* tso=driver: most segments per superpacket (netdev gso_max_segs) */
+#define VMSO_DRV_TSO_MAX_SEGS	64
+
 /*
- * Worst case descriptors for one skb: the header, the rest of the linear
- * part and every frag. The queue stops below this many free slots.
+ * Worst case descriptors for one skb. With device TSO: the header, the
+ * rest of the linear part and every frag. With driver TSO: one header per
+ * segment, plus each segment's payload slices; a segment needs one slice
+ * per piece (linear remainder or frag) it touches, so all segments
+ * together need at most nr_segs + nr_pieces - 1 slices. The queue stops
+ * below VMSO_TX_STOP_THRESH free slots.
  */
-#define VMSO_TX_DESCS_MAX	(MAX_SKB_FRAGS + 2)
-#define VMSO_TX_STOP_THRESH	(MAX_SKB_FRAGS + 4)
+#define VMSO_TX_DESCS_MAX	(2 * VMSO_DRV_TSO_MAX_SEGS + MAX_SKB_FRAGS + 1)
+#define VMSO_TX_STOP_THRESH	(VMSO_TX_DESCS_MAX + 2)
 #define VMSO_TX_WAKE_THRESH	(2 * VMSO_TX_STOP_THRESH)
 
 /* RX buffers: page-frag with room for build_skb() around the data */
@@ -38,6 +53,15 @@
 	 SKB_DATA_ALIGN(sizeof(struct skb_shared_info)))
 
 struct vmso_priv;
+struct vmso_zc_sub;
+struct vmso_zc_dev;
+
+/* tso= module parameter */
+enum vmso_tso_mode {
+	VMSO_TSO_DEVICE,	/* the device segments (CMD.TSO) */
+	VMSO_TSO_DRIVER,	/* the driver builds every segment's header */
+	VMSO_TSO_OFF,		/* TSO not advertised: the stack segments */
+};
 
 /* How a TX slot's buffer was mapped, so completion can undo it */
 enum vmso_tx_map {
@@ -46,12 +70,18 @@ enum vmso_tx_map {
 	VMSO_TX_MAP_PAGE,	/* skb_frag_dma_map() of a frag */
 };
 
+/*
+ * A "unit" is what one first slot accounts for: one skb (a chain, or with
+ * driver TSO one chain per segment) or one zero-copy packet.
+ */
 struct vmso_tx_buf {
-	struct sk_buff *skb;	/* first slot of a packet only */
+	struct sk_buff *skb;	/* first slot of an skb unit only */
+	struct vmso_zc_sub *zc;	/* first slot of a zero-copy unit only */
 	dma_addr_t dma;		/* streaming mapping owned by this slot */
 	u32 dma_len;
+	u32 zc_len;		/* zero-copy unit: payload bytes */
+	u16 nr_descs;		/* first slot: descriptors in the unit */
 	u8 map;			/* enum vmso_tx_map */
-	u8 nr_descs;		/* first slot: descriptors in the chain */
 	u8 virt;		/* first slot: payload posted by VA */
 };
 
@@ -68,6 +98,9 @@ struct vmso_tx_xmit_stats {
 	u64_stats_t linearized;
 	u64_stats_t tso_packets;
 	u64_stats_t csum_packets;
+	u64_stats_t drv_tso_packets;	/* superpackets segmented here */
+	u64_stats_t drv_tso_segments;	/* segments (chains) they became */
+	u64_stats_t drv_tso_sw_csum;	/* of which checksummed here */
 };
 
 /* Counters updated by the TX NAPI poll only */
@@ -171,6 +204,10 @@ struct vmso_priv {
 	u16 va_cmd;		/* CMD.VM | CMD.PGMODE for VA descriptors */
 	u8 pg_levels;		/* 4 or 5 (x86-64 paging), 0 if unknown */
 	bool va_capable;	/* device offers VA_DMA and our paging mode */
+	spinlock_t iotlb_lock;	/* IOTLB_INV_PDBR_* + IOTLB_INV sequence */
+
+	/* Zero-copy user sends (/dev/vmsoN), see zc.c */
+	struct vmso_zc_dev *zdev;
 
 	struct vmso_tx_ring tx;
 	struct vmso_rx_ring rx;
@@ -198,6 +235,13 @@ int vmso_tx_alloc(struct vmso_priv *priv);
 void vmso_tx_free(struct vmso_priv *priv);
 bool vmso_tx_use_va(const struct vmso_priv *priv);
 const char *vmso_dma_mode_name(void);
+enum vmso_tso_mode vmso_tso_mode(void);
+const char *vmso_tso_mode_name(void);
+u32 vmso_tx_unused(const struct vmso_tx_ring *tx);
+void vmso_tx_put_desc(struct vmso_tx_ring *tx, u32 idx, u64 addr, u64 pdbr,
+		      u32 len, u16 mss, u16 cmd);
+void vmso_tx_doorbell(struct vmso_tx_ring *tx);
+void vmso_tx_maybe_stop(struct vmso_tx_ring *tx, struct netdev_queue *txq);
 
 /* rx.c */
 int vmso_rx_poll(struct napi_struct *napi, int budget);
@@ -205,8 +249,18 @@ int vmso_rx_alloc(struct vmso_priv *priv);
 void vmso_rx_free(struct vmso_priv *priv);
 void vmso_rx_fill(struct vmso_priv *priv);
 
+/* zc.c */
+int vmso_zc_register(struct vmso_priv *priv);
+void vmso_zc_unregister(struct vmso_priv *priv);
+void vmso_zc_put(struct vmso_priv *priv);
+void vmso_zc_tx_done(struct vmso_zc_sub *sub, u32 len, int err);
+int vmso_zc_stat_count(void);
+const char *vmso_zc_stat_name(int i);
+void vmso_zc_get_stats(const struct vmso_priv *priv, u64 *data);
+
 /* main.c */
 void vmso_irq_rearm(struct vmso_priv *priv, u32 cause);
+void vmso_iotlb_inv_pdbr(struct vmso_priv *priv, u64 pdbr);
 
 static inline u32 vmso_rd(const struct vmso_priv *priv, u32 reg)
 {
