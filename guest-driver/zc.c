@@ -61,6 +61,12 @@
 #include "vmso.h"
 #include "uapi/vmso_zc.h"
 
+/* The ABI has no implicit padding: the same layout for 32-bit callers */
+static_assert(sizeof(struct vmso_zc_info) == 72);
+static_assert(sizeof(struct vmso_zc_submit) == 160);
+static_assert(offsetof(struct vmso_zc_submit, hdr) == 32);
+static_assert(sizeof(struct vmso_zc_completion) == 24);
+
 /* A submission: at most this many bytes (so at most 129 packets) */
 #define VMSO_ZC_MAX_SUBMIT	(8U << 20)
 /* Per file: submissions in flight plus completions not yet read */

@@ -14,7 +14,8 @@
  *   new    every word has the complement
  *   mixed  some of each (the buffer changed while the device read it)
  *   bad    any word is neither, or the length is not whole words
- * Sequence numbers give duplicates and losses per flow.
+ * Sequence numbers give duplicates and losses per flow. SIGINT or SIGTERM
+ * ends the run early (the results are printed all the same).
  *
  * The kernel drops datagrams with a wrong UDP checksum before they get
  * here; the deltas of /proc/net/snmp's Udp InCsumErrors, RcvbufErrors and
@@ -33,6 +34,7 @@
 #include <linux/types.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -69,6 +71,12 @@ struct flow {
 
 static struct flow flows[MAX_FLOWS];
 static int nflows;
+static int stop;		/* set by a signal: atomic accesses only */
+
+static void on_signal(int sig)
+{
+	__atomic_store_n(&stop, 1, __ATOMIC_RELAXED);
+}
 
 static double now_s(void)
 {
@@ -236,6 +244,8 @@ int main(int argc, char **argv)
 		perror("bind");
 		return 1;
 	}
+	signal(SIGINT, on_signal);
+	signal(SIGTERM, on_signal);
 	udp_snmp(&e0, &r0, &c0);
 	printf("listening on %s:%u\n", inet_ntoa(a.sin_addr),
 	       ntohs(a.sin_port));
@@ -246,7 +256,8 @@ int main(int argc, char **argv)
 		struct pollfd p = { .fd = fd, .events = POLLIN };
 
 		t = now_s();
-		if (t - start > timeout)
+		if (__atomic_load_n(&stop, __ATOMIC_RELAXED) ||
+		    t - start > timeout)
 			break;
 		if (last && t - last > idle)
 			break;

@@ -18,7 +18,8 @@
  * value, and counts datagrams old / new / mixed / bad.
  *
  * Flows (UDP source ports): sport zero-copy, sport+1 copy, sport+2 reuse
- * test, sport+3 munmap test, sport+4 TCP template (capture only).
+ * test, sport+3 munmap test, sport+4 TCP template (capture only), sport+5
+ * exit test, sport+6 submission after it, sport+7 ifdown test.
  *
  * Output: "RESULT key=value ..." lines (parsed by the test harness).
  * Every loop is bounded (--timeout, default 300 s).
@@ -44,6 +45,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -55,7 +57,7 @@ typedef __u32 u32;
 typedef __u64 u64;
 
 #define USAGE \
-	"usage: vmso-zc --dst IP [--dport N] [--sport N] [--src IP] [--dst-mac MAC]\n               [--dev /dev/vmso0] [--bytes SIZE] [--chunk SIZE] [--window N]\n               [--proto udp|tcp] [--mss N] [--mode uso|ufo|frames]\n               [--no-copy] [--no-zc] [--reuse-test N] [--munmap-test]\n               [--efault-test] [--tcp-bytes SIZE] [--timeout S]\n"
+	"usage: vmso-zc --dst IP [--dport N] [--sport N] [--src IP] [--dst-mac MAC]\n               [--dev /dev/vmso0] [--bytes SIZE] [--chunk SIZE] [--window N]\n               [--proto udp|tcp] [--mss N] [--mode uso|ufo|frames]\n               [--no-copy] [--no-zc] [--reuse-test N] [--munmap-test]\n               [--efault-test] [--exit-test] [--ifdown-test]\n               [--tcp-bytes SIZE] [--timeout S]\n"
 #define BANNER_FMT \
 	"vmso-zc: %s on %s (%02x:%02x:%02x:%02x:%02x:%02x, mtu %u, pgmode %u, flags %#x) %s -> %s (%02x:%02x:%02x:%02x:%02x:%02x):%u, %llu bytes, chunk %u, window %u, mss %u\n"
 #define ZC_RUN_FMT \
@@ -91,6 +93,8 @@ struct opts {
 	u32 reuse;		/* reuse-test submissions */
 	int munmap_test;
 	int efault_test;
+	int exit_test;		/* exit with submissions in flight */
+	int ifdown_test;	/* ifdown with submissions in flight */
 	u64 tcp_bytes;	/* TCP template run (capture only) */
 	unsigned int timeout;
 };
@@ -541,26 +545,45 @@ static void efault_test(int fd)
 		die("EFAULT test failed");
 }
 
+/* Length of the munmap/exit test buffers: long enough to be in flight */
+#define TEST_BUF_LEN	(4U << 20)
+
 /*
- * munmap() of a buffer in flight waits (in the driver's mmu notifier) for
- * the device: the datagrams must still carry the buffer's bytes.
+ * A private buffer of whole datagrams holding slots 0..n-1 with sequence
+ * numbers 0..n-1 (so vmso-zc-recv checks it like the arena).
  */
-static void munmap_test(int fd)
+static u8 *test_buf(u32 *lenp)
 {
-	u32 len = o.chunk, n = len / o.mss, d;
-	struct vmso_zc_completion rec;
-	struct zc_run r = { 0 };
-	double t0, t_unmap;
+	u32 n = TEST_BUF_LEN / o.mss, len = n * o.mss, words = o.mss / 8;
+	u64 *w, d, k;
 	u8 *m;
 
 	m = mmap(NULL, len, PROT_READ | PROT_WRITE,
 		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
 	if (m == MAP_FAILED)
 		die("mmap: %s", strerror(errno));
-	/* Slots 0..n-1 of the arena layout, sequence numbers 0..n-1 */
-	memcpy(m, arena, len);
+	w = (u64 *)m;
 	for (d = 0; d < n; d++)
-		*(u64 *)(m + (u64)d * o.mss) = (u64)d << 48 | d;
+		for (k = 0; k < words; k++)
+			w[d * words + k] = k ? TAG | (d * o.mss + 8 * k) :
+					       d << 48 | d;
+	*lenp = len;
+	return m;
+}
+
+/*
+ * munmap() of a buffer in flight waits (in the driver's mmu notifier) for
+ * the device: the datagrams must still carry the buffer's bytes.
+ */
+static void munmap_test(int fd)
+{
+	struct vmso_zc_completion rec;
+	struct zc_run r = { 0 };
+	double t0, t_unmap;
+	u32 len;
+	u8 *m;
+
+	m = test_buf(&len);
 	if (zc_submit(fd, m, len, 7, o.zc_flags, 0, o.sport + 3, 0, 0) < 0)
 		die("munmap test: submit: %s", strerror(errno));
 	t0 = now_s();
@@ -573,6 +596,119 @@ static void munmap_test(int fd)
 	       rec.status, (unsigned long long)rec.bytes, t_unmap * 1e3);
 	if (rec.status)
 		die("munmap test: completion status %d", rec.status);
+}
+
+/*
+ * A child opens its own file, submits a window of buffers and exits at
+ * once: the file's release (and the exit's mmu notifier release) must
+ * wait for the device, then everything is unpinned. The parent then checks
+ * that the device still works.
+ */
+static void test_exit(int fd)
+{
+	struct vmso_zc_completion rec;
+	struct zc_run r = { 0 };
+	int status, cfd;
+	pid_t pid;
+	u32 b;
+
+	pid = fork();
+	if (pid < 0)
+		die("fork: %s", strerror(errno));
+	if (!pid) {
+		u32 len;
+		u8 *m = test_buf(&len);
+
+		cfd = open(o.dev, O_RDWR);
+		if (cfd < 0)
+			_exit(10);
+		for (b = 0; b < 2; b++)
+			if (zc_submit(cfd, m, len, b, o.zc_flags, 0,
+				      o.sport + 5, 0, 0) < 0)
+				_exit(11);
+		_exit(0);	/* no read, no close, no munmap: exit does it */
+	}
+	if (waitpid(pid, &status, 0) < 0)
+		die("waitpid: %s", strerror(errno));
+	if (!WIFEXITED(status) || WEXITSTATUS(status))
+		die("exit test: child status %#x", status);
+	stamp(0, 0, o.chunk);
+	if (zc_submit(fd, arena, o.chunk, 0, o.zc_flags, 0, o.sport + 6, 0,
+		      0) < 0)
+		die("exit test: submit after: %s", strerror(errno));
+	if (zc_read(fd, &rec, 1, &r) != 1 || rec.status)
+		die("exit test: completion after: status %d", rec.status);
+	printf("RESULT exit_test=ok\n");
+}
+
+static int if_flags(int up)
+{
+	struct ifreq ifr;
+	int s = socket(AF_INET, SOCK_DGRAM, 0), r;
+
+	memset(&ifr, 0, sizeof(ifr));
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", info.ifname);
+	r = ioctl(s, SIOCGIFFLAGS, &ifr);
+	if (!r) {
+		if (up)
+			ifr.ifr_flags |= IFF_UP;
+		else
+			ifr.ifr_flags &= ~IFF_UP;
+		r = ioctl(s, SIOCSIFFLAGS, &ifr);
+	}
+	close(s);
+	return r;
+}
+
+/*
+ * ifdown with a window in flight: every submission completes (status 0 if
+ * the device got to it, -ENETDOWN if not); submissions while down fail
+ * with ENETDOWN; after ifup the device works again. Needs CAP_NET_ADMIN.
+ */
+static void test_ifdown(int fd)
+{
+	struct vmso_zc_completion recs[MAX_WINDOW];
+	struct zc_run r = { 0 };
+	u32 b, got = 0, down = 0;
+	int n, i;
+
+	for (b = 0; b < o.window; b++) {
+		stamp(b, (u64)b * (o.chunk / o.mss), o.chunk);
+		if (zc_submit(fd, arena + (u64)b * o.chunk, o.chunk, b,
+			      o.zc_flags, 0, o.sport + 7, 0, 0) < 0)
+			die("ifdown test: submit: %s", strerror(errno));
+	}
+	if (if_flags(0))
+		die("ifdown test: SIOCSIFFLAGS: %s", strerror(errno));
+	while (got < o.window) {
+		n = zc_read(fd, recs, MAX_WINDOW, &r);
+		if (n <= 0)
+			die("ifdown test: completions missing");
+		for (i = 0; i < n; i++) {
+			if (recs[i].status == -ENETDOWN)
+				down++;
+			else if (recs[i].status)
+				die("ifdown test: status %d", recs[i].status);
+		}
+		got += n;
+	}
+	if (zc_submit(fd, arena, o.chunk, 0, o.zc_flags, 0, o.sport + 7, 0,
+		      0) >= 0 || errno != ENETDOWN)
+		die("ifdown test: submit while down did not fail ENETDOWN");
+	if (if_flags(1))
+		die("ifdown test: ifup: %s", strerror(errno));
+	for (i = 0; i < 100; i++) {	/* the device enables at once */
+		if (zc_submit(fd, arena, o.chunk, 0, o.zc_flags, 0,
+			      o.sport + 7, 0, 0) >= 0)
+			break;
+		if (errno != ENETDOWN && errno != EAGAIN)
+			die("ifdown test: submit after ifup: %s",
+			    strerror(errno));
+		usleep(20000);
+	}
+	if (i == 100 || zc_read(fd, recs, 1, &r) != 1 || recs[0].status)
+		die("ifdown test: no working submission after ifup");
+	printf("RESULT ifdown_test=ok ifdown_aborted=%u\n", down);
 }
 
 /* ------------------------------------------------------------ copy path */
@@ -660,6 +796,7 @@ int main(int argc, char **argv)
 		{ "no-copy", 0, 0, 'C' }, { "no-zc", 0, 0, 'Z' },
 		{ "reuse-test", 1, 0, 'r' }, { "munmap-test", 0, 0, 'u' },
 		{ "efault-test", 0, 0, 'e' }, { "tcp-bytes", 1, 0, 'T' },
+		{ "exit-test", 0, 0, 'X' }, { "ifdown-test", 0, 0, 'I' },
 		{ "timeout", 1, 0, 'x' }, { 0, 0, 0, 0 }
 	};
 	struct figures zc_fig = { 0 }, copy_fig = { 0 };
@@ -735,6 +872,12 @@ int main(int argc, char **argv)
 			break;
 		case 'e':
 			o.efault_test = 1;
+			break;
+		case 'X':
+			o.exit_test = 1;
+			break;
+		case 'I':
+			o.ifdown_test = 1;
 			break;
 		case 'T':
 			o.tcp_bytes = parse_size(optarg);
@@ -832,6 +975,10 @@ int main(int argc, char **argv)
 	}
 	if (o.munmap_test)
 		munmap_test(fd);
+	if (o.exit_test)
+		test_exit(fd);
+	if (o.ifdown_test)
+		test_ifdown(fd);
 	if (o.tcp_bytes) {
 		u64 tb = o.tcp_bytes - o.tcp_bytes % o.mss;
 
