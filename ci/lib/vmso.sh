@@ -68,6 +68,7 @@ VMSO_RUN_TIMEOUT=$((120 + 3 * E2E_SECS + E2E_UDP_SECS))
 VMSO_MAX_FRAME=1514
 
 # The device's STAT[] names, in order, from the one contract (docs/abi.md).
+# shellcheck disable=SC2016 # the backquotes are Markdown, not shell
 mapfile -t VMSO_DEV_STATS < <(sed -n '/^## Statistics/,$p' "$REPO/docs/abi.md" \
     | sed -n 's/^| \([0-9]*\) | `\([a-z_0-9]*\)`.*/\2/p')
 
@@ -122,7 +123,7 @@ vmso_build() {
 
 # ------------------------------------------------------------------ configurations
 vmso_config() {
-    CFG_BOOT=pvh CFG_CPU= CFG_DMA=virt CFG_LEVELS=4
+    CFG_BOOT=pvh CFG_CPU='' CFG_DMA=virt CFG_LEVELS=4
     case $1 in
         4l) ;;
         5l) CFG_BOOT=bzimage CFG_CPU=max CFG_LEVELS=5 ;;
@@ -194,7 +195,7 @@ _vmso_capture_cmd() {
 # on "E2E-CAPTURE start", stops it on "E2E-CAPTURE stop" (the host appends one after
 # QEMU exits, so the watcher always ends). Runs in the background.
 _vmso_capture_watch() {
-    local console=$1 caplog=$2 line cpid= tpid fd
+    local console=$1 caplog=$2 line cpid='' tpid fd
     exec {fd}< <(exec tail -n +1 -F -s 0.2 "$console" 2>/dev/null)
     tpid=$!
     while IFS= read -r -u "$fd" line; do
@@ -319,7 +320,7 @@ _vmso_fail() { # CFG MSG
 
 vmso_run() {
     (( $# == 2 )) || die "usage: vmso_run CFG DIR"
-    local cfg=$1 dir=$2 sock tmp dev_pid srv_pid watch_pid=0 pcap= i rc ok=1 capture=0
+    local cfg=$1 dir=$2 sock tmp dev_pid srv_pid watch_pid=0 pcap='' i ok=1 capture=0
     local c0 c1 r0 r1 dev_rc dev_counters v
     [[ -n "${NS:-}" && -n "${TAP:-}" ]] || die "vmso_run: no netns/TAP (call netns_setup first)"
     vmso_config "$cfg"
@@ -351,6 +352,7 @@ vmso_run() {
     _vmso_untrack "$dev_pid"
     VMSO_DEV_PID=$dev_pid
     if (( ! _VMSO_DEV_HOOK )); then
+        # shellcheck disable=SC2016 # expanded when cleanup runs
         on_cleanup '[[ -n "$VMSO_DEV_PID" ]] && _kill_pids "$VMSO_DEV_PID"'
         _VMSO_DEV_HOOK=1
     fi
@@ -481,11 +483,15 @@ vmso_run() {
         log "[$cfg] guest paging: la57 in /proc/cpuinfo=$(res la57), vmso driver: ${levels}-level"
         # Device counters (accumulated by the driver across resets, read with ethtool -S).
         if [[ "$CFG_DMA" == virt ]]; then
-            [[ "$va" =~ ^[0-9]+$ ]] && (( va > 0 )) || _vmso_fail "$cfg" "va_translations is '$va' in virt mode (expected > 0)"
+            if ! [[ "$va" =~ ^[0-9]+$ ]] || (( va == 0 )); then
+                _vmso_fail "$cfg" "va_translations is '$va' in virt mode (expected > 0)"
+            fi
         else
             [[ "$va" == 0 ]] || _vmso_fail "$cfg" "va_translations is '$va' in phys mode (expected 0)"
         fi
-        [[ "$tso" =~ ^[0-9]+$ ]] && (( tso > 0 )) || _vmso_fail "$cfg" "tx_tso_segments is '$tso' (expected > 0)"
+        if ! [[ "$tso" =~ ^[0-9]+$ ]] || (( tso == 0 )); then
+            _vmso_fail "$cfg" "tx_tso_segments is '$tso' (expected > 0)"
+        fi
         [[ "$pf" == 0 ]] || warn "[$cfg] page_faults=$pf (tx_va_fallbacks=$(res stat_tx_va_fallbacks))"
         [[ "$(res stat_tx_errors)" == 0 ]] || warn "[$cfg] tx_errors=$(res stat_tx_errors)"
         [[ "$(res stat_rx_csum_bad)" == 0 ]] || warn "[$cfg] rx_csum_bad=$(res stat_rx_csum_bad)"
@@ -585,9 +591,9 @@ vmso_summary_table() {
 }
 
 vmso_summary_md() {
-    local sep
-    sep=$(sed 's/[^|]*/---/g' <<<"$_VMSO_HDR")
-    printf '| %s |\n' "${_VMSO_HDR//|/ | }" "${sep//|/ | }"
+    local sep=${_VMSO_HDR//[^|]/}
+    sep=${sep//|/ | --- }
+    printf '| %s |\n' "${_VMSO_HDR//|/ | }" "---$sep"
     _vmso_rows '|' "$@" | sed 's/|/ | /g; s/^/| /; s/$/ |/'
 }
 
