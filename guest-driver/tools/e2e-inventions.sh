@@ -3,7 +3,8 @@
 # (TCG) whose NIC is vmso-device over vfio-user, on a TAP in a private netns:
 #
 #   invention 003 (driver-level segmentation, TX): iperf3 guest -> host with
-#     vmso.ko tso=device, tso=driver, tso=off, and tso=driver tso_csum=driver;
+#     vmso.ko tso=device, tso=driver, tso=off, tso=driver tso_csum=driver and
+#     tso=driver dma_mode=phys;
 #   invention 000 (VA DMA from user space): vmso-zc sends through /dev/vmso0
 #     (zero-copy, USO) and through a UDP socket (copy), checked byte by byte by
 #     vmso-zc-recv on the host; EFAULT on bad pointers; buffer reuse while in
@@ -83,12 +84,13 @@ done
 [[ -S "$SOCK" ]] || die "vmso-device did not create $SOCK (see $OUT/device.log)"
 
 # One iperf3 server per TSO mode, so that the capture tells them apart.
-declare -A PORT=([device]=5201 [driver]=5202 [off]=5203 [drvcsum]=5204)
-for m in device driver off drvcsum; do
+MODES="device driver off drvcsum drvphys"
+declare -A PORT=([device]=5201 [driver]=5202 [off]=5203 [drvcsum]=5204 [drvphys]=5205)
+for m in $MODES; do
     ns_bg "$OUT/iperf3-$m.log" timeout $((GUEST_TIMEOUT + 30)) \
         iperf3 -s -B "$HOST_IP" -p "${PORT[$m]}" --forceflush
 done
-for m in device driver off drvcsum; do
+for m in $MODES; do
     wait_tcp_listen "${PORT[$m]}" 10 || die "iperf3 server on ${PORT[$m]} did not start"
 done
 ns_bg "$OUT/recv.log" "$RECV" --bind "$HOST_IP" --port "$ZC_PORT" \
@@ -98,7 +100,7 @@ PCAP=$OUT/tap.pcap
 if (( CAPTURE )); then
     # Whole frames (L4 checksums need the payload), only the flows checked.
     ns_bg "$OUT/dumpcap.log" timeout $((GUEST_TIMEOUT + 30)) dumpcap -q -i "$TAP" -s 0 \
-        -f "tcp port ${PORT[driver]} or tcp port ${PORT[drvcsum]} or (udp port $ZC_PORT and src port $ZC_SPORT) or tcp port $ZC_PORT" \
+        -f "tcp port ${PORT[driver]} or tcp port ${PORT[drvcsum]} or tcp port ${PORT[drvphys]} or (udp port $ZC_PORT and src port $ZC_SPORT) or tcp port $ZC_PORT" \
         -w "$PCAP"
     (( KEEP_PCAP )) || on_cleanup "rm -f '$PCAP'"
     sleep 1
@@ -131,12 +133,13 @@ iperf_tx() {
 }
 SECS=$SECS
 first=1
-for mode in device driver off drvcsum; do
+for mode in $MODES; do
     case \$mode in
         device) args="tso=device" port=${PORT[device]} ;;
         driver) args="tso=driver" port=${PORT[driver]} ;;
         off) args="tso=off" port=${PORT[off]} ;;
         drvcsum) args="tso=driver tso_csum=driver" port=${PORT[drvcsum]} ;;
+        drvphys) args="tso=driver dma_mode=phys" port=${PORT[drvphys]} ;;
     esac
     modprobe vmso \$args || { result modprobe_\$mode=fail; dmesg | tail -20; exit 1; }
     net_up $GUEST_IP/$NET_PREFIX || { dmesg | tail -20; exit 1; }
@@ -210,7 +213,7 @@ check() { # DESCRIPTION COMMAND...: record a failure if COMMAND fails
 eq() { [[ "$1" == "$2" ]]; }
 
 (( guest_ok )) || fails+=("guest run (console: $GUEST_LOG)")
-for m in device driver off drvcsum; do
+for m in $MODES; do
     check "iperf3 TX with $m" eq "$(res "tx_${m}_ok")" 1
     check "rmmod after $m" eq "$(res "rmmod_$m")" ok
 done
@@ -240,10 +243,12 @@ if (( CAPTURE )); then
         -e tcp.checksum.status -e udp.checksum.status -e frame.len -e tcp.analysis.retransmission \
         2>"$OUT/tshark.err" >"$OUT/tshark.tsv" || warn "tshark failed (see $OUT/tshark.err)"
     # Columns: flow name, frames, bad IP csum, bad L4 csum, unverified L4, over 1514 B, retransmissions
-    awk -F'\t' -v d="${PORT[device]}" -v r="${PORT[driver]}" -v c="${PORT[drvcsum]}" -v z="$ZC_PORT" -v zs="$ZC_SPORT" '
+    awk -F'\t' -v d="${PORT[device]}" -v r="${PORT[driver]}" -v c="${PORT[drvcsum]}" -v ph="${PORT[drvphys]}" \
+        -v z="$ZC_PORT" -v zs="$ZC_SPORT" '
         {
             if ($2 == d) f = "tso_device"; else if ($2 == r) f = "tso_driver"
-            else if ($2 == c) f = "tso_driver_csum"; else if ($2 == z) f = "zc_tcp_template"
+            else if ($2 == c) f = "tso_driver_csum"; else if ($2 == ph) f = "tso_driver_phys"
+            else if ($2 == z) f = "zc_tcp_template"
             else if ($3 == zs) f = "zc_udp"; else next
             n[f]++
             if ($4 == 0) ipb[f]++
@@ -260,14 +265,14 @@ if (( CAPTURE )); then
         cap_summary+="  $f: $n frames, bad IP csum $ipb, bad L4 csum $l4b, unverified $unv, over MTU $big, retrans $re"$'\n'
         check "capture $f: checksums and sizes" eq "$ipb/$l4b/$unv/$big" "0/0/0/0"
     done <"$OUT/capture.txt"
-    for f in tso_driver tso_driver_csum zc_udp zc_tcp_template; do
+    for f in tso_driver tso_driver_csum tso_driver_phys zc_udp zc_tcp_template; do
         check "capture has $f frames" grep -q "^$f " "$OUT/capture.txt"
     done
 fi
 
 # ------------------------------------------------------------------ summary
 {
-    for m in device driver off drvcsum; do
+    for m in $MODES; do
         printf 'RESULT tso_%s_gbps=%s tso_%s_cpu_s_per_gb=%s tso_%s_retr=%s\n' \
             "$m" "$(res "tx_${m}_gbps")" "$m" "$(res "tx_${m}_cpu_s_per_gb")" "$m" "$(res "tx_${m}_retr")"
     done
@@ -288,7 +293,7 @@ fi
 cat <<EOF
 
 e2e-inventions summary (guest TCG, ${SECS}s per iperf3 run, $ZC_BYTES zero-copy; logs in $OUT)
-  iperf3 TX Gbit/s (sender CPU s/GB):  tso=device $(res tx_device_gbps) ($(res tx_device_cpu_s_per_gb))  tso=driver $(res tx_driver_gbps) ($(res tx_driver_cpu_s_per_gb))  tso=off $(res tx_off_gbps) ($(res tx_off_cpu_s_per_gb))  tso=driver,tso_csum=driver $(res tx_drvcsum_gbps) ($(res tx_drvcsum_cpu_s_per_gb))
+  iperf3 TX Gbit/s (sender CPU s/GB):  tso=device $(res tx_device_gbps) ($(res tx_device_cpu_s_per_gb))  tso=driver $(res tx_driver_gbps) ($(res tx_driver_cpu_s_per_gb))  tso=off $(res tx_off_gbps) ($(res tx_off_cpu_s_per_gb))  tso=driver,tso_csum=driver $(res tx_drvcsum_gbps) ($(res tx_drvcsum_cpu_s_per_gb))  tso=driver,dma_mode=phys $(res tx_drvphys_gbps) ($(res tx_drvphys_cpu_s_per_gb))
   UDP send, Gbit/s and process CPU s/GB: zero-copy $(res zc_gbps) / $(res zc_cpu_s_per_gb)   copy (sendto) $(res copy_gbps) / $(res copy_cpu_s_per_gb)
   receiver: zero-copy flow $(rx $ZC_SPORT rx_bytes) bytes, bad $(rx $ZC_SPORT rx_bad), lost $(rx $ZC_SPORT rx_lost); copy flow lost $(rx $((ZC_SPORT + 1)) rx_lost)
   buffer reuse while in flight: $(rx $((ZC_SPORT + 2)) rx_dgrams) datagrams, new $(rx $((ZC_SPORT + 2)) rx_new), mixed $(rx $((ZC_SPORT + 2)) rx_mixed), bad $(rx $((ZC_SPORT + 2)) rx_bad), dropped by checksum $(rx $((ZC_SPORT + 2)) rx_lost) (host Udp InCsumErrors $UDP_CSUM)
