@@ -111,6 +111,10 @@ impl DeviceState {
         self.errors = 0;
         self.coalescer = Coalescer::new(self.coalescer.params);
         self.rx_held.clear();
+        let summary = self.counters.summary();
+        if !summary.is_empty() {
+            info!("device counters at reset:\n{summary}");
+        }
         self.counters.clear();
     }
 
