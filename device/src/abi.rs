@@ -18,7 +18,7 @@ pub const VEC_TX: usize = 0;
 pub const VEC_RX: usize = 1;
 pub const VEC_MISC: usize = 2;
 
-pub const VERSION: u32 = 0x0001_0000;
+pub const VERSION: u32 = 0x0001_0001;
 pub const MAX_SG: usize = 64;
 pub const MAX_PKT: usize = 65536 + 1024;
 pub const MAX_HDR: usize = 256;
@@ -28,6 +28,7 @@ pub const MTU_DEFAULT: u32 = 1500;
 pub const RING_MIN: u32 = 8;
 pub const RING_MAX: u32 = 4096;
 pub const ITR_MAX_US: u32 = 10_000;
+pub const POLL_MAX_US: u32 = 1000;
 pub const RX_BUF_MIN: u32 = 64;
 pub const RX_BUF_MAX: u32 = 65536;
 pub const MAXPHYADDR: u32 = 46;
@@ -50,6 +51,9 @@ pub mod reg {
     pub const NUM_QUEUES: u64 = 0x034;
     pub const MAX_SG: u64 = 0x038;
     pub const MAX_PKT: u64 = 0x03C;
+    pub const NOTIFY_LO: u64 = 0x040;
+    pub const NOTIFY_HI: u64 = 0x044;
+    pub const POLL_US: u64 = 0x048;
     pub const TX_BASE_LO: u64 = 0x100;
     pub const TX_BASE_HI: u64 = 0x104;
     pub const TX_SIZE: u64 = 0x108;
@@ -109,9 +113,21 @@ pub mod feat {
     pub const PG_5L: u32 = 1 << 9;
     pub const RX_CSUM: u32 = 1 << 10;
     pub const LRO: u32 = 1 << 11;
+    pub const NOTIFY: u32 = 1 << 12;
     /// Everything this device implements.
-    pub const DEVICE: u32 =
-        CSUM | TSO4 | TSO6 | UFO | USO | VA_DMA | PG_32 | PG_PAE | PG_4L | PG_5L | RX_CSUM | LRO;
+    pub const DEVICE: u32 = CSUM
+        | TSO4
+        | TSO6
+        | UFO
+        | USO
+        | VA_DMA
+        | PG_32
+        | PG_PAE
+        | PG_4L
+        | PG_5L
+        | RX_CSUM
+        | LRO
+        | NOTIFY;
 }
 
 pub mod cmd {
@@ -223,3 +239,16 @@ unsafe impl ByteValued for RxDesc {}
 pub const GSO_TYPE_NONE: u8 = 0;
 pub const GSO_TYPE_TCPV4: u8 = 1;
 pub const GSO_TYPE_TCPV6: u8 = 2;
+
+/// The notify block (doorbell suppression), in guest RAM at NOTIFY_LO/HI.
+pub mod notify {
+    pub const SIZE: u64 = 64;
+    /// le32, written by the driver: its TX tail.
+    pub const TX_TAIL: u64 = 0x00;
+    /// le32, written by the driver: its RX tail.
+    pub const RX_TAIL: u64 = 0x04;
+    /// le32, written by the device: 1 = ring TX_TAIL after posting.
+    pub const TX_KICK: u64 = 0x08;
+    /// le32, written by the device: 1 = ring RX_TAIL after posting.
+    pub const RX_KICK: u64 = 0x0c;
+}

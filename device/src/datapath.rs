@@ -20,6 +20,8 @@ use crate::state::DeviceState;
 const RX_BUDGET: usize = 256;
 /// Largest frame the backend can hand us.
 const RX_FRAME_MAX: usize = 65536 + 64;
+/// Longest stretch `service` runs before yielding to the event loop.
+const SERVICE_MAX: std::time::Duration = std::time::Duration::from_millis(10);
 
 pub struct DataPath {
     state: Arc<Mutex<DeviceState>>,
@@ -54,24 +56,59 @@ impl DataPath {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn service_tx(&mut self) {
-        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        st.service_tx(self.backend.as_mut());
+    /// Services both queues. With the notify block in use, keeps polling the
+    /// driver's published tails (and the backend) for the poll window after
+    /// the last work, so that a busy driver needs no doorbells; then asks for
+    /// doorbells again. Bounded: after `SERVICE_MAX` it re-queues itself so
+    /// that other events (shutdown among them) are seen.
+    fn service(&mut self) {
+        let start = Instant::now();
+        let mut last_work = start;
+        loop {
+            let tx = {
+                let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+                st.sync_tails();
+                st.tx_active();
+                st.service_tx(self.backend.as_mut())
+            };
+            let rx = self.drain_rx();
+            let Some(window) = self.state().poll_window() else {
+                return;
+            };
+            let now = Instant::now();
+            if now.duration_since(start) > SERVICE_MAX {
+                let _ = self.kicks.tx.write(1);
+                return;
+            }
+            if tx || rx {
+                last_work = now;
+                continue;
+            }
+            if now.duration_since(last_work) < window {
+                std::thread::yield_now();
+                continue;
+            }
+            if !self.state().tx_idle() {
+                return;
+            }
+        }
     }
 
-    fn drain_rx(&mut self) {
+    /// Moves frames from the backend into the RX ring; true if any moved.
+    fn drain_rx(&mut self) -> bool {
         let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        st.sync_tails();
         let mut more = false;
         let now = Instant::now();
         let held = st.rx_held_len();
         let all_out = st.deliver_held();
         let mut delivered = held - st.rx_held_len();
-        if !all_out {
+        if !all_out && !st.rx_blocked() {
             // Still no room: wait for the next RX doorbell.
             if delivered > 0 {
                 st.raise_rx();
             }
-            return;
+            return delivered > 0;
         }
         while st.rx_ready() {
             if delivered == RX_BUDGET {
@@ -81,10 +118,10 @@ impl DataPath {
             match self.backend.recv(&mut self.buf) {
                 Ok(0) => break,
                 Ok(n) => {
+                    delivered += 1;
                     if !st.receive(&self.buf[..n], now) {
                         break;
                     }
-                    delivered += 1;
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     st.receive_idle();
@@ -98,6 +135,11 @@ impl DataPath {
                 }
             }
         }
+        if st.rx_ready() {
+            st.rx_unblocked();
+        } else if st.enabled() && st.rx_blocked() {
+            more = true; // buffers arrived while we looked: go on
+        }
         if delivered > 0 {
             st.raise_rx();
         }
@@ -107,6 +149,7 @@ impl DataPath {
             // whatever else is pending.
             let _ = self.kicks.rx.write(1);
         }
+        delivered > 0
     }
 
     fn rearm_timer(&mut self) {
@@ -147,12 +190,12 @@ impl MutEventSubscriber for DataPath {
         let fd = events.fd();
         if fd == self.kicks.tx.as_raw_fd() {
             let _ = self.kicks.tx.read();
-            self.service_tx();
+            self.service();
         } else if fd == self.kicks.rx.as_raw_fd() {
             let _ = self.kicks.rx.read();
-            self.drain_rx();
+            self.service();
         } else if fd == self.backend.fd() {
-            self.drain_rx();
+            self.service();
         } else if fd == self.timer.as_raw_fd() {
             let _ = self.timer.wait();
         } else if fd == self.stop.as_raw_fd() {

@@ -7,10 +7,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use log::{error, info, warn};
+use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend};
 
 use crate::abi::{
-    cause, ctrl, feat, iotlb_inv, reg, status, ITR_MAX_US, MAX_PKT, MAX_SG, MTU_DEFAULT, MTU_MAX,
-    MTU_MIN, VERSION,
+    cause, ctrl, feat, iotlb_inv, notify, reg, status, ITR_MAX_US, MAX_PKT, MAX_SG, MTU_DEFAULT,
+    MTU_MAX, MTU_MIN, POLL_MAX_US, VERSION,
 };
 use crate::backend::Backend;
 use crate::coalesce::{self, Coalescer};
@@ -56,6 +57,9 @@ pub struct DeviceState {
     warned_fdless: bool,
     errors: u32,
     pub coalescer: Coalescer,
+    /// Guest-physical address of the notify block; 0 = doorbells only.
+    notify: u64,
+    poll: Duration,
     /// Frames waiting for RX buffers (see `RxSink`).
     rx_held: VecDeque<(Vec<u8>, RxMeta)>,
 }
@@ -89,6 +93,8 @@ impl DeviceState {
             errors: 0,
             coalescer: Coalescer::new(coalesce::Params::default()),
             rx_held: VecDeque::new(),
+            notify: 0,
+            poll: Duration::ZERO,
         };
         s.reset();
         s
@@ -111,6 +117,8 @@ impl DeviceState {
         self.errors = 0;
         self.coalescer = Coalescer::new(self.coalescer.params);
         self.rx_held.clear();
+        self.notify = 0;
+        self.poll = Duration::ZERO;
         let summary = self.counters.summary();
         if !summary.is_empty() {
             info!("device counters at reset:\n{summary}");
@@ -158,6 +166,9 @@ impl DeviceState {
             reg::NUM_QUEUES => 0x0001_0001,
             reg::MAX_SG => MAX_SG as u32,
             reg::MAX_PKT => MAX_PKT as u32,
+            reg::NOTIFY_LO => self.notify as u32,
+            reg::NOTIFY_HI => (self.notify >> 32) as u32,
+            reg::POLL_US => self.poll.as_micros() as u32,
             reg::TX_BASE_LO => self.tx.base as u32,
             reg::TX_BASE_HI => (self.tx.base >> 32) as u32,
             reg::TX_SIZE => self.tx.size,
@@ -222,6 +233,9 @@ impl DeviceState {
                 .irqs
                 .unmask(v & cause::ALL, Instant::now(), &self.counters),
             reg::ITR => self.irqs.itr = Duration::from_micros(u64::from(v.min(ITR_MAX_US))),
+            reg::NOTIFY_LO if !self.enabled => lo(&mut self.notify, v),
+            reg::NOTIFY_HI if !self.enabled => hi(&mut self.notify, v),
+            reg::POLL_US => self.poll = Duration::from_micros(u64::from(v.min(POLL_MAX_US))),
             reg::TX_BASE_LO if !self.enabled => lo(&mut self.tx.base, v),
             reg::TX_BASE_HI if !self.enabled => hi(&mut self.tx.base, v),
             reg::TX_SIZE if !self.enabled => self.tx.size = v,
@@ -262,11 +276,109 @@ impl DeviceState {
             self.warned_fdless = true;
             error!("guest RAM was mapped without an fd: start QEMU with a shared memfd memory backend (-object memory-backend-memfd,id=mem,size=1G,share=on -machine memory-backend=mem)");
         }
+        let block_ok = self.notify.is_multiple_of(notify::SIZE)
+            && self
+                .ram
+                .snapshot()
+                .check_range(GuestAddress(self.notify), notify::SIZE as usize);
+        if self.notify != 0 && !block_ok {
+            warn!(
+                "notify block at {:#x} is misaligned or outside guest RAM: staying disabled",
+                self.notify
+            );
+            self.raise(cause::ERROR);
+            return;
+        }
         for r in [&mut self.tx, &mut self.rx] {
             r.head = 0;
             r.tail = 0;
         }
         self.enabled = true;
+        // Idle: the driver rings for its first posts.
+        self.set_kick(notify::TX_KICK, 1);
+        self.set_kick(notify::RX_KICK, 1);
+    }
+
+    /// The busy-poll window, when the driver uses the notify block.
+    pub fn poll_window(&self) -> Option<Duration> {
+        (self.enabled && self.notify != 0).then_some(self.poll)
+    }
+
+    fn notify_word(&self, off: u64) -> Option<u32> {
+        if self.notify == 0 {
+            return None;
+        }
+        self.ram
+            .snapshot()
+            .read_obj::<u32>(GuestAddress(self.notify + off))
+            .ok()
+    }
+
+    fn set_kick(&mut self, off: u64, v: u32) {
+        if self.notify != 0
+            && self
+                .ram
+                .snapshot()
+                .write_obj(v, GuestAddress(self.notify + off))
+                .is_err()
+        {
+            self.counters.inc(Stat::dma_errors);
+        }
+    }
+
+    /// Takes the tails the driver published in the notify block. A tail out
+    /// of range is refused like a bad doorbell.
+    pub fn sync_tails(&mut self) {
+        if !self.enabled {
+            return;
+        }
+        for (off, tx) in [(notify::TX_TAIL, true), (notify::RX_TAIL, false)] {
+            if let Some(t) = self.notify_word(off) {
+                let ring = if tx { &self.tx } else { &self.rx };
+                if t != ring.tail {
+                    self.doorbell(t, tx);
+                }
+            }
+        }
+    }
+
+    /// The device is busy: no doorbells needed for TX.
+    pub fn tx_active(&mut self) {
+        self.set_kick(notify::TX_KICK, 0);
+    }
+
+    /// Going idle on TX: asks for doorbells, then looks once more (the
+    /// driver publishes its tail before it reads the flag). True if work
+    /// arrived meanwhile, in which case the flag is cleared again.
+    pub fn tx_idle(&mut self) -> bool {
+        self.set_kick(notify::TX_KICK, 1);
+        std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
+        self.sync_tails();
+        let work = self.enabled && self.tx.head != self.tx.tail;
+        if work {
+            self.set_kick(notify::TX_KICK, 0);
+        }
+        work
+    }
+
+    /// Out of RX buffers: asks for RX doorbells, then looks once more. True
+    /// if buffers arrived meanwhile.
+    pub fn rx_blocked(&mut self) -> bool {
+        if self.notify == 0 {
+            return false;
+        }
+        self.set_kick(notify::RX_KICK, 1);
+        std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
+        self.sync_tails();
+        let room = self.enabled && self.rx.head != self.rx.tail;
+        if room {
+            self.set_kick(notify::RX_KICK, 0);
+        }
+        room
+    }
+
+    pub fn rx_unblocked(&mut self) {
+        self.set_kick(notify::RX_KICK, 0);
     }
 
     fn doorbell(&mut self, v: u32, tx: bool) -> bool {

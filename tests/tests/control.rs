@@ -283,14 +283,20 @@ fn lro_off_delivers_every_segment() {
 #[test]
 fn superpacket_waits_for_buffers_instead_of_dropping() {
     let mut h = Harness::new();
-    let segs: Vec<_> = (0..20).map(|i| segment(7 + (i * 1400) as u32, 1400)).collect();
+    let segs: Vec<_> = (0..20)
+        .map(|i| segment(7 + (i * 1400) as u32, 1400))
+        .collect();
     for s in &segs {
         h.inject(s);
     }
     h.post_rx(8); // 16 KiB posted: the 28 KiB superpacket does not fit
-    assert!(h.recv_rx_within(std::time::Duration::from_millis(300)).is_none());
+    assert!(h
+        .recv_rx_within(std::time::Duration::from_millis(300))
+        .is_none());
     h.post_rx(32);
-    let (frame, d) = h.recv_rx().expect("held superpacket delivered once buffers come");
+    let (frame, d) = h
+        .recv_rx()
+        .expect("held superpacket delivered once buffers come");
     assert_eq!(d.gso_segs, 20);
     assert_eq!(frame.len(), 54 + 20 * 1400);
     assert_eq!(h.stat(Stat::rx_dropped), 0);
