@@ -8,8 +8,8 @@
 #   invention 000 (VA DMA from user space): vmso-zc sends through /dev/vmso0
 #     (zero-copy, USO) and through a UDP socket (copy), checked byte by byte by
 #     vmso-zc-recv on the host; EFAULT on bad pointers; buffer reuse while in
-#     flight; munmap, process exit and ifdown with submissions in flight; a TCP
-#     template (TSO from user VA);
+#     flight; munmap, process exit, ifdown and PCI unbind with submissions in
+#     flight; a TCP template (TSO from user VA);
 #   rmmod after each phase.
 # Independent judges: tshark on a capture of the TAP (IP/TCP/UDP checksums, frame
 # sizes, retransmissions) and the host netns's Tcp/Udp InCsumErrors.
@@ -163,6 +163,11 @@ vmso-zc --dev /dev/vmso0 --dst $HOST_IP --dport $ZC_PORT --sport $ZC_SPORT --pro
     --bytes $TCP_ZC_BYTES --chunk $ZC_CHUNK --window $ZC_WINDOW --mss $ZC_MSS --timeout 60 || rc=1
 ethtool -S "\$NIC" | grep -E " (zc_[a-z_]+|tx_uso_packets|tx_tso_packets|iotlb_[a-z]+|page_faults|tx_errors):"
 result "\$(ethtool -S "\$NIC" | awk '\$1 ~ /^zc_(submits|completions|faults|errors|invalidate_waits|iotlb_invalidations):\$/ { sub(":", "", \$1); printf "%s=%s ", \$1, \$2 }')"
+# PCI unbind while the tool's file has a window in flight, then rebind
+vmso-zc --dev /dev/vmso0 --dst $HOST_IP --dport $ZC_PORT --sport $ZC_SPORT --no-zc --no-copy \\
+    --chunk $ZC_CHUNK --window $ZC_WINDOW --mss $ZC_MSS --unbind-test --timeout 60 || rc=1
+NIC=\$(first_nic 10) && ip link set "\$NIC" up
+ls -l /dev/vmso*
 ip link set "\$NIC" down
 rmmod vmso && result rmmod_zc=ok || { result rmmod_zc=fail; rc=1; }
 # Kernel splats, or anything the driver logs as a problem
@@ -224,6 +229,7 @@ check "EFAULT on bad pointers" eq "$(res efault)" ok
 check "munmap of a buffer in flight" eq "$(res munmap_status)" 0
 check "exit with submissions in flight" eq "$(res exit_test)" ok
 check "ifdown with submissions in flight" eq "$(res ifdown_test)" ok
+check "PCI unbind with a file open" eq "$(res unbind_test)" ok
 check "TCP template run" eq "$(res tcp_zc_errors)" 0
 check "rmmod after zero-copy" eq "$(res rmmod_zc)" ok
 check "no driver warnings in dmesg" eq "$(res dmesg_clean)" 1

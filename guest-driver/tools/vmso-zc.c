@@ -19,7 +19,8 @@
  *
  * Flows (UDP source ports): sport zero-copy, sport+1 copy, sport+2 reuse
  * test, sport+3 munmap test, sport+4 TCP template (capture only), sport+5
- * exit test, sport+6 submission after it, sport+7 ifdown test.
+ * exit test, sport+6 submission after it, sport+7 ifdown test, sport+8
+ * unbind test.
  *
  * Output: "RESULT key=value ..." lines (parsed by the test harness).
  * Every loop is bounded (--timeout, default 300 s).
@@ -57,7 +58,7 @@ typedef __u32 u32;
 typedef __u64 u64;
 
 #define USAGE \
-	"usage: vmso-zc --dst IP [--dport N] [--sport N] [--src IP] [--dst-mac MAC]\n               [--dev /dev/vmso0] [--bytes SIZE] [--chunk SIZE] [--window N]\n               [--proto udp|tcp] [--mss N] [--mode uso|ufo|frames]\n               [--no-copy] [--no-zc] [--reuse-test N] [--munmap-test]\n               [--efault-test] [--exit-test] [--ifdown-test]\n               [--tcp-bytes SIZE] [--timeout S]\n"
+	"usage: vmso-zc --dst IP [--dport N] [--sport N] [--src IP] [--dst-mac MAC]\n               [--dev /dev/vmso0] [--bytes SIZE] [--chunk SIZE] [--window N]\n               [--proto udp|tcp] [--mss N] [--mode uso|ufo|frames]\n               [--no-copy] [--no-zc] [--reuse-test N] [--munmap-test]\n               [--efault-test] [--exit-test] [--ifdown-test] [--unbind-test]\n               [--tcp-bytes SIZE] [--timeout S]\n"
 #define BANNER_FMT \
 	"vmso-zc: %s on %s (%02x:%02x:%02x:%02x:%02x:%02x, mtu %u, pgmode %u, flags %#x) %s -> %s (%02x:%02x:%02x:%02x:%02x:%02x):%u, %llu bytes, chunk %u, window %u, mss %u\n"
 #define ZC_RUN_FMT \
@@ -95,6 +96,7 @@ struct opts {
 	int efault_test;
 	int exit_test;		/* exit with submissions in flight */
 	int ifdown_test;	/* ifdown with submissions in flight */
+	int unbind_test;	/* PCI unbind with a file open */
 	u64 tcp_bytes;	/* TCP template run (capture only) */
 	unsigned int timeout;
 };
@@ -711,6 +713,70 @@ static void test_ifdown(int fd)
 	printf("RESULT ifdown_test=ok ifdown_aborted=%u\n", down);
 }
 
+static int write_file(const char *path, const char *s)
+{
+	int fd = open(path, O_WRONLY), r;
+
+	if (fd < 0)
+		return -1;
+	r = write(fd, s, strlen(s)) == (ssize_t)strlen(s) ? 0 : -1;
+	close(fd);
+	return r;
+}
+
+/*
+ * Unbinds the PCI device from vmso while this file has a window in flight:
+ * every submission completes, then the file gets ENODEV for new ones and
+ * can still be read and closed. Rebinds at the end. Needs root.
+ */
+static void test_unbind(int fd)
+{
+	struct vmso_zc_completion recs[MAX_WINDOW];
+	char link[256], path[512], *pci;
+	struct vmso_zc_info dead;
+	struct zc_run r = { 0 };
+	u32 b, got = 0;
+	ssize_t n;
+	int i;
+
+	snprintf(path, sizeof(path), "/sys/class/net/%s/device", info.ifname);
+	n = readlink(path, link, sizeof(link) - 1);
+	if (n < 0)
+		die("unbind test: %s: %s", path, strerror(errno));
+	link[n] = 0;
+	pci = strrchr(link, '/') ? strrchr(link, '/') + 1 : link;
+
+	for (b = 0; b < o.window; b++) {
+		stamp(b, (u64)b * (o.chunk / o.mss), o.chunk);
+		if (zc_submit(fd, arena + (u64)b * o.chunk, o.chunk, b,
+			      o.zc_flags, 0, o.sport + 8, 0, 0) < 0)
+			die("unbind test: submit: %s", strerror(errno));
+	}
+	if (write_file("/sys/bus/pci/drivers/vmso/unbind", pci))
+		die("unbind test: unbind %s: %s", pci, strerror(errno));
+	while (got < o.window) {
+		n = zc_read(fd, recs, MAX_WINDOW, &r);
+		if (n <= 0)
+			die("unbind test: completions missing");
+		for (i = 0; i < n; i++)
+			if (recs[i].status && recs[i].status != -ENETDOWN)
+				die("unbind test: status %d", recs[i].status);
+		got += n;
+	}
+	if (zc_submit(fd, arena, o.chunk, 0, o.zc_flags, 0, o.sport + 8, 0,
+		      0) >= 0 || errno != ENODEV)
+		die("unbind test: submit after unbind: not ENODEV");
+	if (ioctl(fd, VMSO_ZC_IOC_INFO, &dead) >= 0 || errno != ENODEV)
+		die("unbind test: INFO after unbind: not ENODEV");
+	if (read(fd, recs, sizeof(recs)) != 0)
+		die("unbind test: read after unbind: not 0");
+	if (close(fd))
+		die("unbind test: close: %s", strerror(errno));
+	if (write_file("/sys/bus/pci/drivers/vmso/bind", pci))
+		die("unbind test: bind %s: %s", pci, strerror(errno));
+	printf("RESULT unbind_test=ok\n");
+}
+
 /* ------------------------------------------------------------ copy path */
 
 static void copy_send(u64 total, struct figures *fig)
@@ -797,6 +863,7 @@ int main(int argc, char **argv)
 		{ "reuse-test", 1, 0, 'r' }, { "munmap-test", 0, 0, 'u' },
 		{ "efault-test", 0, 0, 'e' }, { "tcp-bytes", 1, 0, 'T' },
 		{ "exit-test", 0, 0, 'X' }, { "ifdown-test", 0, 0, 'I' },
+		{ "unbind-test", 0, 0, 'U' },
 		{ "timeout", 1, 0, 'x' }, { 0, 0, 0, 0 }
 	};
 	struct figures zc_fig = { 0 }, copy_fig = { 0 };
@@ -878,6 +945,9 @@ int main(int argc, char **argv)
 			break;
 		case 'I':
 			o.ifdown_test = 1;
+			break;
+		case 'U':
+			o.unbind_test = 1;
 			break;
 		case 'T':
 			o.tcp_bytes = parse_size(optarg);
@@ -993,7 +1063,10 @@ int main(int argc, char **argv)
 			die("TCP template run: %llu errors (first status %d)",
 			    (unsigned long long)run.errors, run.first_status);
 	}
-	close(fd);
+	if (o.unbind_test)
+		test_unbind(fd);	/* closes fd */
+	else
+		close(fd);
 	printf("RESULT zc_tool_ok=1\n");
 	return 0;
 }
