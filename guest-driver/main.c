@@ -57,6 +57,7 @@ static const struct vmso_stat_desc vmso_xstats_desc[] = {
 	VMSO_XSTAT("tx_tso_posted", tso_packets),
 	VMSO_XSTAT("tx_csum_posted", csum_packets),
 	VMSO_XSTAT("tx_doorbells", doorbells),
+	VMSO_XSTAT("tx_doorbells_suppressed", notified),
 	VMSO_XSTAT("tx_queue_stops", queue_stops),
 	VMSO_XSTAT("tx_drv_dropped", dropped),
 	VMSO_XSTAT("tx_dma_map_errors", map_errors),
@@ -89,6 +90,7 @@ static const struct vmso_stat_desc vmso_rstats_desc[] = {
 	VMSO_RSTAT("rx_csum_unnecessary", csum_ok),
 	VMSO_RSTAT("rx_csum_err_flagged", csum_err),
 	VMSO_RSTAT("rx_doorbells", doorbells),
+	VMSO_RSTAT("rx_doorbells_suppressed", notified),
 };
 
 static const char * const vmso_misc_stat_names[] = {
@@ -119,6 +121,40 @@ void vmso_irq_rearm(struct vmso_priv *priv, u32 cause)
 	mb();
 }
 
+static bool notify = true;
+module_param(notify, bool, 0444);
+MODULE_PARM_DESC(notify, "Publish ring tails in a notify block and ring doorbells only when the device is idle (default on)");
+
+static unsigned int poll_us = 50;
+module_param(poll_us, uint, 0444);
+MODULE_PARM_DESC(poll_us, "Device busy-poll window after its last work, microseconds (0..1000, default 50)");
+
+/*
+ * Publishes a ring tail. Without a notify block the caller always rings the
+ * tail register. With one, the tail goes into the block and the caller rings
+ * only if the device has said it is idle: the full barrier between our tail
+ * store and the kick load pairs with the device's between its kick store
+ * and its tail load, so one of the two always sees the other.
+ */
+bool vmso_notify_publish(struct vmso_priv *priv, bool tx, u32 tail)
+{
+	struct vmso_notify *n = priv->notify;
+	__le32 *kick;
+
+	if (!n)
+		return true;
+	/* The descriptors must be visible before the tail that covers them */
+	dma_wmb();
+	if (tx)
+		WRITE_ONCE(n->tx_tail, cpu_to_le32(tail));
+	else
+		WRITE_ONCE(n->rx_tail, cpu_to_le32(tail));
+	/* Tail store before kick load; pairs with the device's fence */
+	mb();
+	kick = tx ? &n->tx_kick : &n->rx_kick;
+	return le32_to_cpu(READ_ONCE(*kick)) != 0;
+}
+
 /*
  * Drops the device's cached translations of one page-table root. The
  * operand registers are shared, so the three writes go under a lock.
@@ -130,6 +166,13 @@ void vmso_iotlb_inv_pdbr(struct vmso_priv *priv, u64 pdbr)
 	spin_lock_irqsave(&priv->iotlb_lock, flags);
 	vmso_wr64(priv, VMSO_REG_IOTLB_INV_PDBR_LO, pdbr);
 	vmso_wr(priv, VMSO_REG_IOTLB_INV, VMSO_IOTLB_INV_PDBR);
+	/*
+	 * The device may pick up tails from the notify block before it sees a
+	 * posted register write: a read returns only after the invalidation
+	 * took effect, so descriptors published next are translated afresh.
+	 */
+	if (priv->notify)
+		vmso_rd(priv, VMSO_REG_STATUS);
 	spin_unlock_irqrestore(&priv->iotlb_lock, flags);
 }
 
@@ -340,6 +383,13 @@ static void vmso_program(struct vmso_priv *priv)
 	vmso_write_mac(priv);
 	vmso_wr(priv, VMSO_REG_ITR, priv->itr);
 
+	if (priv->notify) {
+		memset(priv->notify, 0, sizeof(*priv->notify));
+		vmso_wr64(priv, VMSO_REG_NOTIFY_LO, priv->notify_dma);
+		vmso_wr(priv, VMSO_REG_POLL_US, min(poll_us, VMSO_POLL_MAX));
+	} else {
+		vmso_wr64(priv, VMSO_REG_NOTIFY_LO, 0);
+	}
 	vmso_wr64(priv, VMSO_REG_TX_BASE_LO, priv->tx.desc_dma);
 	vmso_wr(priv, VMSO_REG_TX_SIZE, priv->tx.size);
 	vmso_wr64(priv, VMSO_REG_RX_BASE_LO, priv->rx.desc_dma);
@@ -882,12 +932,23 @@ static int vmso_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 
 	vmso_setup_va(priv);
 
+	if (notify && (priv->dev_features & VMSO_F_NOTIFY)) {
+		priv->notify = dma_alloc_coherent(&pdev->dev,
+						  sizeof(*priv->notify),
+						  &priv->notify_dma,
+						  GFP_KERNEL);
+		if (!priv->notify) {
+			err = -ENOMEM;
+			goto err_mmdrop;
+		}
+	}
+
 	err = pci_alloc_irq_vectors(pdev, VMSO_NUM_VECTORS, VMSO_NUM_VECTORS,
 				    PCI_IRQ_MSIX);
 	if (err < 0) {
 		dev_err(&pdev->dev, "cannot get %d MSI-X vectors: %d\n",
 			VMSO_NUM_VECTORS, err);
-		goto err_mmdrop;
+		goto err_notify;
 	}
 
 	netif_napi_add_tx(netdev, &priv->tx.napi, vmso_tx_poll);
@@ -908,12 +969,13 @@ static int vmso_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 	vmso_zc_register(priv);
 
 	netdev_info(netdev,
-		    "ABI %u.%u, MAC %pM, features %#x, TX payload DMA: %s (dma_mode=%s), %d-level paging, tso=%s\n",
+		    "ABI %u.%u, MAC %pM, features %#x, TX payload DMA: %s (dma_mode=%s), %d-level paging, tso=%s, doorbells: %s\n",
 		    VMSO_VERSION_MAJOR(version), VMSO_VERSION_MINOR(version),
 		    netdev->dev_addr, priv->dev_features,
 		    priv->va_capable ? "virtual addresses" : "physical only",
 		    vmso_dma_mode_name(), priv->pg_levels,
-		    vmso_tso_mode_name());
+		    vmso_tso_mode_name(),
+		    priv->notify ? "notify block" : "every post");
 	return 0;
 
 err_irqs:
@@ -922,6 +984,10 @@ err_napi:
 	netif_napi_del(&priv->rx.napi);
 	netif_napi_del(&priv->tx.napi);
 	pci_free_irq_vectors(pdev);
+err_notify:
+	if (priv->notify)
+		dma_free_coherent(&pdev->dev, sizeof(*priv->notify),
+				  priv->notify, priv->notify_dma);
 err_mmdrop:
 	if (priv->mm)
 		mmdrop(priv->mm);
@@ -953,6 +1019,9 @@ static void vmso_remove(struct pci_dev *pdev)
 
 	/* Quiesce the device and drop its IOTLB before the pgd can go */
 	vmso_dev_reset(priv, false);
+	if (priv->notify)
+		dma_free_coherent(&pdev->dev, sizeof(*priv->notify),
+				  priv->notify, priv->notify_dma);
 	if (priv->mm)
 		mmdrop(priv->mm);
 

@@ -27,13 +27,20 @@
 
 static void vmso_rx_doorbell(struct vmso_rx_ring *rx)
 {
+	bool ring;
+
 	if (rx->ntu == rx->tail)
 		return;
+	ring = vmso_notify_publish(rx->priv, false, rx->ntu & rx->mask);
 	/* writel() orders the descriptor stores before the MMIO write */
-	vmso_wr(rx->priv, VMSO_REG_RX_TAIL, rx->ntu & rx->mask);
+	if (ring)
+		vmso_wr(rx->priv, VMSO_REG_RX_TAIL, rx->ntu & rx->mask);
 	rx->tail = rx->ntu;
 	u64_stats_update_begin(&rx->stats.syncp);
-	u64_stats_inc(&rx->stats.doorbells);
+	if (ring)
+		u64_stats_inc(&rx->stats.doorbells);
+	else
+		u64_stats_inc(&rx->stats.notified);
 	u64_stats_update_end(&rx->stats.syncp);
 }
 

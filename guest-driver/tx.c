@@ -754,13 +754,20 @@ void vmso_tx_doorbell(struct vmso_tx_ring *tx)
 {
 	u32 ntu = tx->ntu;
 
+	bool ring;
+
 	if (ntu == tx->tail)
 		return;
+	ring = vmso_notify_publish(tx->priv, true, ntu & tx->mask);
 	/* writel() orders the descriptor stores before the MMIO write */
-	vmso_wr(tx->priv, VMSO_REG_TX_TAIL, ntu & tx->mask);
+	if (ring)
+		vmso_wr(tx->priv, VMSO_REG_TX_TAIL, ntu & tx->mask);
 	tx->tail = ntu;
 	u64_stats_update_begin(&tx->xstats.syncp);
-	u64_stats_inc(&tx->xstats.doorbells);
+	if (ring)
+		u64_stats_inc(&tx->xstats.doorbells);
+	else
+		u64_stats_inc(&tx->xstats.notified);
 	u64_stats_update_end(&tx->xstats.syncp);
 }
 

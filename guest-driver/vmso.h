@@ -92,6 +92,7 @@ struct vmso_tx_xmit_stats {
 	u64_stats_t phys_packets;	/* posted with physical payload */
 	u64_stats_t va_descs;		/* descriptors posted with CMD.VM */
 	u64_stats_t doorbells;		/* TX_TAIL writes */
+	u64_stats_t notified;		/* posted without a TX_TAIL write */
 	u64_stats_t queue_stops;
 	u64_stats_t dropped;		/* dropped before posting */
 	u64_stats_t map_errors;		/* DMA mapping failed */
@@ -158,6 +159,7 @@ struct vmso_rx_stats {
 	u64_stats_t csum_ok;		/* CHECKSUM_UNNECESSARY */
 	u64_stats_t csum_err;		/* CSUM_ERR reported by the device */
 	u64_stats_t doorbells;		/* RX_TAIL writes */
+	u64_stats_t notified;		/* posted without an RX_TAIL write */
 };
 
 struct vmso_rx_ring {
@@ -198,6 +200,10 @@ struct vmso_priv {
 	u32 dev_stat_count;	/* STAT_COUNT */
 	u32 itr;		/* ITR, microseconds */
 
+	/* Doorbell suppression: NULL when the device or the user says no */
+	struct vmso_notify *notify;
+	dma_addr_t notify_dma;
+
 	/* VA payload DMA: kernel page tables, kept alive probe..remove */
 	struct mm_struct *mm;
 	u64 pdbr;		/* __pa(mm->pgd) */
@@ -224,6 +230,9 @@ struct vmso_priv {
 	bool up;		/* queues enabled (RTNL; read by misc) */
 	char irq_name[VMSO_NUM_VECTORS][32];
 };
+
+/* main.c */
+bool vmso_notify_publish(struct vmso_priv *priv, bool tx, u32 tail);
 
 /* tx.c */
 netdev_tx_t vmso_start_xmit(struct sk_buff *skb, struct net_device *netdev);

@@ -50,6 +50,9 @@
 #define VMSO_REG_NUM_QUEUES		0x034
 #define VMSO_REG_MAX_SG			0x038
 #define VMSO_REG_MAX_PKT		0x03C
+#define VMSO_REG_NOTIFY_LO		0x040
+#define VMSO_REG_NOTIFY_HI		0x044
+#define VMSO_REG_POLL_US		0x048
 
 #define VMSO_REG_TX_BASE_LO		0x100
 #define VMSO_REG_TX_BASE_HI		0x104
@@ -85,7 +88,7 @@
 #define VMSO_VERSION_MAJOR(v)		((v) >> 16)
 #define VMSO_VERSION_MINOR(v)		((v) & 0xffff)
 #define VMSO_ABI_MAJOR			1
-#define VMSO_ABI_MINOR			0
+#define VMSO_ABI_MINOR			1
 
 /* DEV_FEATURES / DRV_FEATURES */
 #define VMSO_F_CSUM			BIT(0)
@@ -100,6 +103,7 @@
 #define VMSO_F_PG_5L			BIT(9)
 #define VMSO_F_RX_CSUM			BIT(10)
 #define VMSO_F_LRO			BIT(11)
+#define VMSO_F_NOTIFY			BIT(12)
 
 /* CTRL */
 #define VMSO_CTRL_ENABLE		BIT(0)
@@ -123,6 +127,26 @@
 #define VMSO_INT_ERROR			BIT(4)
 #define VMSO_INT_MISC	(VMSO_INT_FAULT | VMSO_INT_LINK | VMSO_INT_ERROR)
 #define VMSO_INT_ALL	(VMSO_INT_TX | VMSO_INT_RX | VMSO_INT_MISC)
+
+/* POLL_US: the device's busy-poll window, in microseconds */
+#define VMSO_POLL_MAX			1000
+
+/*
+ * The notify block (doorbell suppression), 64 bytes in guest RAM at
+ * NOTIFY_LO/HI. The driver publishes its tails; it writes TX_TAIL/RX_TAIL
+ * only when the device sets the matching kick word (docs/abi.md).
+ */
+struct vmso_notify {
+	__le32 tx_tail;		/* driver */
+	__le32 rx_tail;		/* driver */
+	__le32 tx_kick;		/* device: 1 = ring TX_TAIL */
+	__le32 rx_kick;		/* device: 1 = ring RX_TAIL */
+	__le32 rsvd[12];
+};
+
+static_assert(sizeof(struct vmso_notify) == 64);
+static_assert(offsetof(struct vmso_notify, tx_kick) == 8);
+static_assert(offsetof(struct vmso_notify, rx_kick) == 12);
 
 /* ITR, in microseconds */
 #define VMSO_ITR_MAX			10000
@@ -188,6 +212,8 @@ static_assert(offsetof(struct vmso_tx_desc, rsvd) == 28);
 #define VMSO_TX_CMD_L4CSUM		BIT(4)
 #define VMSO_TX_CMD_USO			BIT(5)
 #define VMSO_TX_CMD_UFO			BIT(6)
+/* The buffer may change in flight: the device sends a consistent copy */
+#define VMSO_TX_CMD_SNAPSHOT		BIT(7)
 #define VMSO_TX_CMD_PGMODE_SHIFT	8
 #define VMSO_TX_CMD_PGMODE_MASK		(0x3 << VMSO_TX_CMD_PGMODE_SHIFT)
 #define VMSO_TX_CMD_PGMODE(m)		((m) << VMSO_TX_CMD_PGMODE_SHIFT)

@@ -443,9 +443,14 @@ static int vmso_zc_plan(const struct vmso_priv *priv,
 	p->l4 = l4;
 	p->mss = req->mss;
 	p->dev_mss = 0;
-	p->cmd = 0;
+	/*
+	 * User memory can change while the device reads it: SNAPSHOT makes
+	 * the device checksum and send one copy, so no frame ever leaves with
+	 * checksums that do not match its bytes.
+	 */
+	p->cmd = VMSO_TX_CMD_SNAPSHOT;
 	if (seg || (f & VMSO_ZC_F_CSUM))
-		p->cmd = VMSO_TX_CMD_L4CSUM | (p->v4 ? VMSO_TX_CMD_IPCSUM : 0);
+		p->cmd |= VMSO_TX_CMD_L4CSUM | (p->v4 ? VMSO_TX_CMD_IPCSUM : 0);
 
 	/* Largest packet: descriptor length, MAX_PKT, the IP length field */
 	cap = min_t(u32, VMSO_TX_DESC_MAX_LEN, priv->max_pkt - hl);

@@ -138,9 +138,10 @@ pub mod cmd {
     pub const L4CSUM: u16 = 1 << 4;
     pub const USO: u16 = 1 << 5;
     pub const UFO: u16 = 1 << 6;
+    pub const SNAPSHOT: u16 = 1 << 7;
     pub const PGMODE_SHIFT: u16 = 8;
     pub const PGMODE_MASK: u16 = 3 << PGMODE_SHIFT;
-    pub const VALID: u16 = EOP | VM | TSO | IPCSUM | L4CSUM | USO | UFO | PGMODE_MASK;
+    pub const VALID: u16 = EOP | VM | TSO | IPCSUM | L4CSUM | USO | UFO | SNAPSHOT | PGMODE_MASK;
 }
 
 pub mod txstat {

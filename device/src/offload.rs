@@ -115,6 +115,9 @@ pub struct Request {
     pub ufo: bool,
     pub ip_csum: bool,
     pub l4_csum: bool,
+    /// The buffers may change while in flight (user memory): send a copy,
+    /// so that every frame's checksums match the bytes it carries.
+    pub snapshot: bool,
     pub mss: u16,
     /// L3 MTU.
     pub mtu: u32,
@@ -200,6 +203,18 @@ fn headers(stream: &Stream, hdr: &mut [u8; MAX_HDR]) -> Result<(Headers, usize),
 
 /// Runs the requested offloads on one packet and emits its frames.
 pub fn process<S: Sink>(stream: &Stream, req: &Request, sink: &mut S) -> Result<Emitted, TxError> {
+    if req.snapshot {
+        let mut copy = vec![0u8; stream.len()];
+        stream.copy_out(0, &mut copy);
+        let slices = [Slice::from_bytes(&copy)];
+        // SAFETY: the slice points into `copy`, alive until the end of this call.
+        let stream = unsafe { Stream::new(&slices) };
+        let req = Request {
+            snapshot: false,
+            ..*req
+        };
+        return process(&stream, &req, sink);
+    }
     let mut out = Out {
         sink,
         scratch: Vec::with_capacity(32),

@@ -231,6 +231,7 @@ fn request(first: &TxDesc, mtu: u32) -> Request {
         ufo: first.cmd & cmd::UFO != 0,
         ip_csum: first.cmd & cmd::IPCSUM != 0,
         l4_csum: first.cmd & cmd::L4CSUM != 0,
+        snapshot: first.cmd & cmd::SNAPSHOT != 0,
         mss: first.mss,
         mtu,
     }
