@@ -1,0 +1,190 @@
+#!/usr/bin/env bash
+# ci/bench.sh [--quick] [OPTIONS] - the side-by-side comparison: vmso against QEMU's own
+# NICs, same machine, same guest kernel, same TAP in a private netns (198.18.0.0/15),
+# TCG with -smp 1 and QEMU's default CPU model for every point.
+#
+# Points (one guest boot per point and repetition, all workloads in that boot):
+#   e1000e, igb, virtio-net   QEMU's NICs on the TAP (virtio-net-pci: userspace, vhost=off)
+#   vmso-virt        vmso, dma_mode=virt tso=device, LRO on: the default configuration
+#   vmso-phys        the default with dma_mode=phys
+#   vmso-tso-driver  the default with tso=driver (segmentation by the guest driver)
+#   vmso-lro-off     the default with "ethtool -K <if> lro off" (no receive coalescing)
+# Workloads (guest iperf3 client, server in the netns):
+#   TCP guest->host; TCP host->guest (-R); UDP -u -b 10G -l 1400 (receiver throughput
+#   and loss); TCP -Z (sendfile) guest->host; on vmso points also the zero-copy tool
+#   guest-driver/tools/vmso-zc against its copy path (skipped with a note if the tools
+#   do not build).
+# Repetitions are interleaved (rep 1 of every point, then rep 2, ...); the report gives the
+# median with min-max, and every vmso figure as a ratio to the best peer of the same run.
+# Also runs the engine bench (cargo bench -p vmso-device --bench engine).
+# Nothing is asserted: the goals are reported as met / not met. Exits non-zero only if
+# the harness fails, or if no boot ran its workloads.
+#
+# Options:
+#   --quick           1 repetition, 5 s per workload, 64M for the zero-copy tool (~5 min)
+#   --reps N          repetitions (default 3)
+#   --secs S          seconds per iperf3 workload (default 10)
+#   --points "P ..."  a subset of the points, in that order (default: all)
+#   --no-engine       skip the engine bench
+#   --no-zc           skip the zero-copy tool
+#   --update-readme   after the run, replace the "## Performance" section of README.md
+#                     and copy the chart to docs/bench.png (refused with --quick)
+# Output: results/bench-<timestamp>/ with bench.md, bench.json, bench.png and the logs
+# (runs/<point>/rep<N>/); results/bench-latest links to it.
+# Environment: BENCH_UDP_RATE (10G), BENCH_UDP_LEN (1400), BENCH_ZC (auto|0|1),
+# BENCH_ZC_BYTES (256M), GUEST_QUIET (1 here: the consoles go to the log files only).
+set -euo pipefail
+ZC_BYTES_USER=${BENCH_ZC_BYTES:-}
+GUEST_QUIET=${GUEST_QUIET:-1} # the consoles go to their log files only
+# shellcheck source=ci/lib/bench.sh
+source "$(dirname "$0")/lib/bench.sh"
+
+usage() {
+    sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
+    exit "${1:-0}"
+}
+
+CMDLINE="ci/bench.sh${*:+ $*}"
+QUICK=0
+REPS=3
+SECS=10
+POINTS=("${BENCH_POINTS_ALL[@]}")
+ENGINE=1
+UPDATE_README=0
+reps_set=0 secs_set=0
+while (( $# )); do
+    case $1 in
+        -h | --help) usage 0 ;;
+        --quick) QUICK=1 ;;
+        --reps) REPS=${2:?--reps needs a number}; reps_set=1; shift ;;
+        --secs) SECS=${2:?--secs needs a number}; secs_set=1; shift ;;
+        --points) read -r -a POINTS <<<"${2:?--points needs a list}"; shift ;;
+        --no-engine) ENGINE=0 ;;
+        --no-zc) BENCH_ZC=0 ;;
+        --update-readme) UPDATE_README=1 ;;
+        *) warn "unknown argument '$1'"; usage 2 ;;
+    esac
+    shift
+done
+if (( QUICK )); then
+    (( reps_set )) || REPS=1
+    (( secs_set )) || SECS=5
+    [[ -n "$ZC_BYTES_USER" ]] || BENCH_ZC_BYTES=64M
+    (( UPDATE_README )) && die "--update-readme needs a full run (not --quick)"
+fi
+[[ "$REPS" =~ ^[1-9][0-9]*$ ]] || die "--reps must be a positive integer, not '$REPS'"
+[[ "$SECS" =~ ^[1-9][0-9]*$ ]] || die "--secs must be a positive integer, not '$SECS'"
+(( ${#POINTS[@]} )) || die "no points"
+for p in "${POINTS[@]}"; do bench_point "$p"; done
+BENCH_SECS=$SECS
+
+START=$(now)
+need_root
+need_tun
+mkdir -p "$RESULTS"
+vmso_ensure_setup
+need_cmd iperf3 ss timeout tail awk python3 gnuplot
+install_cleanup_trap
+
+STAMP=$(date +%Y%m%d-%H%M%S)
+OUT=$RESULTS/bench-$STAMP
+mkdir -p "$OUT/runs"
+log "output: ${OUT#"$REPO"/}"
+
+# ---------------------------------------------------------------- build
+need_vmso=0
+for p in "${POINTS[@]}"; do
+    bench_point "$p"
+    [[ $BP_KIND == vmso ]] && need_vmso=1
+done
+if (( need_vmso )); then
+    vmso_build
+    bench_build_tools
+else
+    BENCH_ZC_SKIP="no vmso point"
+fi
+
+# ---------------------------------------------------------------- engine bench
+# Before the guests, so that neither disturbs the other.
+if (( ENGINE )); then
+    bench_engine "$OUT/engine.txt" || { warn "engine bench failed (see $OUT/engine.txt.stderr)"; rm -f "$OUT/engine.txt"; }
+    [[ -r "$OUT/engine.txt" ]] && grep '^RESULT' "$OUT/engine.txt" | sed 's/^/engine| /' >&2
+fi
+
+# ---------------------------------------------------------------- guests
+netns_setup "vmso-$$"
+log "netns $NS, $TAP = $HOST_IP/$NET_PREFIX; points: ${POINTS[*]}; $REPS rep(s), ${SECS}s per workload"
+: >"$OUT/points.tsv"
+for p in "${POINTS[@]}"; do
+    bench_point "$p"
+    printf '%s\t%s\t%s\n' "$p" "$BP_KIND" "$BP_DESC" >>"$OUT/points.tsv"
+done
+: >"$OUT/runs.tsv"
+runs_total=$((REPS * ${#POINTS[@]}))
+runs_done=0
+runs_ok=0
+T_GUESTS=$(now)
+for ((rep = 1; rep <= REPS; rep++)); do
+    for p in "${POINTS[@]}"; do
+        dir=$OUT/runs/$p/rep$rep
+        # Other guests on this 2-core machine disturb the figures: record them.
+        others=$(pgrep -c -f 'process=qemu-vmso' || true)
+        load=$(cut -d' ' -f1-3 /proc/loadavg)
+        (( others == 0 )) || warn "$others other QEMU guest(s) running on this machine: figures of $p rep $rep are disturbed"
+        if bench_run "$p" "$rep" "$dir"; then
+            runs_ok=$((runs_ok + 1))
+        fi
+        [[ -r "$dir/summary.env" ]] || echo "run_ok=0" >"$dir/summary.env"
+        { echo "other_qemu=$others"; echo "loadavg_before=$load"; echo "dir=$dir"; } >>"$dir/summary.env"
+        printf '%s\t%s\t%s\n' "$p" "$rep" "$dir" >>"$OUT/runs.tsv"
+        runs_done=$((runs_done + 1))
+        g() { awk -F= -v k="$1" '$1 == k { v = substr($0, length(k) + 2) } END { print (v == "" ? "-" : v) }' "$dir/summary.env"; }
+        eta=$(awk -v a="$T_GUESTS" -v b="$(now)" -v d="$runs_done" -v t="$runs_total" 'BEGIN { printf "%.0f", (b - a) / d * (t - d) }')
+        zc_note=''
+        [[ "$(g zc_gbps)" != - ]] && zc_note=", zero-copy $(g zc_gbps) / copy $(g copy_gbps)"
+        log "[$runs_done/$runs_total] $p rep $rep: TCP g->h $(g tcp_tx_gbps), h->g $(g tcp_rx_gbps), UDP $(g udp_gbps) (loss $(g udp_loss_pct)%), -Z $(g tcp_tx_z_gbps)$zc_note Gbit/s; boot $(g boot_s)s, total $(g total_s)s; ~${eta}s left"
+    done
+done
+ELAPSED=$(awk -v a="$START" -v b="$(now)" 'BEGIN { printf "%.0f", b - a }')
+
+# ---------------------------------------------------------------- report
+dirty=''
+git -C "$REPO" diff --quiet HEAD -- device guest-driver ci 2>/dev/null || dirty="device/, guest-driver/ or ci/ modified"
+{
+    echo "stamp=$STAMP"
+    echo "date=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+    echo "git_commit=$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo '?')"
+    echo "git_dirty=$dirty"
+    echo "command=$CMDLINE"
+    echo "mode=$( (( QUICK )) && echo quick || echo full)"
+    echo "reps=$REPS"
+    echo "secs=$SECS"
+    echo "order=interleaved: rep 1 of every point, then rep 2, ..."
+    echo "udp_rate=$BENCH_UDP_RATE"
+    echo "udp_len=$BENCH_UDP_LEN"
+    echo "zc_bytes=$BENCH_ZC_BYTES"
+    echo "zc_mss=$BENCH_ZC_MSS"
+    echo "zc_chunk=$BENCH_ZC_CHUNK"
+    echo "zc_window=$BENCH_ZC_WINDOW"
+    echo "zc_skip=$BENCH_ZC_SKIP"
+    echo "elapsed_s=$ELAPSED"
+    bench_machine_env | sed 's/^/m_/'
+} >"$OUT/meta.env"
+
+report_args=("$OUT")
+if (( UPDATE_README )); then
+    report_args+=(--readme "$REPO/README.md" --chart docs/bench.png)
+fi
+python3 "$REPO/ci/lib/bench-report.py" "${report_args[@]}" || die "the report failed (inputs in $OUT)"
+ln -sfn "bench-$STAMP" "$RESULTS/bench-latest"
+if (( UPDATE_README )); then
+    mkdir -p "$REPO/docs"
+    cp "$OUT/bench.png" "$REPO/docs/bench.png"
+    log "README.md: Performance section replaced; chart copied to docs/bench.png"
+fi
+
+echo
+sed -n '/^## Throughput/,/^## Per repetition/p' "$OUT/bench.md" | sed '$d'
+echo "report: ${OUT#"$REPO"/}/bench.md, bench.json, bench.png (also results/bench-latest/); ${ELAPSED}s"
+(( runs_ok > 0 )) || die "no boot ran its workloads (logs in $OUT/runs)"
+log "done: $runs_ok of $runs_total boots ran their workloads, ${ELAPSED}s"

@@ -1,0 +1,641 @@
+#!/usr/bin/env python3
+"""ci/lib/bench-report.py OUT [--readme README.md --chart docs/bench.png]
+
+The report of one ci/bench.sh run. Reads, in OUT:
+  meta.env                   key=value: run settings, machine, git commit, date
+  points.tsv                 point <TAB> kind (peer|vmso) <TAB> description
+  runs.tsv                   point <TAB> rep <TAB> run directory
+  <run directory>/summary.env  key=value figures of one boot (ci/lib/bench.sh)
+  engine.txt                 output of the engine bench (RESULT k=v lines), if run
+Writes, in OUT:
+  bench.json   every raw figure per repetition, the medians (min, max), the ratios to the
+               best peer, the engine figures, the goals, machine, date and commit
+  bench.md     the tables and the goals (met / not met; nothing is asserted)
+  bench.png    the chart (gnuplot; bench-*.dat and bench.gp next to it)
+  readme-section.md  the "## Performance" section for README.md
+With --readme FILE: replaces the "## Performance" section of FILE (up to the next "## "
+heading) with readme-section.md, or appends it; --chart is the link it uses for the chart.
+Exits non-zero only if the inputs are missing or gnuplot fails.
+"""
+import json
+import math
+import os
+import re
+import statistics
+import subprocess
+import sys
+
+WORKLOADS = [
+    ("tcp_tx", "TCP guest→host", "iperf3 -c HOST -t S"),
+    ("tcp_rx", "TCP host→guest", "iperf3 -c HOST -t S -R"),
+    ("udp", "UDP 1400 B guest→host", "iperf3 -u -b RATE -l LEN; receiver throughput"),
+    ("tcp_tx_z", "TCP -Z (sendfile) guest→host", "iperf3 -c HOST -Z -t S"),
+]
+# Short labels for the chart's axis.
+CHART_LABELS = {"tcp_tx": "TCP guest→host", "tcp_rx": "TCP host→guest", "udp": "UDP 1400 B g→h",
+                "tcp_tx_z": "TCP -Z g→h"}
+ZC_WORKLOADS = [
+    ("zc", "zero-copy tool (/dev/vmso0, USO from user VA)"),
+    ("copy", "its copy path (UDP socket, send() per datagram)"),
+]
+# The point whose figures the goals are judged on (the default configuration).
+GOAL_POINT = "vmso-virt"
+GOAL_PHYS = "vmso-phys"
+
+COLORS = {
+    "e1000e": "#b0b0b0",
+    "igb": "#808080",
+    "virtio-net": "#4d4d4d",
+    "vmso-virt": "#1f77b4",
+    "vmso-phys": "#ff7f0e",
+    "vmso-tso-driver": "#2ca02c",
+    "vmso-lro-off": "#d62728",
+}
+EXTRA_COLORS = ["#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22"]
+
+
+def read_env(path):
+    env, checks = {}, []
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            line = line.rstrip("\n")
+            if "=" not in line:
+                continue
+            k, v = line.split("=", 1)
+            if k == "check":
+                checks.append(v)
+            else:
+                env[k] = v
+    return env, checks
+
+
+def read_tsv(path):
+    with open(path, encoding="utf-8") as f:
+        return [line.rstrip("\n").split("\t") for line in f if line.strip()]
+
+
+def num(v):
+    try:
+        x = float(v)
+    except (TypeError, ValueError):
+        return None
+    return x if math.isfinite(x) else None
+
+
+def summarize(values):
+    vals = [v for v in values if v is not None]
+    if not vals:
+        return {"n": 0, "median": None, "min": None, "max": None, "values": values}
+    return {
+        "n": len(vals),
+        "median": statistics.median(vals),
+        "min": min(vals),
+        "max": max(vals),
+        "values": values,
+    }
+
+
+def fmt(x, nd=2):
+    return "–" if x is None else f"{x:.{nd}f}"
+
+
+def fmt_range(s, nd=2):
+    if s is None or s["median"] is None:
+        return "–"
+    if s["n"] == 1:
+        return fmt(s["median"], nd)
+    return f"{fmt(s['median'], nd)} ({fmt(s['min'], nd)}–{fmt(s['max'], nd)})"
+
+
+def ratio(a, b):
+    if a is None or b is None or b == 0:
+        return None
+    return a / b
+
+
+def main():
+    args = sys.argv[1:]
+    if not args or args[0] in ("-h", "--help"):
+        print(__doc__)
+        return 0 if args else 2
+    out = args[0]
+    readme = chart_link = None
+    i = 1
+    while i < len(args):
+        if args[i] == "--readme":
+            readme = args[i + 1]
+            i += 2
+        elif args[i] == "--chart":
+            chart_link = args[i + 1]
+            i += 2
+        else:
+            sys.exit(f"bench-report.py: unknown argument {args[i]}")
+
+    meta, _ = read_env(os.path.join(out, "meta.env"))
+    points = [{"name": p[0], "kind": p[1], "desc": p[2]} for p in read_tsv(os.path.join(out, "points.tsv"))]
+    kind = {p["name"]: p["kind"] for p in points}
+    peers = [p["name"] for p in points if p["kind"] == "peer"]
+    vmsos = [p["name"] for p in points if p["kind"] == "vmso"]
+    reps = int(meta.get("reps", "1"))
+
+    # ---------------------------------------------------------------- raw runs
+    runs = []
+    for point, rep, rdir in read_tsv(os.path.join(out, "runs.tsv")):
+        path = os.path.join(rdir, "summary.env")
+        env, checks = read_env(path) if os.path.exists(path) else ({}, ["no summary.env"])
+        run_ok = env.get("run_ok") == "1"
+        figures = {}
+        for w, _, _ in WORKLOADS:
+            ok = run_ok and env.get(f"{w}_ok") == "1"
+            figures[w] = num(env.get(f"{w}_gbps")) if ok else None
+        figures["udp_loss_pct"] = num(env.get("udp_loss_pct")) if figures["udp"] is not None else None
+        if kind.get(point) == "vmso":
+            zc_ok = run_ok and env.get("zc_ok") == "1"
+            figures["zc"] = num(env.get("zc_gbps")) if zc_ok else None
+            figures["copy"] = num(env.get("copy_gbps")) if zc_ok else None
+        runs.append({
+            "point": point,
+            "rep": int(rep),
+            "ok": run_ok,
+            "boot_s": num(env.get("boot_s")),
+            "total_s": num(env.get("total_s")),
+            "other_qemu": int(env.get("other_qemu", "0") or 0),
+            "loadavg_before": env.get("loadavg_before"),
+            "figures": figures,
+            "checks": checks,
+            "raw": env,
+        })
+
+    def series(point, key):
+        vals = []
+        for r in range(1, reps + 1):
+            run = next((x for x in runs if x["point"] == point and x["rep"] == r), None)
+            vals.append(None if run is None else run["figures"].get(key))
+        return vals
+
+    summary = {}
+    for p in points:
+        keys = [w for w, _, _ in WORKLOADS] + ["udp_loss_pct"]
+        if p["kind"] == "vmso":
+            keys += ["zc", "copy"]
+        summary[p["name"]] = {k: summarize(series(p["name"], k)) for k in keys}
+
+    best_peer = {}
+    for w, _, _ in WORKLOADS:
+        cands = [(summary[p][w]["median"], p) for p in peers if summary[p][w]["median"] is not None]
+        best_peer[w] = {"point": max(cands)[1], "median": max(cands)[0]} if cands else {"point": None, "median": None}
+
+    ratios = {}
+    for p in vmsos:
+        ratios[p] = {w: ratio(summary[p][w]["median"], best_peer[w]["median"]) for w, _, _ in WORKLOADS}
+
+    zero_copy = {}
+    for p in vmsos:
+        zc, cp = summary[p]["zc"], summary[p]["copy"]
+        rep_ratios = [ratio(a, b) for a, b in zip(zc["values"], cp["values"])]
+        zero_copy[p] = {
+            "zc": zc,
+            "copy": cp,
+            "ratio": ratio(zc["median"], cp["median"]),
+            "rep_ratios": rep_ratios,
+        }
+
+    # ---------------------------------------------------------------- engine
+    engine = {}
+    epath = os.path.join(out, "engine.txt")
+    if os.path.exists(epath):
+        with open(epath, encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("RESULT "):
+                    for kv in line.split()[1:]:
+                        if "=" in kv:
+                            k, v = kv.split("=", 1)
+                            engine[k] = num(v)
+
+    # ---------------------------------------------------------------- goals
+    goals = []
+
+    def goal(name, target, value, detail):
+        goals.append({
+            "goal": name,
+            "target": target,
+            "value": value,
+            "met": None if value is None else value >= target,
+            "detail": detail,
+        })
+
+    gp = GOAL_POINT if GOAL_POINT in summary else None
+    for w, target, label in [("tcp_tx", 1.5, "TCP guest→host"), ("tcp_rx", 1.2, "TCP host→guest"),
+                             ("udp", 5.0, "UDP 1400 B guest→host")]:
+        v = ratios[gp][w] if gp else None
+        bp = best_peer[w]
+        detail = (f"{GOAL_POINT} {fmt(summary[gp][w]['median'])} Gbit/s vs best peer {bp['point']} "
+                  f"{fmt(bp['median'])} Gbit/s" if gp and bp["point"] else "not measured")
+        goal(f"{label} ≥ {target:g}× best peer", target, v, detail)
+    if gp and GOAL_PHYS in summary:
+        va, pa = summary[gp]["tcp_tx"]["median"], summary[GOAL_PHYS]["tcp_tx"]["median"]
+        others = []
+        for w, lab, _ in WORKLOADS[1:]:
+            r = ratio(summary[gp][w]["median"], summary[GOAL_PHYS][w]["median"])
+            others.append(f"{lab} {fmt(r)}×")
+        goal("VA mode ≥ 0.95× PA mode (TCP guest→host)", 0.95, ratio(va, pa),
+             f"dma_mode=virt {fmt(va)} vs dma_mode=phys {fmt(pa)} Gbit/s; other workloads: " + ", ".join(others))
+    else:
+        goal("VA mode ≥ 0.95× PA mode (TCP guest→host)", 0.95, None, "not measured")
+    if gp and gp in zero_copy and zero_copy[gp]["ratio"] is not None:
+        z = zero_copy[gp]
+        rr = [r for r in z["rep_ratios"] if r is not None]
+        goal("zero-copy ≥ 4× copy path", 4.0, z["ratio"],
+             f"{gp}: /dev/vmso0 {fmt(z['zc']['median'])} vs send() {fmt(z['copy']['median'])} Gbit/s"
+             + (f" (per-boot ratios {fmt(min(rr))}–{fmt(max(rr))})" if len(rr) > 1 else ""))
+    else:
+        goal("zero-copy ≥ 4× copy path", 4.0, None,
+             "not measured: " + (meta.get("zc_skip") or "no vmso-virt run with the tool"))
+    for which, what in [("cold", "cache-cold, 32 MiB working set"), ("hot", "cache-hot, one 64 KiB packet")]:
+        v = engine.get(f"tso_vs_memcpy_{which}")
+        detail = (f"{what}: engine {fmt(engine.get(f'tso_{which}_gbps'), 1)} vs memcpy "
+                  f"{fmt(engine.get(f'memcpy_{which}_gbps'), 1)} Gbit/s (median of per-round ratios)"
+                  if v is not None else "engine bench not run")
+        goal(f"TSO engine ≥ 1.0× memcpy ({which})", 1.0, v, detail)
+
+    # ---------------------------------------------------------------- notes
+    notes = []
+    if meta.get("zc_skip"):
+        notes.append(f"Zero-copy tool workload skipped: {meta['zc_skip']}.")
+    failed = [r for r in runs if not r["ok"]]
+    for r in failed:
+        notes.append(f"{r['point']} rep {r['rep']}: the guest did not run the workloads "
+                     f"(see {os.path.relpath(r['raw'].get('dir', ''), out) if r['raw'].get('dir') else 'its console.log'}); "
+                     "its figures are left out.")
+    for r in runs:
+        for c in r["checks"]:
+            notes.append(f"{r['point']} rep {r['rep']}: {c}.")
+    busy = [r for r in runs if r["other_qemu"] > 0]
+    if busy:
+        notes.append(f"{len(busy)} of {len(runs)} boots ran while another QEMU guest was running on this "
+                     "machine (2 cores): their figures are disturbed ("
+                     + ", ".join(f"{r['point']} rep {r['rep']}" for r in busy) + ").")
+
+    # ---------------------------------------------------------------- JSON
+    data = {
+        "schema": "vmso-bench/1",
+        "stamp": meta.get("stamp"),
+        "date": meta.get("date"),
+        "git": {"commit": meta.get("git_commit"), "dirty": meta.get("git_dirty")},
+        "machine": {k[len("m_"):]: v for k, v in meta.items() if k.startswith("m_")},
+        "config": {k: (int(meta[k]) if k in ("reps", "secs", "udp_len", "zc_mss", "zc_window")
+                       and meta.get(k, "").isdigit() else meta.get(k))
+                   for k in ("mode", "reps", "secs", "udp_rate", "udp_len", "zc_bytes",
+                             "zc_mss", "zc_chunk", "zc_window", "zc_skip", "order")},
+        "elapsed_s": num(meta.get("elapsed_s")),
+        "points": points,
+        "workloads": [{"key": w, "label": lab, "command": cmd} for w, lab, cmd in WORKLOADS]
+        + [{"key": w, "label": lab} for w, lab in ZC_WORKLOADS],
+        "runs": runs,
+        "summary": summary,
+        "best_peer": best_peer,
+        "ratios_to_best_peer": ratios,
+        "zero_copy": zero_copy,
+        "engine": engine,
+        "goals": goals,
+        "notes": notes,
+    }
+    with open(os.path.join(out, "bench.json"), "w", encoding="utf-8") as f:
+        json.dump(data, f, indent=1, ensure_ascii=False)
+        f.write("\n")
+
+    # ---------------------------------------------------------------- Markdown
+    n_reps = f"{reps} repetition{'s' if reps != 1 else ''}"
+    secs = meta.get("secs", "?")
+
+    def main_table():
+        lines = []
+        hdr = ["point", "configuration"] + [lab for _, lab, _ in WORKLOADS] + ["UDP loss %"]
+        lines.append("| " + " | ".join(hdr) + " |")
+        lines.append("|" + "---|" * len(hdr))
+        for p in points:
+            name = p["name"]
+            row = [f"`{name}`", p["desc"]]
+            for w, _, _ in WORKLOADS:
+                s = summary[name][w]
+                cell = fmt_range(s)
+                if p["kind"] == "peer" and best_peer[w]["point"] == name:
+                    cell = f"**{cell}**"
+                if p["kind"] == "vmso":
+                    r = ratios[name][w]
+                    cell += f" · **{fmt(r)}×**" if r is not None else ""
+                row.append(cell)
+            row.append(fmt_range(summary[name]["udp_loss_pct"], 2))
+            lines.append("| " + " | ".join(row) + " |")
+        return lines
+
+    def zc_table():
+        lines = ["| point | zero-copy tool Gbit/s | copy path Gbit/s | zero-copy ÷ copy |", "|---|---|---|---|"]
+        for p in vmsos:
+            z = zero_copy[p]
+            lines.append(f"| `{p}` | {fmt_range(z['zc'])} | {fmt_range(z['copy'])} | {fmt(z['ratio'])}× |")
+        return lines
+
+    def goals_table():
+        lines = ["| goal | measured | verdict | figures |", "|---|---|---|---|"]
+        for g in goals:
+            verdict = "not measured" if g["met"] is None else ("**met**" if g["met"] else "**not met**")
+            lines.append(f"| {g['goal']} | {fmt(g['value'])}× | {verdict} | {g['detail']} |")
+        return lines
+
+    def engine_table():
+        if not engine:
+            return ["Engine bench not run."]
+        e = engine.get
+        return [
+            "| measurement | figure |",
+            "|---|---|",
+            f"| TSO + checksum, 64 KiB packets at MSS 1448, cache-cold (32 MiB) | {fmt(e('tso_cold_gbps'), 1)} Gbit/s vs memcpy {fmt(e('memcpy_cold_gbps'), 1)} Gbit/s: **{fmt(e('tso_vs_memcpy_cold'))}×** |",
+            f"| the same, cache-hot (one 64 KiB packet) | {fmt(e('tso_hot_gbps'), 1)} Gbit/s vs memcpy {fmt(e('memcpy_hot_gbps'), 1)} Gbit/s: **{fmt(e('tso_vs_memcpy_hot'))}×** |",
+            f"| page-walk translations, 4-level: IOTLB hits / misses (full walks) | {fmt(e('translate_4l_hits_mps'), 1)} / {fmt(e('translate_4l_misses_mps'), 1)} M/s |",
+            f"| page-walk translations, 5-level: IOTLB hits / misses | {fmt(e('translate_5l_hits_mps'), 1)} / {fmt(e('translate_5l_misses_mps'), 1)} M/s |",
+        ]
+
+    m = data["machine"]
+    machine_line = (f"{m.get('host_cpus', '?')} cores ({m.get('host_cpu_model', '?')}), "
+                    f"{m.get('host_mem_gib', '?')} GiB, host kernel {m.get('host_kernel', '?')}; "
+                    f"guest: TCG, -smp 1, default CPU model, {m.get('guest_mem', '?')}, kernel "
+                    f"{m.get('guest_kernel', '?')}; {m.get('qemu_version', '?')}; {m.get('iperf3_version', '?')}")
+    table_note = (f"Gbit/s, median of {n_reps} (min–max), {secs} s per iperf3 workload, one boot per point "
+                  f"and repetition, repetitions interleaved. **Bold** peer figure: the best peer for that "
+                  f"workload; `· N×` after a vmso figure: its median ÷ the best peer's median, same run. "
+                  f"UDP: `-b {meta.get('udp_rate', '?')} -l {meta.get('udp_len', '?')}`, the receiver's "
+                  f"throughput and loss.")
+
+    md = [
+        f"# vmso benchmark {meta.get('stamp', '')}",
+        "",
+        f"- date: {meta.get('date', '?')}; commit {meta.get('git_commit', '?')}"
+        + (f" ({meta['git_dirty']})" if meta.get("git_dirty") else ""),
+        f"- machine: {machine_line}",
+        f"- run: `{meta.get('command', 'ci/bench.sh')}` ({meta.get('mode', '?')}: {n_reps} × {len(points)} "
+        f"points, {secs} s per workload), {fmt(num(meta.get('elapsed_s')), 0)} s; every point on the same TAP "
+        f"in a private netns, 198.18.0.0/15",
+        "",
+        "## Throughput",
+        "",
+        table_note,
+        "",
+        *main_table(),
+        "",
+        "## Zero-copy tool (vmso only)",
+        "",
+        f"`vmso-zc` sends {meta.get('zc_bytes', '?')} through `/dev/vmso0` (USO, payload by user virtual "
+        f"address, {meta.get('zc_chunk', '?')} buffers, window {meta.get('zc_window', '?')}, "
+        f"{meta.get('zc_mss', '?')}-byte datagrams), then the same bytes through a UDP socket (`send()` per "
+        "datagram); sender-side Gbit/s, the host receiver (`vmso-zc-recv`) validates every datagram.",
+        "",
+        *(zc_table() if not meta.get("zc_skip") else [f"Skipped: {meta['zc_skip']}."]),
+        "",
+        "## Engine bench (`cargo bench -p vmso-device --bench engine`)",
+        "",
+        *engine_table(),
+        "",
+        "## Goals",
+        "",
+        f"Judged on `{GOAL_POINT}` (the default: dma_mode=virt, tso=device, LRO on); reported, not asserted.",
+        "",
+        *goals_table(),
+        "",
+        "## Per repetition",
+        "",
+        "| point | rep | boot s | " + " | ".join(lab for _, lab, _ in WORKLOADS)
+        + " | UDP loss % | zero-copy | copy | checks |",
+        "|" + "---|" * (len(WORKLOADS) + 7),
+    ]
+    for r in sorted(runs, key=lambda r: (r["rep"], [p["name"] for p in points].index(r["point"]))):
+        f = r["figures"]
+        md.append(
+            f"| `{r['point']}` | {r['rep']} | {fmt(r['boot_s'], 1)} | "
+            + " | ".join(fmt(f.get(w)) for w, _, _ in WORKLOADS)
+            + f" | {fmt(f.get('udp_loss_pct'), 2)} | {fmt(f.get('zc'))} | {fmt(f.get('copy'))} | "
+            + ("ok" if r["ok"] and not r["checks"] else ("; ".join(r["checks"]) or "guest failed"))
+            + (" (other QEMU running)" if r["other_qemu"] else "")
+            + " |"
+        )
+    md += ["", "## Notes", ""]
+    md += [f"- {n}" for n in notes] if notes else ["- none: every boot ran every workload and passed its checks."]
+    md += [
+        "",
+        "Chart: `bench.png`. Raw figures: `bench.json`. Logs: `runs/<point>/rep<N>/` "
+        "(console.log, device.log, iperf3-server.log, summary.env).",
+        "",
+    ]
+    with open(os.path.join(out, "bench.md"), "w", encoding="utf-8") as f:
+        f.write("\n".join(md))
+
+    # ---------------------------------------------------------------- chart
+    chart(out, meta, points, peers, vmsos, summary, ratios, zero_copy, best_peer, n_reps)
+
+    # ---------------------------------------------------------------- README section
+    link = chart_link or "bench.png"
+    sec = [
+        "## Performance",
+        "",
+        f"From `ci/bench.sh` (the side-by-side comparison), run on {meta.get('date', '?')} at commit "
+        f"{meta.get('git_commit', '?')}, on this machine: {m.get('host_cpus', '?')} cores "
+        f"({m.get('host_cpu_model', '?')}), {m.get('host_mem_gib', '?')} GiB. Every guest runs under TCG "
+        f"with `-smp 1` and QEMU's default CPU model, Debian's {m.get('guest_kernel', '?')} kernel, and the "
+        "same TAP in a private network namespace; the peers are QEMU 11's own NICs (virtio-net in "
+        f"userspace: there is no vhost-net here). These figures change only when `ci/bench.sh` is re-run; "
+        "only ratios taken in one run mean anything.",
+        "",
+        table_note,
+        "",
+        *main_table(),
+        "",
+    ]
+    if not meta.get("zc_skip"):
+        sec += [
+            f"Zero-copy user sends (`guest-driver/tools/vmso-zc`, {meta.get('zc_bytes', '?')} of UDP, "
+            "vmso only): " + "; ".join(
+                f"`{p}` {fmt(zero_copy[p]['zc']['median'])} vs {fmt(zero_copy[p]['copy']['median'])} "
+                f"Gbit/s through a socket ({fmt(zero_copy[p]['ratio'])}×)" for p in vmsos) + ".",
+            "",
+        ]
+    sec += [
+        f"![throughput per NIC and workload]({link})",
+        "",
+        f"Goals (judged on `{GOAL_POINT}`, reported, not asserted):",
+        "",
+        *goals_table(),
+        "",
+    ]
+    section = "\n".join(sec)
+    with open(os.path.join(out, "readme-section.md"), "w", encoding="utf-8") as f:
+        f.write(section)
+    if readme:
+        update_readme(readme, section)
+    return 0
+
+
+def update_readme(path, section):
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    lines = text.split("\n")
+    start = next((i for i, l in enumerate(lines) if l.strip() == "## Performance"), None)
+    if start is None:
+        new = text.rstrip("\n") + "\n\n" + section.rstrip("\n") + "\n"
+    else:
+        end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
+        tail = lines[end:]
+        new = "\n".join(lines[:start] + section.rstrip("\n").split("\n") + ([""] + tail if tail else [""]))
+        if not new.endswith("\n"):
+            new += "\n"
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(new)
+
+
+def chart(out, meta, points, peers, vmsos, summary, ratios, zero_copy, best_peer, n_reps):
+    names = [p["name"] for p in points]
+    color = {}
+    extra = iter(EXTRA_COLORS)
+    for n in names:
+        color[n] = COLORS.get(n) or next(extra, "#000000")
+
+    def val(x):
+        return "?" if x is None else f"{x:.4f}"
+
+    # A: throughput per workload, one bar per point (median, min, max)
+    with open(os.path.join(out, "bench-throughput.dat"), "w", encoding="utf-8") as f:
+        f.write("# workload " + " ".join(f"{n}_median {n}_min {n}_max" for n in names) + "\n")
+        for w, lab, _ in WORKLOADS:
+            cols = []
+            for n in names:
+                s = summary[n][w]
+                cols += [val(s["median"]), val(s["min"]), val(s["max"])]
+            f.write(f'"{CHART_LABELS[w]}" ' + " ".join(cols) + "\n")
+    # B: vmso ÷ best peer per workload
+    with open(os.path.join(out, "bench-ratios.dat"), "w", encoding="utf-8") as f:
+        f.write("# workload " + " ".join(vmsos) + "\n")
+        for w, lab, _ in WORKLOADS:
+            f.write(f'"{CHART_LABELS[w]}" ' + " ".join(val(ratios[p][w]) for p in vmsos) + "\n")
+    # C: zero-copy vs copy per vmso point
+    with open(os.path.join(out, "bench-zc.dat"), "w", encoding="utf-8") as f:
+        f.write("# point zc_median zc_min zc_max copy_median copy_min copy_max\n")
+        for p in vmsos:
+            z = zero_copy[p]
+            f.write(f'"{p}" ' + " ".join(val(z[k][s]) for k in ("zc", "copy") for s in ("median", "min", "max")) + "\n")
+
+    goals_at = {"tcp_tx": 1.5, "tcp_rx": 1.2, "udp": 5.0}
+    have_zc = any(zero_copy[p]["zc"]["median"] is not None for p in vmsos)
+    nw = len(WORKLOADS)
+    title = (f"vmso vs QEMU NICs, {meta.get('date', '')[:10]}, commit {meta.get('git_commit', '?')}: "
+             f"TCG -smp 1, {meta.get('m_host_cpus', '?')}-core host, median of {n_reps}"
+             + (", error bars min-max" if n_reps != "1 repetition" else ""))
+    tdat = "'" + os.path.join(out, "bench-throughput.dat") + "'"
+    rdat = "'" + os.path.join(out, "bench-ratios.dat") + "'"
+    zdat = "'" + os.path.join(out, "bench-zc.dat") + "'"
+
+    def top(values, floor=1.0):
+        vals = [v for v in values if v is not None]
+        return max([floor] + vals) * 1.15  # room for the value labels
+
+    ymax_a = top([summary[n][w][k] for n in names for w, _, _ in WORKLOADS for k in ("median", "max")])
+    ymax_c = top([zero_copy[p][t][k] for p in vmsos for t in ("zc", "copy") for k in ("median", "max")])
+    rvals = [ratios[p][w] for p in vmsos for w, _, _ in WORKLOADS if ratios[p][w]]
+    rlo = min([0.1] + [v / 1.5 for v in rvals])
+    rhi = max([10.0] + [v * 1.5 for v in rvals])
+
+    def offset(i, n, gap):
+        # x of bar i of n in a clustered histogram (cluster k at x = k)
+        w = 1.0 / (n + gap)
+        return (i - (n - 1) / 2.0) * w
+
+    gp = [
+        "set terminal pngcairo size 1500,1050 font 'DejaVu Sans,11' noenhanced",
+        f"set output '{os.path.join(out, 'bench.png')}'",
+        "set datafile missing '?'",
+        "set style fill solid 0.9 border -1",
+        "set grid ytics lc rgb '#dddddd'",
+        f"set multiplot title '{title}'",
+        # panel A: throughput
+        "set origin 0,0.5",
+        "set size 1,0.47",
+        "set title 'iperf3 throughput (Gbit/s; the guest is the iperf3 client)'",
+        "set style data histograms",
+        "set style histogram errorbars gap 1.5 lw 1",
+        f"set xrange [-0.55:{nw - 0.45}]",
+        f"set yrange [0:{ymax_a:.3f}]",
+        "set ylabel 'Gbit/s'",
+        "set key outside right top vertical",
+    ]
+    plots = []
+    for i, n in enumerate(names):
+        c = 2 + 3 * i
+        src = tdat if i == 0 else "''"
+        xt = ":xtic(1)" if i == 0 else ""
+        plots.append(f"{src} using {c}:{c + 1}:{c + 2}{xt} title '{n}' lc rgb '{color[n]}'")
+    for i, n in enumerate(names):
+        c = 2 + 3 * i
+        plots.append(f"{tdat} using ($0 + {offset(i, len(names), 1.5):.4f}):(column({c})):"
+                     f"(sprintf('%.2f', column({c}))) with labels rotate by 90 left offset 0,0.4 font ',8' notitle")
+    gp.append("plot " + ", \\\n     ".join(plots))
+    # panel B: ratios, log scale so that the 5x goal and ratios below 1 both show
+    gp += [
+        "set origin 0,0",
+        f"set size {0.6 if have_zc else 1},0.48",
+        "set title 'vmso ÷ best peer, per workload (log scale; dashed: goal; grey line: 1 = best peer)'",
+        "set style histogram clustered gap 1.5",
+        "set logscale y",
+        f"set yrange [{rlo:.4g}:{rhi:.4g}]",
+        "set ytics (0.1, 0.2, 0.5, 1, 1.2, 1.5, 2, 5, 10)",
+        "set ylabel 'ratio'",
+        "set key inside left top vertical font ',9'",
+        "set xtics font ',10'",
+        "unset arrow",
+        "unset label",
+        "set arrow from graph 0, first 1 to graph 1, first 1 nohead lw 2 lc rgb '#777777' back",
+    ]
+    for i, (w, _, _) in enumerate(WORKLOADS):
+        if w in goals_at:
+            gp.append(f"set arrow from {i - 0.42},{goals_at[w]} to {i + 0.42},{goals_at[w]} nohead dt 2 lw 2 lc rgb '#000000' front")
+            gp.append(f"set label '{goals_at[w]:g}× goal' at {i},{goals_at[w] * 1.12} center font ',9' front")
+    plots = []
+    for i, p in enumerate(vmsos):
+        src = rdat if i == 0 else "''"
+        xt = ":xtic(1)" if i == 0 else ""
+        plots.append(f"{src} using {i + 2}{xt} title '{p}' lc rgb '{color[p]}'")
+    for i, p in enumerate(vmsos):
+        plots.append(f"{rdat} using ($0 + {offset(i, len(vmsos), 1.5):.4f}):(column({i + 2})):"
+                     f"(sprintf('%.2f', column({i + 2}))) with labels rotate by 90 left offset 0,0.4 font ',8' notitle")
+    if vmsos:
+        gp.append("plot " + ", \\\n     ".join(plots))
+    gp += ["unset logscale y", "unset arrow", "unset label"]
+    # panel C: zero-copy tool vs its copy path
+    if have_zc:
+        gp += [
+            "set origin 0.6,0",
+            "set size 0.4,0.48",
+            "set title 'zero-copy tool vs its copy path (Gbit/s)'",
+            "set style histogram errorbars gap 1.5 lw 1",
+            f"set xrange [-0.55:{len(vmsos) - 0.45}]",
+            f"set yrange [0:{ymax_c:.3f}]",
+            "set ytics autofreq",
+            "set ylabel 'Gbit/s'",
+            "set key inside right top vertical font ',9'",
+            "set xtics font ',9'",
+            f"plot {zdat} using 2:3:4:xtic(1) title '/dev/vmso0 (zero-copy)' lc rgb '#1f77b4', "
+            "'' using 5:6:7 title 'send() (copy)' lc rgb '#c7c7c7', "
+            f"{zdat} using ($0 + {offset(0, 2, 1.5):.4f}):2:(sprintf('%.2f', $2)) with labels offset 0,0.7 font ',9' notitle, "
+            f"{zdat} using ($0 + {offset(1, 2, 1.5):.4f}):5:(sprintf('%.2f', $5)) with labels offset 0,0.7 font ',9' notitle",
+        ]
+    gp.append("unset multiplot")
+    gpath = os.path.join(out, "bench.gp")
+    with open(gpath, "w", encoding="utf-8") as f:
+        f.write("\n".join(gp) + "\n")
+    r = subprocess.run(["gnuplot", gpath], capture_output=True, text=True)
+    if r.returncode != 0:
+        sys.stderr.write(r.stderr)
+        sys.exit("bench-report.py: gnuplot failed (script " + gpath + ")")
+    if r.stderr.strip():
+        sys.stderr.write("gnuplot: " + r.stderr)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,433 @@
+# shellcheck shell=bash
+# Variables are set here for the scripts that source this file:
+# shellcheck disable=SC2034
+# ci/lib/bench.sh - one benchmark point of ci/bench.sh: a guest on one NIC (a QEMU peer or
+# vmso with one set of knobs) running every workload in a single boot.
+#
+#   BENCH_POINTS_ALL           the known points, in report order
+#   bench_point POINT          sets BP_KIND (peer|vmso), BP_MODEL, BP_DMA, BP_TSO, BP_LRO,
+#                              BP_DESC (one line) for POINT:
+#                                e1000e, igb, virtio-net   QEMU's own NICs on the TAP
+#                                                          (virtio-net-pci with vhost=off)
+#                                vmso-virt        dma_mode=virt tso=device, LRO on (default)
+#                                vmso-phys        dma_mode=phys (otherwise the default)
+#                                vmso-tso-driver  tso=driver (otherwise the default)
+#                                vmso-lro-off     ethtool -K lro off (otherwise the default)
+#   bench_build_tools          builds vmso-zc (static, guest) and vmso-zc-recv (host) in the
+#                              private copy vmso_build made (call vmso_build first); sets
+#                              BENCH_ZC_TOOL/BENCH_ZC_RECV, or BENCH_ZC_SKIP (the reason)
+#   bench_run POINT REP DIR    one boot: device (vmso points), iperf3 server, vmso-zc-recv
+#                              (vmso points with the zero-copy tool), the guest; writes
+#                              DIR/summary.env (key=value). Returns 1 if the guest could
+#                              not run the workloads (boot, driver, link or ping failed);
+#                              a single failed workload only leaves its figure out
+#                              (<workload>_ok=0 in summary.env).
+#   bench_engine OUT           cargo bench -p vmso-device --bench engine > OUT (RESULT lines)
+#   bench_machine_env          machine facts as key=value lines on stdout
+#
+# Workloads, in this order in each boot (all guest -> host iperf3 client, server in $NS):
+#   tcp_tx     iperf3 -c HOST -t BENCH_SECS                       TCP guest -> host
+#   tcp_rx     iperf3 -c HOST -t BENCH_SECS -R                    TCP host -> guest
+#   udp        iperf3 -c HOST -u -b BENCH_UDP_RATE -l BENCH_UDP_LEN -t BENCH_SECS
+#              (receiver throughput, loss %)
+#   tcp_tx_z   iperf3 -c HOST -Z -t BENCH_SECS                    sendfile, guest -> host
+#   zc / copy  vmso-zc: BENCH_ZC_BYTES through /dev/vmso0 (USO, user VA) and then the
+#              same bytes through a UDP socket (send() per datagram); vmso points only
+#
+# Environment (defaults): BENCH_SECS (10), BENCH_UDP_RATE (10G), BENCH_UDP_LEN (1400),
+# BENCH_ZC (auto: run the zero-copy tool if it builds; 0: never), BENCH_ZC_BYTES (256M),
+# BENCH_ZC_MSS (1448), BENCH_ZC_CHUNK (64K), BENCH_ZC_WINDOW (8).
+
+# shellcheck source=ci/lib/vmso.sh
+source "$(dirname "${BASH_SOURCE[0]}")/vmso.sh"
+
+BENCH_POINTS_ALL=(e1000e igb virtio-net vmso-virt vmso-phys vmso-tso-driver vmso-lro-off)
+BENCH_WORKLOADS=(tcp_tx tcp_rx udp tcp_tx_z)
+BENCH_SECS=${BENCH_SECS:-10}
+BENCH_UDP_RATE=${BENCH_UDP_RATE:-10G}
+BENCH_UDP_LEN=${BENCH_UDP_LEN:-1400}
+BENCH_ZC=${BENCH_ZC:-auto}
+BENCH_ZC_BYTES=${BENCH_ZC_BYTES:-256M}
+BENCH_ZC_MSS=${BENCH_ZC_MSS:-1448}
+BENCH_ZC_CHUNK=${BENCH_ZC_CHUNK:-64K}
+BENCH_ZC_WINDOW=${BENCH_ZC_WINDOW:-8}
+BENCH_ZC_PORT=9000
+BENCH_ZC_SPORT=40000 # vmso-zc: zero-copy flow from this port, copy flow from +1
+BENCH_ZC_TOOL=
+BENCH_ZC_RECV=
+BENCH_ZC_SKIP=
+# vmso-zc's own time limit, and the host receiver's
+BENCH_ZC_TIMEOUT=${BENCH_ZC_TIMEOUT:-120}
+
+bench_point() {
+    BP_KIND=vmso BP_MODEL=vmso BP_DMA=virt BP_TSO=device BP_LRO=on
+    case $1 in
+        e1000e | igb) BP_KIND=peer BP_MODEL=$1 ;;
+        virtio-net) BP_KIND=peer BP_MODEL=virtio-net-pci ;;
+        vmso-virt) ;;
+        vmso-phys) BP_DMA=phys ;;
+        vmso-tso-driver) BP_TSO=driver ;;
+        vmso-lro-off) BP_LRO=off ;;
+        *) die "unknown benchmark point '$1' (known: ${BENCH_POINTS_ALL[*]})" ;;
+    esac
+    if [[ $BP_KIND == peer ]]; then
+        BP_DMA='' BP_TSO='' BP_LRO=''
+        BP_DESC=$(_bench_peer_desc "$BP_MODEL")
+    else
+        BP_DESC="vmso dma_mode=$BP_DMA tso=$BP_TSO lro=$BP_LRO"
+    fi
+}
+# The description of a peer: "QEMU e1000e (userspace)", "QEMU virtio-net-pci (userspace, vhost=off)"
+_bench_peer_desc() {
+    case $1 in
+        virtio-net-pci) echo "QEMU virtio-net-pci (userspace, vhost=off)" ;;
+        *) echo "QEMU $1 (userspace)" ;;
+    esac
+}
+
+bench_build_tools() {
+    BENCH_ZC_TOOL='' BENCH_ZC_RECV='' BENCH_ZC_SKIP=''
+    if [[ "$BENCH_ZC" == 0 ]]; then
+        BENCH_ZC_SKIP="switched off (BENCH_ZC=0)"
+        return 0
+    fi
+    [[ -n "$VMSO_KO_BUILD" && -d "$VMSO_KO_BUILD" ]] || die "bench_build_tools: call vmso_build first"
+    local d=$VMSO_KO_BUILD/tools
+    if [[ ! -r "$d/vmso-zc.c" || ! -r "$d/vmso-zc-recv.c" || ! -r "$d/Makefile" ]]; then
+        BENCH_ZC_SKIP="guest-driver/tools has no vmso-zc.c / vmso-zc-recv.c / Makefile"
+    elif ! make -B -C "$d" CC=gcc HOSTCC=gcc >"$d/build.log" 2>&1; then
+        BENCH_ZC_SKIP="guest-driver/tools does not build (make -C guest-driver/tools; log $d/build.log)"
+        sed 's/^/tools| /' "$d/build.log" >&2
+    elif [[ ! -x "$d/vmso-zc" || ! -x "$d/vmso-zc-recv" ]]; then
+        BENCH_ZC_SKIP="guest-driver/tools built no vmso-zc / vmso-zc-recv"
+    else
+        BENCH_ZC_TOOL=$d/vmso-zc
+        BENCH_ZC_RECV=$d/vmso-zc-recv
+    fi
+    if [[ -n "$BENCH_ZC_SKIP" ]]; then
+        [[ "$BENCH_ZC" == 1 ]] && die "zero-copy tool required (BENCH_ZC=1) but: $BENCH_ZC_SKIP"
+        warn "zero-copy workload skipped: $BENCH_ZC_SKIP"
+    fi
+    return 0
+}
+
+# ------------------------------------------------------------------ guest script
+_bench_guest_script() { # POINT: the guest's /run.sh on stdout
+    local zc=0
+    [[ $BP_KIND == vmso && -n "$BENCH_ZC_TOOL" ]] && zc=1
+    cat <<EOF
+# generated by ci/lib/bench.sh for point $1 ($BP_DESC)
+EOF
+    if [[ $BP_KIND == peer ]]; then
+        cat <<EOF
+modprobe -a $PEER_MODULE || { result modprobe=fail; exit 1; }
+result modprobe=ok
+EOF
+    else
+        cat <<EOF
+modprobe vmso dma_mode=$BP_DMA tso=$BP_TSO || { result modprobe=fail; dmesg | tail -n 30; exit 1; }
+result modprobe=ok dma_mode=\$(cat /sys/module/vmso/parameters/dma_mode) tso=\$(cat /sys/module/vmso/parameters/tso)
+EOF
+    fi
+    cat <<EOF
+net_up $GUEST_IP/$NET_PREFIX || { dmesg | tail -n 30; exit 1; }
+EOF
+    if [[ $BP_KIND == vmso ]]; then
+        cat <<EOF
+ethtool -K "\$NIC" lro $BP_LRO || { result lro_set=fail; exit 1; }
+EOF
+    fi
+    cat <<EOF
+ethtool -i "\$NIC" | head -n 2
+ethtool -k "\$NIC" | grep -E '^(scatter-gather|tcp-segmentation-offload|tx-checksumming|rx-checksumming|generic-receive-offload|large-receive-offload):'
+result lro=\$(ethtool -k "\$NIC" | sed -n 's/^large-receive-offload: \([a-z]*\).*/\1/p') tso_feature=\$(ethtool -k "\$NIC" | sed -n 's/^tcp-segmentation-offload: \([a-z]*\).*/\1/p')
+ping_check $HOST_IP 3 || { dmesg | tail -n 30; exit 1; }
+export IPERF_TIMEOUT=$((BENCH_SECS + 30))
+iperf_run tcp_tx -c $HOST_IP -t $BENCH_SECS
+sleep 1
+iperf_run tcp_rx -c $HOST_IP -t $BENCH_SECS -R
+sleep 1
+iperf_run udp -c $HOST_IP -u -b $BENCH_UDP_RATE -l $BENCH_UDP_LEN -t $BENCH_SECS
+loss=\$(sed -n 's/.*(\([0-9.e+-]*\)%).*receiver\$/\1/p' /tmp/iperf-udp.txt | tail -n 1)
+result udp_loss_pct=\${loss:-?}
+sleep 1
+iperf_run tcp_tx_z -c $HOST_IP -Z -t $BENCH_SECS
+EOF
+    if [[ $BP_KIND == vmso ]]; then
+        # The counters of the iperf3 workloads (before the zero-copy tool adds its own
+        # VA translations): the knob checks in ci/bench.sh read them.
+        cat <<EOF
+ethtool -S "\$NIC" >/tmp/stats.txt && awk 'NR > 1 && \$1 ~ /:\$/ { sub(":\$", "", \$1); print "RESULT stat_" \$1 "=" \$2 }' /tmp/stats.txt
+EOF
+    fi
+    if (( zc )); then
+        cat <<EOF
+sleep 1
+timeout $((BENCH_ZC_TIMEOUT + 10)) vmso-zc --dev /dev/vmso0 --dst $HOST_IP --dst-mac $BENCH_HOST_MAC \\
+    --dport $BENCH_ZC_PORT --sport $BENCH_ZC_SPORT --proto udp --bytes $BENCH_ZC_BYTES \\
+    --chunk $BENCH_ZC_CHUNK --window $BENCH_ZC_WINDOW --mss $BENCH_ZC_MSS --timeout $BENCH_ZC_TIMEOUT \\
+    || result zc_tool_ok=0 zc_tool_rc=\$?
+EOF
+    fi
+    cat <<EOF
+warns=\$(dmesg | grep -cE 'WARNING:|BUG:|Oops|general protection|Call Trace')
+result kernel_warnings=\$warns
+[ "\$warns" -eq 0 ] || dmesg | grep -E -A 20 'WARNING:|BUG:|Oops|general protection'
+exit 0
+EOF
+}
+
+# ------------------------------------------------------------------ one boot
+bench_run() {
+    (( $# == 3 )) || die "usage: bench_run POINT REP DIR"
+    local point=$1 rep=$2 dir=$3 sock='' tmp dev_pid='' srv_pid recv_pid='' i ok=1 zc=0
+    local c0 c1 r0 r1 td0 td1 dev_rc=''
+    [[ -n "${NS:-}" && -n "${TAP:-}" ]] || die "bench_run: no netns/TAP (call netns_setup first)"
+    bench_point "$point"
+    rm -rf "$dir"
+    mkdir -p "$dir"
+    BENCH_HOST_MAC=$(ns_exec cat "/sys/class/net/$TAP/address")
+    [[ $BP_KIND == vmso && -n "$BENCH_ZC_TOOL" ]] && zc=1
+
+    local qemu_args=()
+    if [[ $BP_KIND == peer ]]; then
+        peer_nic_args "$BP_MODEL"
+        qemu_args=("${PEER_ARGS[@]}")
+        GUEST_FILES=()
+    else
+        tmp=$(mktemp -d "${TMPDIR:-/tmp}/vmso-bench.XXXXXX")
+        on_cleanup "rm -rf '$tmp'"
+        sock=$tmp/vmso.sock
+        ns_bg "$dir/device.log" "$VMSO_DEVICE" --socket "$sock" --tap "$TAP" --mac "$VMSO_MAC" --log-level info --once
+        dev_pid=$BG_PID
+        # As in vmso_run: the device must go after QEMU (cleanup kills the tracked pids,
+        # QEMU among them, before it runs the hooks).
+        _vmso_untrack "$dev_pid"
+        VMSO_DEV_PID=$dev_pid
+        if (( ! _VMSO_DEV_HOOK )); then
+            # shellcheck disable=SC2016 # expanded when cleanup runs
+            on_cleanup '[[ -n "$VMSO_DEV_PID" ]] && _kill_pids "$VMSO_DEV_PID"'
+            _VMSO_DEV_HOOK=1
+        fi
+        for ((i = 0; i < 100; i++)); do
+            [[ -S "$sock" ]] && break
+            kill -0 "$dev_pid" 2>/dev/null || break
+            sleep 0.1
+        done
+        if [[ ! -S "$sock" ]]; then
+            sed 's/^/device| /' "$dir/device.log" >&2
+            _vmso_stop "$dev_pid"
+            VMSO_DEV_PID=
+            warn "[$point rep $rep] vmso-device did not create its socket (see $dir/device.log)"
+            echo "run_ok=0" >"$dir/summary.env"
+            return 1
+        fi
+        qemu_args=(-device "{\"driver\":\"vfio-user-pci\",\"socket\":{\"path\":\"$sock\",\"type\":\"unix\"}}")
+        GUEST_FILES=("$VMSO_KO")
+        (( zc )) && GUEST_FILES+=("$BENCH_ZC_TOOL:/usr/bin/vmso-zc")
+    fi
+
+    local guest_timeout=$((90 + 4 * (BENCH_SECS + 10) + (zc ? BENCH_ZC_TIMEOUT + 20 : 0)))
+    ns_bg "$dir/iperf3-server.log" timeout $((guest_timeout + 30)) iperf3 -s -B "$HOST_IP" --forceflush
+    srv_pid=$BG_PID
+    if ! wait_tcp_listen 5201 10; then
+        [[ -n "$dev_pid" ]] && _vmso_stop "$dev_pid"
+        VMSO_DEV_PID=
+        _vmso_stop "$srv_pid"
+        warn "[$point rep $rep] iperf3 server did not start (see $dir/iperf3-server.log)"
+        echo "run_ok=0" >"$dir/summary.env"
+        return 1
+    fi
+    if (( zc )); then
+        ns_bg "$dir/zc-recv.log" "$BENCH_ZC_RECV" --bind "$HOST_IP" --port "$BENCH_ZC_PORT" \
+            --timeout $((guest_timeout + 30)) --idle $((guest_timeout + 30))
+        recv_pid=$BG_PID
+    fi
+
+    GUEST_DIR=$dir
+    GUEST_BOOT=pvh
+    GUEST_CPU=''
+    GUEST_SMP=1
+    GUEST_TIMEOUT=$guest_timeout
+    _bench_guest_script "$point" >"$dir/run.sh"
+
+    read -r -a c0 <<<"$(vmso_csum_errors)"
+    r0=$(vmso_tcp_retrans)
+    td0=$(vmso_tap_stat tx_dropped)
+    log "[$point rep $rep] $BP_DESC; logs in ${dir#"$REPO"/}"
+    boot_guest "$dir/run.sh" "${qemu_args[@]}" || ok=0
+    read -r -a c1 <<<"$(vmso_csum_errors)"
+    r1=$(vmso_tcp_retrans)
+    td1=$(vmso_tap_stat tx_dropped)
+    guest_results >"$dir/results.env" 2>/dev/null || true
+
+    if [[ -n "$dev_pid" ]]; then
+        # --once: the device exits after QEMU goes.
+        for ((i = 0; i < 100; i++)); do
+            kill -0 "$dev_pid" 2>/dev/null || break
+            sleep 0.1
+        done
+        if kill -0 "$dev_pid" 2>/dev/null; then
+            warn "[$point rep $rep] vmso-device --once still running 10 s after QEMU exited"
+            dev_rc=running
+            _vmso_stop "$dev_pid"
+        else
+            dev_rc=0
+            wait "$dev_pid" || dev_rc=$?
+        fi
+        VMSO_DEV_PID=
+        grep -q panicked "$dir/device.log" && dev_rc="$dev_rc,panicked"
+    fi
+    _vmso_stop "$srv_pid"
+    if [[ -n "$recv_pid" ]]; then
+        kill -INT "$recv_pid" 2>/dev/null
+        for ((i = 0; i < 50; i++)); do
+            kill -0 "$recv_pid" 2>/dev/null || break
+            sleep 0.1
+        done
+        _vmso_stop "$recv_pid"
+    fi
+
+    res() { awk -F= -v k="$1" '$1 == k { v = substr($0, length(k) + 2) } END { print (v == "" ? "?" : v) }' "$dir/results.env"; }
+    flow() { # SPORT KEY: from vmso-zc-recv's per-flow RESULT line
+        awk -v f="$1" -v k="$2" '$1 == "RESULT" {
+                fl = ""; for (i = 2; i <= NF; i++) if ($i ~ /^flow=/) fl = substr($i, 6)
+                if (fl != f) next
+                for (i = 2; i <= NF; i++) if (index($i, k "=") == 1) v = substr($i, length(k) + 2)
+            } END { print (v == "" ? "?" : v) }' "$dir/zc-recv.log" 2>/dev/null
+    }
+    local w checks=() run_ok=1
+    [[ "$(res ping)" == ok ]] || run_ok=0
+    (( ok )) || run_ok=0
+    {
+        echo "point=$point"
+        echo "rep=$rep"
+        echo "kind=$BP_KIND"
+        echo "desc=$BP_DESC"
+        echo "run_ok=$run_ok"
+        echo "guest_rc=${GUEST_RC:-?}"
+        echo "boot_s=${GUEST_BOOT_S:-?}"
+        echo "total_s=${GUEST_TOTAL_S:-?}"
+        echo "driver=$(res driver)"
+        for w in "${BENCH_WORKLOADS[@]}"; do
+            echo "${w}_ok=$(res "${w}_ok")"
+            echo "${w}_gbps=$(res "${w}_gbps")"
+            echo "${w}_sender_gbps=$(res "${w}_sender_gbps")"
+            echo "${w}_retr=$(res "${w}_retr")"
+        done
+        echo "udp_loss_pct=$(res udp_loss_pct)"
+        echo "lro=$(res lro)"
+        echo "tso_feature=$(res tso_feature)"
+        echo "kernel_warnings=$(res kernel_warnings)"
+        echo "host_tcp_retrans_segs=$((r1 - r0))"
+        echo "host_csum_errors=$(( (c1[0] - c0[0]) + (c1[1] - c0[1]) + (c1[2] - c0[2]) + (c1[3] - c0[3]) ))"
+        echo "tap_tx_dropped=$((td1 - td0))"
+        if [[ $BP_KIND == vmso ]]; then
+            echo "dma_mode=$(res dma_mode)"
+            echo "tso_param=$(res tso)"
+            echo "device_rc=${dev_rc:-?}"
+            for w in tx_va_packets tx_phys_packets tx_tso_packets tx_driver_tso_packets rx_coalesced \
+                rx_superpackets va_translations iotlb_hits iotlb_misses page_faults tx_errors tx_va_fallbacks; do
+                echo "stat_$w=$(res "stat_$w")"
+            done
+        fi
+        if (( zc )); then
+            echo "zc_ok=$(res zc_tool_ok)"
+            echo "zc_gbps=$(res zc_gbps)"
+            echo "copy_gbps=$(res copy_gbps)"
+            echo "zc_cpu_s_per_gb=$(res zc_cpu_s_per_gb)"
+            echo "copy_cpu_s_per_gb=$(res copy_cpu_s_per_gb)"
+            echo "zc_bytes=$(res zc_bytes)"
+            echo "zc_rx_bytes=$(flow "$BENCH_ZC_SPORT" rx_bytes)"
+            echo "zc_rx_lost=$(flow "$BENCH_ZC_SPORT" rx_lost)"
+            echo "zc_rx_bad=$(flow "$BENCH_ZC_SPORT" rx_bad)"
+            echo "copy_rx_bytes=$(flow $((BENCH_ZC_SPORT + 1)) rx_bytes)"
+            echo "copy_rx_lost=$(flow $((BENCH_ZC_SPORT + 1)) rx_lost)"
+            echo "copy_rx_bad=$(flow $((BENCH_ZC_SPORT + 1)) rx_bad)"
+        fi
+    } >"$dir/summary.env"
+
+    # Knob checks: the point measured what it says it measured.
+    _bench_get() { awk -F= -v k="$1" '$1 == k { v = substr($0, length(k) + 2) } END { print v }' "$dir/summary.env"; }
+    if (( run_ok )) && [[ $BP_KIND == vmso ]]; then
+        local n
+        [[ "$(_bench_get dma_mode)" == "$BP_DMA" ]] || checks+=("dma_mode is $(_bench_get dma_mode), expected $BP_DMA")
+        [[ "$(_bench_get tso_param)" == "$BP_TSO" ]] || checks+=("tso is $(_bench_get tso_param), expected $BP_TSO")
+        [[ "$(_bench_get lro)" == "$BP_LRO" ]] || checks+=("large-receive-offload is $(_bench_get lro), expected $BP_LRO")
+        n=$(_bench_get stat_tx_va_packets)
+        if [[ $BP_DMA == virt ]]; then
+            [[ "$n" =~ ^[1-9][0-9]*$ ]] || checks+=("tx_va_packets is '$n' with dma_mode=virt (expected > 0)")
+        else
+            [[ "$n" == 0 ]] || checks+=("tx_va_packets is '$n' with dma_mode=phys (expected 0)")
+        fi
+        n=$(_bench_get stat_tx_driver_tso_packets)
+        if [[ $BP_TSO == driver ]]; then
+            [[ "$n" =~ ^[1-9][0-9]*$ ]] || checks+=("tx_driver_tso_packets is '$n' with tso=driver (expected > 0)")
+        else
+            [[ "$n" == 0 ]] || checks+=("tx_driver_tso_packets is '$n' with tso=$BP_TSO (expected 0)")
+            n=$(_bench_get stat_tx_tso_packets)
+            [[ "$n" =~ ^[1-9][0-9]*$ ]] || checks+=("tx_tso_packets is '$n' with tso=device (expected > 0)")
+        fi
+        n=$(_bench_get stat_rx_coalesced)
+        if [[ $BP_LRO == on ]]; then
+            [[ "$n" =~ ^[1-9][0-9]*$ ]] || checks+=("rx_coalesced is '$n' with LRO on (expected > 0)")
+        else
+            [[ "$n" == 0 ]] || checks+=("rx_coalesced is '$n' with LRO off (expected 0)")
+        fi
+        [[ "${dev_rc:-0}" == 0 ]] || checks+=("vmso-device exit: $dev_rc")
+        if (( zc )) && [[ "$(_bench_get zc_ok)" == 1 ]]; then
+            [[ "$(_bench_get zc_rx_bad)" == 0 && "$(_bench_get copy_rx_bad)" == 0 ]] \
+                || checks+=("vmso-zc-recv found bad datagrams (zc $(_bench_get zc_rx_bad), copy $(_bench_get copy_rx_bad))")
+        fi
+    fi
+    if (( run_ok )); then
+        [[ "$(_bench_get kernel_warnings)" == 0 ]] || checks+=("guest kernel logged $(_bench_get kernel_warnings) WARNING/BUG line(s)")
+        [[ "$(_bench_get host_csum_errors)" == 0 ]] || checks+=("host InCsumErrors rose by $(_bench_get host_csum_errors)")
+        for w in "${BENCH_WORKLOADS[@]}"; do
+            [[ "$(_bench_get "${w}_ok")" == 1 ]] || checks+=("workload $w failed (iperf3 rc $(res "${w}_rc"))")
+        done
+        if (( zc )); then
+            [[ "$(_bench_get zc_ok)" == 1 ]] || checks+=("workload zc (vmso-zc) failed (rc $(res zc_tool_rc))")
+        fi
+    fi
+    local c
+    {
+        echo "checks=${#checks[@]}"
+        for c in "${checks[@]}"; do
+            echo "check=$c"
+        done
+    } >>"$dir/summary.env"
+    for c in "${checks[@]}"; do
+        warn "[$point rep $rep] $c"
+    done
+    unset -f res flow _bench_get
+    (( run_ok )) || { warn "[$point rep $rep] the guest did not run the workloads (console $dir/console.log)"; return 1; }
+    return 0
+}
+
+# ------------------------------------------------------------------ engine bench, machine
+bench_engine() {
+    local out=$1
+    need_cmd cargo
+    log "engine bench: cargo bench -p vmso-device --bench engine"
+    (cd "$REPO" && cargo bench -q -p vmso-device --bench engine) >"$out" 2>"$out.stderr"
+}
+
+bench_machine_env() {
+    local cpu
+    cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
+    echo "host_kernel=$(uname -r)"
+    echo "host_cpus=$(nproc)"
+    echo "host_cpu_model=${cpu:-?}"
+    echo "host_mem_gib=$(awk '$1 == "MemTotal:" { printf "%.1f", $2 / 1048576 }' /proc/meminfo)"
+    echo "host_os=$(sed -n 's/^PRETTY_NAME="\{0,1\}\([^"]*\)"\{0,1\}$/\1/p' /etc/os-release 2>/dev/null)"
+    echo "qemu_version=$("${QEMU[@]}" --version | head -n 1)"
+    echo "guest_kernel=$KVER"
+    echo "iperf3_version=$(iperf3 --version 2>/dev/null | head -n 1)"
+    echo "rustc_version=$(rustc --version 2>/dev/null)"
+    echo "accel=tcg"
+    echo "guest_smp=1"
+    echo "guest_cpu=default (qemu64)"
+    echo "guest_mem=$GUEST_MEM"
+    echo "guest_boot=pvh (4-level paging)"
+}
