@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # ci/test.sh - everything: static checks, the device-level tests (no QEMU),
 # the engine bench (figures only, nothing asserted), the guest module build,
-# and the QEMU end-to-end run. Needs root and /dev/net/tun (for the e2e run).
+# and the QEMU end-to-end runs (ci/e2e.sh, guest-driver/tools/e2e-inventions.sh). Needs root and /dev/net/tun (for the e2e run).
 #
 # Environment: E2E_SECS (iperf3 seconds per direction, default 10),
 #              VMSO_SKIP_E2E=1 to stop after the module build.
@@ -43,7 +43,10 @@ if [ "${VMSO_SKIP_E2E:-0}" = 1 ]; then
     step "e2e skipped (VMSO_SKIP_E2E=1)"
     exit 0
 fi
-step "QEMU end-to-end"
+step "QEMU end-to-end (4-level, 5-level, dma_mode=phys)"
 "$REPO/ci/e2e.sh"
+
+step "QEMU end-to-end of the inventions (zero-copy /dev/vmso0, tso=device|driver|off)"
+"$REPO/guest-driver/tools/e2e-inventions.sh"
 
 step "all passed"
