@@ -48,7 +48,7 @@ source "$REPO/ci/lib/netns.sh"
 # shellcheck source=ci/lib/guest.sh
 source "$REPO/ci/lib/guest.sh"
 
-VMSO_CONFIGS_ALL=(4l 5l phys)
+VMSO_CONFIGS_ALL=(4l 5l phys lro-off)
 VMSO_DEVICE=$REPO/target/release/vmso-device
 VMSO_DRIVER_SRC=${VMSO_DRIVER_SRC:-$REPO/guest-driver}
 VMSO_KO_BUILD=
@@ -123,11 +123,12 @@ vmso_build() {
 
 # ------------------------------------------------------------------ configurations
 vmso_config() {
-    CFG_BOOT=pvh CFG_CPU='' CFG_DMA=virt CFG_LEVELS=4
+    CFG_BOOT=pvh CFG_CPU='' CFG_DMA=virt CFG_LEVELS=4 CFG_LRO=on
     case $1 in
         4l) ;;
         5l) CFG_BOOT=bzimage CFG_CPU=max CFG_LEVELS=5 ;;
         phys) CFG_DMA=phys ;;
+        lro-off) CFG_LRO=off ;; # receive coalescing off: every segment delivered
         *) die "unknown configuration '$1' (known: ${VMSO_CONFIGS_ALL[*]})" ;;
     esac
 }
@@ -277,6 +278,7 @@ drv_levels=\$(dmesg | sed -n 's/.*vmso [0-9a-f]\{4\}:.*, \([45]\)-level paging.*
 echo "paging: la57 in /proc/cpuinfo flags: \$la57; vmso driver: \${drv_levels:-?}-level"
 result la57=\$la57 drv_levels=\${drv_levels:-unknown}
 net_up $GUEST_IP/$NET_PREFIX || { dmesg | tail -n 30; exit 1; }
+ethtool -K \$NIC lro $CFG_LRO || echo "RESULT lro_set=fail"
 ${E2E_GUEST_SETUP:-}
 ethtool -k "\$NIC" | grep -E '^(scatter-gather|tcp-segmentation-offload|tx-checksumming|rx-checksumming|large-receive-offload):'
 ping_check $HOST_IP 3 || { dmesg | tail -n 30; exit 1; }
@@ -491,6 +493,15 @@ vmso_run() {
         fi
         if ! [[ "$tso" =~ ^[0-9]+$ ]] || (( tso == 0 )); then
             _vmso_fail "$cfg" "tx_tso_segments is '$tso' (expected > 0)"
+        fi
+        # Receive coalescing: superpackets with LRO on (the -R test), none without.
+        local coal
+        coal=$(res stat_rx_coalesced)
+        [[ "$(res lro_set)" != fail ]] || _vmso_fail "$cfg" "ethtool -K lro $CFG_LRO failed in the guest"
+        if [[ "$CFG_LRO" == on ]]; then
+            [[ "$coal" =~ ^[0-9]+$ ]] && (( coal > 0 )) || _vmso_fail "$cfg" "rx_coalesced is '$coal' with LRO on (expected > 0)"
+        else
+            [[ "$coal" == 0 ]] || _vmso_fail "$cfg" "rx_coalesced is '$coal' with LRO off (expected 0)"
         fi
         [[ "$pf" == 0 ]] || warn "[$cfg] page_faults=$pf (tx_va_fallbacks=$(res stat_tx_va_fallbacks))"
         [[ "$(res stat_tx_errors)" == 0 ]] || warn "[$cfg] tx_errors=$(res stat_tx_errors)"
