@@ -31,6 +31,11 @@
 #                     and copy the chart to docs/bench.png (refused with --quick)
 # Output: results/bench-<timestamp>/ with bench.md, bench.json, bench.png and the logs
 # (runs/<point>/rep<N>/); results/bench-latest links to it.
+# Shared machine: before each boot the script waits (up to BENCH_WAIT_IDLE s, default 300)
+# until no other process uses more than BENCH_BUSY_MAX cores (0.2) and no other QEMU
+# guest runs; a boot during which that happened anyway is run again (BENCH_RETRIES, 1)
+# and, if still disturbed, flagged in the report (ci/lib/bench-monitor.py samples the
+# machine every second into host-monitor.txt).
 # Environment: BENCH_UDP_RATE (10G), BENCH_UDP_LEN (1400), BENCH_ZC (auto|0|1),
 # BENCH_ZC_BYTES (256M), GUEST_QUIET (1 here: the consoles go to the log files only).
 set -euo pipefail
@@ -77,6 +82,10 @@ fi
 (( ${#POINTS[@]} )) || die "no points"
 for p in "${POINTS[@]}"; do bench_point "$p"; done
 BENCH_SECS=$SECS
+BENCH_WAIT_IDLE=${BENCH_WAIT_IDLE:-300}
+BENCH_RETRIES=${BENCH_RETRIES:-1}
+[[ "$BENCH_WAIT_IDLE" =~ ^[0-9]+$ ]] || die "BENCH_WAIT_IDLE must be a number of seconds"
+[[ "$BENCH_RETRIES" =~ ^[0-9]+$ ]] || die "BENCH_RETRIES must be a number"
 
 START=$(now)
 need_root
@@ -104,10 +113,29 @@ else
     BENCH_ZC_SKIP="no vmso point"
 fi
 
+bench_monitor_start "$OUT/host-monitor.txt"
+
 # ---------------------------------------------------------------- engine bench
-# Before the guests, so that neither disturbs the other.
+# Before the guests, so that neither disturbs the other; on an idle machine, like a boot.
+ENGINE_DISTURBED=''
 if (( ENGINE )); then
-    bench_engine "$OUT/engine.txt" || { warn "engine bench failed (see $OUT/engine.txt.stderr)"; rm -f "$OUT/engine.txt"; }
+    # compile first: the build is not part of the measured window
+    (cd "$REPO" && cargo bench -q --no-run -p vmso-device --bench engine) >"$OUT/engine-build.log" 2>&1 || true
+    for ((attempt = 1; ; attempt++)); do
+        bench_wait_idle "$BENCH_WAIT_IDLE" || true
+        t0=$(now)
+        bench_engine "$OUT/engine.txt" || { warn "engine bench failed (see $OUT/engine.txt.stderr)"; rm -f "$OUT/engine.txt"; break; }
+        read -r fg_cores fg_qemu fg_top steal <<<"$(bench_window_stats "$t0" "$(now)")"
+        ENGINE_DISTURBED=''
+        if (( fg_qemu > 0 )) || awk -v b="$fg_cores" -v t="$BENCH_BUSY_MAX" 'BEGIN { exit !(b != "?" && b > t) }'; then
+            ENGINE_DISTURBED="other processes used $fg_cores cores on average (top: $fg_top), $fg_qemu other QEMU guest(s)"
+        fi
+        [[ -n "$ENGINE_DISTURBED" ]] || break
+        warn "engine bench disturbed: $ENGINE_DISTURBED"
+        (( attempt <= BENCH_RETRIES )) || break
+        mv "$OUT/engine.txt" "$OUT/engine-disturbed$attempt.txt"
+        log "running the engine bench again"
+    done
     [[ -r "$OUT/engine.txt" ]] && grep '^RESULT' "$OUT/engine.txt" | sed 's/^/engine| /' >&2
 fi
 
@@ -127,15 +155,36 @@ T_GUESTS=$(now)
 for ((rep = 1; rep <= REPS; rep++)); do
     for p in "${POINTS[@]}"; do
         dir=$OUT/runs/$p/rep$rep
-        # Other guests on this 2-core machine disturb the figures: record them.
-        others=$(pgrep -c -f 'process=qemu-vmso' || true)
-        load=$(cut -d' ' -f1-3 /proc/loadavg)
-        (( others == 0 )) || warn "$others other QEMU guest(s) running on this machine: figures of $p rep $rep are disturbed"
-        if bench_run "$p" "$rep" "$dir"; then
-            runs_ok=$((runs_ok + 1))
-        fi
-        [[ -r "$dir/summary.env" ]] || echo "run_ok=0" >"$dir/summary.env"
-        { echo "other_qemu=$others"; echo "loadavg_before=$load"; echo "dir=$dir"; } >>"$dir/summary.env"
+        # Someone else's guest or build on this 2-core machine changes the figures: wait
+        # for an idle machine, measure what else ran during the boot, and run a disturbed
+        # boot once more (its first attempt is kept as rep<N>-disturbed<K>).
+        for ((attempt = 1; ; attempt++)); do
+            bench_wait_idle "$BENCH_WAIT_IDLE" || true
+            t0=$(now)
+            ok_run=0
+            bench_run "$p" "$rep" "$dir" && ok_run=1
+            read -r fg_cores fg_qemu fg_top steal <<<"$(bench_window_stats "$t0" "$(now)")"
+            [[ -r "$dir/summary.env" ]] || echo "run_ok=0" >"$dir/summary.env"
+            {
+                echo "attempt=$attempt"
+                echo "waited_idle_s=$BENCH_WAITED"
+                echo "foreign_cores=$fg_cores"
+                echo "foreign_qemu=$fg_qemu"
+                echo "foreign_top=$fg_top"
+                echo "steal_cores=$steal"
+                echo "dir=$dir"
+            } >>"$dir/summary.env"
+            disturbed=0
+            if (( fg_qemu > 0 )) || awk -v b="$fg_cores" -v t="$BENCH_BUSY_MAX" 'BEGIN { exit !(b != "?" && b > t) }'; then
+                disturbed=1
+            fi
+            (( disturbed )) || break
+            warn "$p rep $rep was disturbed: other processes used $fg_cores cores on average (top: $fg_top), $fg_qemu other QEMU guest(s)"
+            (( attempt <= BENCH_RETRIES )) || break
+            mv "$dir" "$dir-disturbed$attempt"
+            log "running $p rep $rep again (attempt $((attempt + 1)))"
+        done
+        (( ok_run )) && runs_ok=$((runs_ok + 1))
         printf '%s\t%s\t%s\n' "$p" "$rep" "$dir" >>"$OUT/runs.tsv"
         runs_done=$((runs_done + 1))
         g() { awk -F= -v k="$1" '$1 == k { v = substr($0, length(k) + 2) } END { print (v == "" ? "-" : v) }' "$dir/summary.env"; }
@@ -149,7 +198,9 @@ ELAPSED=$(awk -v a="$START" -v b="$(now)" 'BEGIN { printf "%.0f", b - a }')
 
 # ---------------------------------------------------------------- report
 dirty=''
-git -C "$REPO" diff --quiet HEAD -- device guest-driver ci 2>/dev/null || dirty="device/, guest-driver/ or ci/ modified"
+for d in device guest-driver ci; do
+    git -C "$REPO" diff --quiet HEAD -- "$d" 2>/dev/null || dirty+="${dirty:+, }$d/ modified"
+done
 {
     echo "stamp=$STAMP"
     echo "date=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
@@ -168,6 +219,10 @@ git -C "$REPO" diff --quiet HEAD -- device guest-driver ci 2>/dev/null || dirty=
     echo "zc_window=$BENCH_ZC_WINDOW"
     echo "zc_skip=$BENCH_ZC_SKIP"
     echo "elapsed_s=$ELAPSED"
+    echo "busy_max=$BENCH_BUSY_MAX"
+    echo "engine_disturbed=$ENGINE_DISTURBED"
+    echo "wait_idle_s=$BENCH_WAIT_IDLE"
+    echo "retries=$BENCH_RETRIES"
     bench_machine_env | sed 's/^/m_/'
 } >"$OUT/meta.env"
 

@@ -159,8 +159,12 @@ def main():
             "ok": run_ok,
             "boot_s": num(env.get("boot_s")),
             "total_s": num(env.get("total_s")),
-            "other_qemu": int(env.get("other_qemu", "0") or 0),
-            "loadavg_before": env.get("loadavg_before"),
+            "attempt": int(env.get("attempt", "1") or 1),
+            "waited_idle_s": num(env.get("waited_idle_s")),
+            "foreign_cores": num(env.get("foreign_cores")),
+            "foreign_qemu": int(env.get("foreign_qemu", "0") or 0),
+            "foreign_top": env.get("foreign_top"),
+            "steal_cores": num(env.get("steal_cores")),
             "figures": figures,
             "checks": checks,
             "raw": env,
@@ -270,11 +274,47 @@ def main():
     for r in runs:
         for c in r["checks"]:
             notes.append(f"{r['point']} rep {r['rep']}: {c}.")
-    busy = [r for r in runs if r["other_qemu"] > 0]
+    busy_max = num(meta.get("busy_max"))
+    busy_max = 0.2 if busy_max is None else busy_max
+    for r in runs:
+        why = []
+        if r["foreign_qemu"] > 0:
+            why.append(f"{r['foreign_qemu']} other QEMU guest(s)")
+        b = r["foreign_cores"]
+        if b is not None and b > busy_max:
+            why.append(f"other processes used {b:.2f} cores (top: {r['foreign_top']})")
+        r["disturbed"] = "; ".join(why)
+    busy = [r for r in runs if r["disturbed"]]
     if busy:
-        notes.append(f"{len(busy)} of {len(runs)} boots ran while another QEMU guest was running on this "
-                     "machine (2 cores): their figures are disturbed ("
-                     + ", ".join(f"{r['point']} rep {r['rep']}" for r in busy) + ").")
+        notes.append(f"{len(busy)} of {len(runs)} boots ran on a busy machine ({meta.get('m_host_cpus', '?')} "
+                     "cores): their figures are disturbed (" + "; ".join(
+                         f"{r['point']} rep {r['rep']}: {r['disturbed']}" for r in busy) + ").")
+    # Attempts that were disturbed and run again: kept in runs/<point>/rep<N>-disturbed<K>/.
+    discarded = []
+    for r in runs:
+        base = r["raw"].get("dir")
+        for k in range(1, r["attempt"]):
+            path = f"{base}-disturbed{k}/summary.env" if base else None
+            if not path or not os.path.exists(path):
+                continue
+            env, _ = read_env(path)
+            discarded.append({
+                "point": r["point"], "rep": r["rep"], "attempt": k,
+                "foreign_cores": num(env.get("foreign_cores")), "foreign_qemu": int(env.get("foreign_qemu", "0") or 0),
+                "foreign_top": env.get("foreign_top"),
+                "figures": {w: num(env.get(f"{w}_gbps")) for w, _, _ in WORKLOADS}
+                | {"zc": num(env.get("zc_gbps")), "copy": num(env.get("copy_gbps"))},
+            })
+    if discarded:
+        notes.append(f"{len(discarded)} boot(s) were disturbed by other work on the machine and run again; the "
+                     "disturbed attempts are left out of the figures (listed in bench.json, `discarded_runs`): "
+                     + "; ".join(f"{d['point']} rep {d['rep']} (other processes {fmt(d['foreign_cores'])} cores, "
+                                 f"top {d['foreign_top']}; {d['foreign_qemu']} other QEMU)" for d in discarded) + ".")
+    if meta.get("engine_disturbed"):
+        notes.append(f"The engine bench ran on a busy machine: {meta['engine_disturbed']}.")
+    waited = sum(r["waited_idle_s"] or 0 for r in runs)
+    if waited:
+        notes.append(f"The run waited {waited:.0f} s in all for the machine to be idle before boots.")
 
     # ---------------------------------------------------------------- JSON
     data = {
@@ -283,15 +323,17 @@ def main():
         "date": meta.get("date"),
         "git": {"commit": meta.get("git_commit"), "dirty": meta.get("git_dirty")},
         "machine": {k[len("m_"):]: v for k, v in meta.items() if k.startswith("m_")},
-        "config": {k: (int(meta[k]) if k in ("reps", "secs", "udp_len", "zc_mss", "zc_window")
+        "config": {k: (int(meta[k]) if k in ("reps", "secs", "udp_len", "zc_mss", "zc_window", "wait_idle_s",
+                                             "retries")
                        and meta.get(k, "").isdigit() else meta.get(k))
-                   for k in ("mode", "reps", "secs", "udp_rate", "udp_len", "zc_bytes",
-                             "zc_mss", "zc_chunk", "zc_window", "zc_skip", "order")},
+                   for k in ("mode", "reps", "secs", "udp_rate", "udp_len", "zc_bytes", "zc_mss", "zc_chunk",
+                             "zc_window", "zc_skip", "order", "busy_max", "wait_idle_s", "retries")},
         "elapsed_s": num(meta.get("elapsed_s")),
         "points": points,
         "workloads": [{"key": w, "label": lab, "command": cmd} for w, lab, cmd in WORKLOADS]
         + [{"key": w, "label": lab} for w, lab in ZC_WORKLOADS],
         "runs": runs,
+        "discarded_runs": discarded,
         "summary": summary,
         "best_peer": best_peer,
         "ratios_to_best_peer": ratios,
@@ -375,7 +417,7 @@ def main():
         f"- machine: {machine_line}",
         f"- run: `{meta.get('command', 'ci/bench.sh')}` ({meta.get('mode', '?')}: {n_reps} × {len(points)} "
         f"points, {secs} s per workload), {fmt(num(meta.get('elapsed_s')), 0)} s; every point on the same TAP "
-        f"in a private netns, 198.18.0.0/15",
+        f"in a private netns, 198.18.0.0/15, its offloads reset (TUNSETOFFLOAD 0) before each boot",
         "",
         "## Throughput",
         "",
@@ -415,7 +457,7 @@ def main():
             + " | ".join(fmt(f.get(w)) for w, _, _ in WORKLOADS)
             + f" | {fmt(f.get('udp_loss_pct'), 2)} | {fmt(f.get('zc'))} | {fmt(f.get('copy'))} | "
             + ("ok" if r["ok"] and not r["checks"] else ("; ".join(r["checks"]) or "guest failed"))
-            + (" (other QEMU running)" if r["other_qemu"] else "")
+            + (f" (disturbed: {r['disturbed']})" if r["disturbed"] else "")
             + " |"
         )
     md += ["", "## Notes", ""]
@@ -458,6 +500,8 @@ def main():
                 f"Gbit/s through a socket ({fmt(zero_copy[p]['ratio'])}×)" for p in vmsos) + ".",
             "",
         ]
+    if notes:
+        sec += ["Notes on this run:", ""] + [f"- {n}" for n in notes] + [""]
     sec += [
         f"![throughput per NIC and workload]({link})",
         "",
@@ -573,7 +617,8 @@ def chart(out, meta, points, peers, vmsos, summary, ratios, zero_copy, best_peer
         plots.append(f"{src} using {c}:{c + 1}:{c + 2}{xt} title '{n}' lc rgb '{color[n]}'")
     for i, n in enumerate(names):
         c = 2 + 3 * i
-        plots.append(f"{tdat} using ($0 + {offset(i, len(names), 1.5):.4f}):(column({c})):"
+        # the label above the error bar (the max), showing the median
+        plots.append(f"{tdat} using ($0 + {offset(i, len(names), 1.5):.4f}):(column({c + 2})):"
                      f"(sprintf('%.2f', column({c}))) with labels rotate by 90 left offset 0,0.4 font ',8' notitle")
     gp.append("plot " + ", \\\n     ".join(plots))
     # panel B: ratios, log scale so that the 5x goal and ratios below 1 both show
@@ -622,8 +667,8 @@ def chart(out, meta, points, peers, vmsos, summary, ratios, zero_copy, best_peer
             "set xtics font ',9'",
             f"plot {zdat} using 2:3:4:xtic(1) title '/dev/vmso0 (zero-copy)' lc rgb '#1f77b4', "
             "'' using 5:6:7 title 'send() (copy)' lc rgb '#c7c7c7', "
-            f"{zdat} using ($0 + {offset(0, 2, 1.5):.4f}):2:(sprintf('%.2f', $2)) with labels offset 0,0.7 font ',9' notitle, "
-            f"{zdat} using ($0 + {offset(1, 2, 1.5):.4f}):5:(sprintf('%.2f', $5)) with labels offset 0,0.7 font ',9' notitle",
+            f"{zdat} using ($0 + {offset(0, 2, 1.5):.4f}):4:(sprintf('%.2f', $2)) with labels offset 0,0.7 font ',9' notitle, "
+            f"{zdat} using ($0 + {offset(1, 2, 1.5):.4f}):7:(sprintf('%.2f', $5)) with labels offset 0,0.7 font ',9' notitle",
         ]
     gp.append("unset multiplot")
     gpath = os.path.join(out, "bench.gp")

@@ -13,6 +13,8 @@
 #                                vmso-phys        dma_mode=phys (otherwise the default)
 #                                vmso-tso-driver  tso=driver (otherwise the default)
 #                                vmso-lro-off     ethtool -K lro off (otherwise the default)
+#   bench_tap_reset            TUNSETOFFLOAD 0 on $TAP: bench_run starts every boot with it
+#                              (a peer's offloads outlive it; see the comment there)
 #   bench_build_tools          builds vmso-zc (static, guest) and vmso-zc-recv (host) in the
 #                              private copy vmso_build made (call vmso_build first); sets
 #                              BENCH_ZC_TOOL/BENCH_ZC_RECV, or BENCH_ZC_SKIP (the reason)
@@ -23,6 +25,11 @@
 #                              a single failed workload only leaves its figure out
 #                              (<workload>_ok=0 in summary.env).
 #   bench_engine OUT           cargo bench -p vmso-device --bench engine > OUT (RESULT lines)
+#   bench_monitor_start LOG    start ci/lib/bench-monitor.py (CPU of other processes, other
+#                              QEMU guests, every second) for the rest of the run
+#   bench_wait_idle MAX_S      wait until no other process is busy (BENCH_BUSY_MAX cores) and
+#                              no other QEMU guest runs, at most MAX_S seconds
+#   bench_window_stats T0 T1   "mean foreign cores, max foreign guests, top command" in [T0,T1]
 #   bench_machine_env          machine facts as key=value lines on stdout
 #
 # Workloads, in this order in each boot (all guest -> host iperf3 client, server in $NS):
@@ -36,7 +43,7 @@
 #
 # Environment (defaults): BENCH_SECS (10), BENCH_UDP_RATE (10G), BENCH_UDP_LEN (1400),
 # BENCH_ZC (auto: run the zero-copy tool if it builds; 0: never), BENCH_ZC_BYTES (256M),
-# BENCH_ZC_MSS (1448), BENCH_ZC_CHUNK (64K), BENCH_ZC_WINDOW (8).
+# BENCH_ZC_MSS (1448), BENCH_ZC_CHUNK (64K), BENCH_ZC_WINDOW (8), BENCH_BUSY_MAX (0.2).
 
 # shellcheck source=ci/lib/vmso.sh
 source "$(dirname "${BASH_SOURCE[0]}")/vmso.sh"
@@ -46,6 +53,9 @@ BENCH_WORKLOADS=(tcp_tx tcp_rx udp tcp_tx_z)
 BENCH_SECS=${BENCH_SECS:-10}
 BENCH_UDP_RATE=${BENCH_UDP_RATE:-10G}
 BENCH_UDP_LEN=${BENCH_UDP_LEN:-1400}
+# A boot is disturbed when other processes used more than this many host cores on average
+# during it, or another QEMU guest ran.
+BENCH_BUSY_MAX=${BENCH_BUSY_MAX:-0.2}
 BENCH_ZC=${BENCH_ZC:-auto}
 BENCH_ZC_BYTES=${BENCH_ZC_BYTES:-256M}
 BENCH_ZC_MSS=${BENCH_ZC_MSS:-1448}
@@ -177,6 +187,32 @@ exit 0
 EOF
 }
 
+# ------------------------------------------------------------------ the TAP between boots
+# A QEMU peer sets the TAP's offloads (TUNSETOFFLOAD) for its vnet_hdr, and they outlive it:
+# after e1000e or igb the TAP keeps tx-checksumming on. vmso-device reads the TAP without
+# vnet_hdr and does not reset them, so it would get host->guest frames with unfinished
+# checksums (CHECKSUM_PARTIAL) and flag them bad (rx_csum_bad): TCP to the guest stalls.
+# So every boot starts from a TAP with no offloads, whatever ran before it.
+# bench_tap_features: "tx-checksumming=on tcp-segmentation-offload=off ..." of $TAP
+bench_tap_features() {
+    ns_exec ethtool -k "$TAP" 2>/dev/null | awk -F': ' '/^(tx-checksumming|tcp-segmentation-offload|udp-fragmentation-offload|tx-udp-segmentation):/ { split($2, v, " "); printf "%s%s=%s", (n++ ? "," : ""), $1, v[1] } END { print "" }'
+}
+
+# bench_tap_reset: TUNSETOFFLOAD 0 on $TAP (attaches to it for a moment: nothing may hold it)
+bench_tap_reset() {
+    ns_exec python3 - "$TAP" <<'PY'
+import fcntl, os, struct, sys
+TUNSETIFF, TUNSETOFFLOAD = 0x400454CA, 0x400454D0
+IFF_TAP, IFF_NO_PI = 0x0002, 0x1000
+fd = os.open("/dev/net/tun", os.O_RDWR)
+try:
+    fcntl.ioctl(fd, TUNSETIFF, struct.pack("16sH22x", sys.argv[1].encode(), IFF_TAP | IFF_NO_PI))
+    fcntl.ioctl(fd, TUNSETOFFLOAD, 0)
+finally:
+    os.close(fd)
+PY
+}
+
 # ------------------------------------------------------------------ one boot
 bench_run() {
     (( $# == 3 )) || die "usage: bench_run POINT REP DIR"
@@ -187,6 +223,11 @@ bench_run() {
     rm -rf "$dir"
     mkdir -p "$dir"
     BENCH_HOST_MAC=$(ns_exec cat "/sys/class/net/$TAP/address")
+    local tap_before tap_after
+    tap_before=$(bench_tap_features)
+    bench_tap_reset || die "could not reset the offloads of $TAP (TUNSETOFFLOAD)"
+    tap_after=$(bench_tap_features)
+    [[ "$tap_after" != *=on* ]] || die "$TAP still has offloads on after TUNSETOFFLOAD 0: $tap_after"
     [[ $BP_KIND == vmso && -n "$BENCH_ZC_TOOL" ]] && zc=1
 
     local qemu_args=()
@@ -277,6 +318,7 @@ bench_run() {
         fi
         VMSO_DEV_PID=
         grep -q panicked "$dir/device.log" && dev_rc="$dev_rc,panicked"
+        rm -rf "$tmp"
     fi
     _vmso_stop "$srv_pid"
     if [[ -n "$recv_pid" ]]; then
@@ -322,6 +364,7 @@ bench_run() {
         echo "host_tcp_retrans_segs=$((r1 - r0))"
         echo "host_csum_errors=$(( (c1[0] - c0[0]) + (c1[1] - c0[1]) + (c1[2] - c0[2]) + (c1[3] - c0[3]) ))"
         echo "tap_tx_dropped=$((td1 - td0))"
+        echo "tap_offloads_left_by_previous_boot=$tap_before"
         if [[ $BP_KIND == vmso ]]; then
             echo "dma_mode=$(res dma_mode)"
             echo "tso_param=$(res tso)"
@@ -403,6 +446,58 @@ bench_run() {
     unset -f res flow _bench_get
     (( run_ok )) || { warn "[$point rep $rep] the guest did not run the workloads (console $dir/console.log)"; return 1; }
     return 0
+}
+
+# ------------------------------------------------------------------ machine load
+# This is a shared 2-core machine: a guest or a build of someone else's during a boot
+# changes its figures. ci/lib/bench-monitor.py samples, every second, the CPU used by
+# processes that are not this run's (and their QEMU guests) into BENCH_MONITOR_LOG.
+BENCH_MONITOR_LOG=
+bench_monitor_start() { # LOG
+    BENCH_MONITOR_LOG=$1
+    : >"$BENCH_MONITOR_LOG"
+    python3 "$REPO/ci/lib/bench-monitor.py" "$$" "$BENCH_MONITOR_LOG" 1 >/dev/null 2>&1 </dev/null &
+    bg_track "$!"
+}
+
+# bench_window_stats T0 T1: "<mean foreign cores> <max foreign QEMU guests> <top foreign
+# command> <mean steal cores>" over the monitor samples between T0 and T1 (unix times).
+bench_window_stats() {
+    awk -v a="$1" -v b="$2" '$1 > a && $1 <= b + 1 {
+            n++; s += $2; st += $6; if ($4 > q) q = $4
+            if ($2 >= 0.1) c[$5] += $2
+        }
+        END {
+            top = "-"; m = 0
+            for (k in c) if (c[k] > m) { m = c[k]; top = k }
+            if (n) printf "%.2f %d %s %.2f\n", s / n, q, top, st / n; else print "? 0 - ?"
+        }' "$BENCH_MONITOR_LOG"
+}
+
+# bench_wait_idle MAX_S: wait (up to MAX_S seconds) until the last 3 monitor samples show
+# less than BENCH_BUSY_MAX foreign cores and no foreign QEMU guest. Sets BENCH_WAITED (s).
+bench_wait_idle() {
+    local max=$1 t0 i last
+    BENCH_WAITED=0
+    [[ -n "$BENCH_MONITOR_LOG" ]] || return 0
+    t0=$(date +%s)
+    for ((i = 0; ; i++)); do
+        if tail -n 3 "$BENCH_MONITOR_LOG" | awk -v t="$BENCH_BUSY_MAX" \
+            'NF >= 4 { n++; if ($2 > t || $4 > 0) busy = 1 } END { exit !(n == 3 && !busy) }'; then
+            BENCH_WAITED=$(($(date +%s) - t0))
+            return 0
+        fi
+        BENCH_WAITED=$(($(date +%s) - t0))
+        if (( BENCH_WAITED >= max )); then
+            warn "the machine is still busy after ${max}s ($(tail -n 1 "$BENCH_MONITOR_LOG" | awk '{ printf "%s foreign cores, %d foreign QEMU guests, top: %s", $2, $4, $5 }')): going on"
+            return 1
+        fi
+        if (( i % 30 == 0 )); then
+            last=$(tail -n 1 "$BENCH_MONITOR_LOG" | awk '{ printf "%s foreign cores, %d foreign QEMU guests, top: %s", $2, $4, $5 }')
+            log "waiting for the machine to be idle (${last:-no sample yet}; up to ${max}s)"
+        fi
+        sleep 1
+    done
 }
 
 # ------------------------------------------------------------------ engine bench, machine
