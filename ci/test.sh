@@ -43,7 +43,7 @@ if [ "${VMSO_SKIP_E2E:-0}" = 1 ]; then
     step "e2e skipped (VMSO_SKIP_E2E=1)"
     exit 0
 fi
-step "QEMU end-to-end (4-level, 5-level, dma_mode=phys)"
+step "QEMU end-to-end (4-level, 5-level, dma_mode=phys, LRO off)"
 "$REPO/ci/e2e.sh"
 
 step "QEMU end-to-end of the inventions (zero-copy /dev/vmso0, tso=device|driver|off)"
