@@ -1,5 +1,5 @@
-//! A running device: shared state, the data-path thread, and what the
-//! vfio-user server needs to serve it.
+//! A running device: the shared state, one worker thread per queue pair,
+//! and what the vfio-user server needs to serve it.
 
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -11,34 +11,71 @@ use log::error;
 use vmm_sys_util::eventfd::EventFd;
 
 use crate::backend::Backend;
+use crate::command::CmdChannel;
+use crate::control::Control;
 use crate::counters::Counters;
 use crate::datapath::DataPath;
-use crate::server::{Kicks, VfioDevice};
-use crate::state::DeviceState;
+use crate::memory::GuestRam;
+use crate::queue::QueuePair;
+use crate::server::VfioDevice;
+use crate::shared::Shared;
+use crate::tx::TxMode;
 
-pub struct Device {
-    state: Arc<Mutex<DeviceState>>,
-    kicks: Arc<Kicks>,
-    counters: Arc<Counters>,
+/// How the device is built.
+#[derive(Clone, Copy, Debug)]
+pub struct DeviceConfig {
+    pub mac: [u8; 6],
+    pub tx_mode: TxMode,
+}
+
+impl Default for DeviceConfig {
+    fn default() -> Self {
+        Self {
+            mac: [0x52, 0x54, 0, 0x76, 0x6d, 1],
+            tx_mode: TxMode::Wire,
+        }
+    }
+}
+
+struct Worker {
+    cmds: Arc<CmdChannel>,
     stop: EventFd,
     thread: Option<JoinHandle<()>>,
 }
 
+pub struct Device {
+    cfg: DeviceConfig,
+    shared: Arc<Shared>,
+    ram: Arc<Mutex<GuestRam>>,
+    workers: Vec<Worker>,
+}
+
 impl Device {
-    /// Creates the device and starts its data-path thread on `backend`.
+    /// Creates the device and starts its queue worker on `backend`.
     pub fn start(mac: [u8; 6], backend: Box<dyn Backend>) -> io::Result<Self> {
-        let counters = Arc::new(Counters::default());
-        let state = Arc::new(Mutex::new(DeviceState::new(mac, counters.clone())));
-        let kicks = Arc::new(Kicks {
-            tx: EventFd::new(libc::EFD_NONBLOCK)?,
-            rx: EventFd::new(libc::EFD_NONBLOCK)?,
-        });
+        Self::start_with(
+            DeviceConfig {
+                mac,
+                tx_mode: TxMode::Wire,
+            },
+            backend,
+        )
+    }
+
+    pub fn start_with(cfg: DeviceConfig, backend: Box<dyn Backend>) -> io::Result<Self> {
+        let shared = Arc::new(Shared::default());
+        shared.irqs.lock().reset();
+        let ram = Arc::new(Mutex::new(GuestRam::new()));
+        let handle = ram.lock().unwrap_or_else(|p| p.into_inner()).handle();
+        let cmds = Arc::new(CmdChannel::new()?);
         let stop = EventFd::new(libc::EFD_NONBLOCK)?;
         let exit = Arc::new(AtomicBool::new(false));
+        let queue = QueuePair::new(shared.clone(), handle, cfg.tx_mode);
         let dp = DataPath::new(
-            state.clone(),
+            queue,
+            shared.clone(),
             backend,
-            kicks.clone(),
+            cmds.clone(),
             stop.try_clone()?,
             exit.clone(),
         )?;
@@ -46,43 +83,52 @@ impl Device {
             .map_err(|e| io::Error::other(format!("event manager: {e:?}")))?;
         em.add_subscriber(Box::new(dp));
         let thread = std::thread::Builder::new()
-            .name("vmso-datapath".into())
+            .name("vmso-queue0".into())
             .spawn(move || {
                 while !exit.load(Ordering::SeqCst) {
                     if let Err(e) = em.run() {
-                        error!("data path event loop: {e:?}");
+                        error!("queue worker event loop: {e:?}");
                         break;
                     }
                 }
             })?;
         Ok(Self {
-            state,
-            kicks,
-            counters,
-            stop,
-            thread: Some(thread),
+            cfg,
+            shared,
+            ram,
+            workers: vec![Worker {
+                cmds,
+                stop,
+                thread: Some(thread),
+            }],
         })
     }
 
-    /// The vfio-user backend that serves this device.
+    /// The vfio-user backend for one VMM connection. When it is dropped
+    /// (the VMM disconnected), the device turns over: see
+    /// [`Control::turnover`].
     pub fn vfio(&self) -> VfioDevice {
-        VfioDevice::new(self.state.clone(), self.kicks.clone())
+        let control = Control::new(
+            self.shared.clone(),
+            self.workers.iter().map(|w| w.cmds.clone()).collect(),
+            self.ram.clone(),
+            self.cfg.mac,
+        );
+        VfioDevice::new(control)
     }
 
-    pub fn counters(&self) -> &Arc<Counters> {
-        &self.counters
-    }
-
-    pub fn state(&self) -> &Arc<Mutex<DeviceState>> {
-        &self.state
+    pub fn counters(&self) -> &Counters {
+        &self.shared.counters
     }
 }
 
 impl Drop for Device {
     fn drop(&mut self) {
-        let _ = self.stop.write(1);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
+        for w in &mut self.workers {
+            let _ = w.stop.write(1);
+            if let Some(t) = w.thread.take() {
+                let _ = t.join();
+            }
         }
     }
 }

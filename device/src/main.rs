@@ -103,11 +103,9 @@ fn run(args: Args) -> Result<(), String> {
             info!("VMM disconnected");
         }
         info!("device counters:\n{}", device.counters().summary());
-        device
-            .state()
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .reset();
+        // Quiesces the queues, resets the device and drops the VMM's guest
+        // RAM mappings and interrupt eventfds: the next VMM starts afresh.
+        drop(vfio);
         if args.once {
             return Ok(());
         }

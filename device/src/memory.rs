@@ -111,3 +111,18 @@ impl GuestRam {
         self.mem.memory().num_regions() > 0
     }
 }
+
+impl GuestRam {
+    /// A handle on the same mappings for a queue worker: it sees every later
+    /// map, unmap and [`GuestRam::clear`] without taking any lock.
+    pub fn handle(&self) -> GuestMemoryAtomic<Mem> {
+        self.mem.clone()
+    }
+
+    /// Drops every mapping (the VMM is gone).
+    pub fn clear(&mut self) {
+        self.fdless.clear();
+        let guard = self.mem.lock().expect("guest memory update lock");
+        guard.replace(GuestMemoryMmap::new());
+    }
+}

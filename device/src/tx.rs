@@ -39,12 +39,24 @@ impl Sink for BackendSink<'_> {
     }
 }
 
+/// What the device puts on the backend for a TSO/USO packet.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum TxMode {
+    /// Segment in the device: only MTU frames reach the backend.
+    #[default]
+    Wire,
+    /// Hand TSO/USO superpackets to the backend in one write, with their
+    /// GSO metadata in the virtio-net header (needs a vnet-header backend).
+    Handoff,
+}
+
 /// Everything one TX pass needs.
 pub struct TxPass<'a> {
     pub mem: &'a Mem,
     pub iotlb: &'a mut Iotlb,
     pub counters: &'a Counters,
     pub mtu: u32,
+    pub mode: TxMode,
     /// Faults seen in this pass, for the fault log.
     pub faults: Vec<Fault>,
     /// A descriptor ring or status write fell outside guest RAM.
@@ -155,8 +167,16 @@ impl TxPass<'_> {
         }
     }
 
-    /// Processes every published chain; returns the number of packets completed.
-    pub fn run(&mut self, ring: &mut Ring, backend: &mut dyn Backend) -> usize {
+    /// Processes published chains, at most `budget` packets, and stops
+    /// early when `interrupted()` (checked between packets) says so.
+    /// Returns the number of packets completed.
+    pub fn run(
+        &mut self,
+        ring: &mut Ring,
+        backend: &mut dyn Backend,
+        budget: usize,
+        interrupted: &dyn Fn() -> bool,
+    ) -> usize {
         let mut slices = Vec::with_capacity(64);
         let mut sink = BackendSink {
             backend,
@@ -164,8 +184,9 @@ impl TxPass<'_> {
         };
         let mut done = 0;
         // At most ring.size descriptors are between head and tail, and each
-        // chain consumes at least one, so this loop is bounded.
-        while ring.head != ring.tail {
+        // chain consumes at least one, so this loop is bounded, and the
+        // budget bounds it further.
+        while ring.head != ring.tail && done < budget && !interrupted() {
             let Some(first) = self.read_desc(ring, ring.head) else {
                 warn!("TX ring at {:#x} is outside guest RAM", ring.base);
                 self.ring_error = true;

@@ -19,9 +19,9 @@ use vfio_bindings::bindings::vfio::{
 use vm_memory::{Bytes, FileOffset, GuestAddress, GuestMemoryMmap, GuestRegionMmap, MmapRegion};
 use vmm_sys_util::eventfd::EventFd;
 use vmso_device::abi::{ctrl, feat, reg, RxDesc, TxDesc};
-use vmso_device::backend::SocketBackend;
+use vmso_device::backend::{Backend, SocketBackend};
 use vmso_device::counters::Stat;
-use vmso_device::Device;
+use vmso_device::{Device, DeviceConfig};
 
 pub use vmso_device::abi;
 
@@ -83,9 +83,23 @@ impl Harness {
 
     /// A connected device with RAM and IRQs but no rings programmed.
     pub fn bare() -> Self {
+        Self::bare_with(|b| Box::new(b), DeviceConfig::default())
+    }
+
+    /// Like [`Harness::new`], on the socketpair backend wrapped by `wrap`.
+    pub fn with_backend(
+        wrap: impl FnOnce(SocketBackend) -> Box<dyn Backend>,
+        cfg: DeviceConfig,
+    ) -> Self {
+        let mut h = Self::bare_with(wrap, cfg);
+        h.setup_rings();
+        h.enable();
+        h
+    }
+
+    fn bare_with(wrap: impl FnOnce(SocketBackend) -> Box<dyn Backend>, cfg: DeviceConfig) -> Self {
         let (backend, peer) = SocketBackend::pair().expect("socketpair");
-        let device =
-            Device::start([0x52, 0x54, 0, 0x76, 0x6d, 1], Box::new(backend)).expect("device");
+        let device = Device::start_with(cfg, wrap(backend)).expect("device");
         let socket = std::env::temp_dir().join(format!(
             "vmso-test-{}-{}.sock",
             std::process::id(),
@@ -208,6 +222,16 @@ impl Harness {
         self.mem
             .write_slice(data, GuestAddress(gpa))
             .expect("guest write");
+    }
+
+    /// Zeroes TX descriptor `idx` (for a ring that restarts at 0).
+    pub fn mem_clear_tx(&self, idx: u32) {
+        self.mem
+            .write_obj(
+                TxDesc::default(),
+                GuestAddress(TX_RING + u64::from(idx % TX_SIZE) * 32),
+            )
+            .unwrap();
     }
 
     pub fn read_tx_desc(&self, idx: u32) -> TxDesc {
@@ -368,6 +392,69 @@ impl Drop for Harness {
             let _ = t.join();
         }
         let _ = std::fs::remove_file(&self.socket);
+    }
+}
+
+/// A backend whose sends block while its gate is closed, so that a test can
+/// hold the queue worker inside a syscall.
+pub struct GatedBackend {
+    inner: SocketBackend,
+    gate: Gate,
+}
+
+/// The test's end of a [`GatedBackend`].
+#[derive(Clone, Default)]
+pub struct Gate(std::sync::Arc<(std::sync::Mutex<GateState>, std::sync::Condvar)>);
+
+#[derive(Default)]
+struct GateState {
+    closed: bool,
+    /// Sends that reached the gate.
+    entered: u64,
+}
+
+impl Gate {
+    pub fn wrap(&self, inner: SocketBackend) -> Box<dyn Backend> {
+        Box::new(GatedBackend {
+            inner,
+            gate: self.clone(),
+        })
+    }
+
+    pub fn set_closed(&self, closed: bool) {
+        self.0 .0.lock().unwrap().closed = closed;
+        self.0 .1.notify_all();
+    }
+
+    /// Waits until `n` sends have reached the gate; false after 5 s.
+    pub fn wait_entered(&self, n: u64) -> bool {
+        let g = self.0 .0.lock().unwrap();
+        let (_guard, t) = self
+            .0
+             .1
+            .wait_timeout_while(g, Duration::from_secs(5), |s| s.entered < n)
+            .unwrap();
+        !t.timed_out()
+    }
+}
+
+impl Backend for GatedBackend {
+    fn send(&mut self, iov: &[libc::iovec]) -> std::io::Result<usize> {
+        {
+            let mut g = self.gate.0 .0.lock().unwrap();
+            g.entered += 1;
+            self.gate.0 .1.notify_all();
+            while g.closed {
+                g = self.gate.0 .1.wait(g).unwrap();
+            }
+        }
+        self.inner.send(iov)
+    }
+    fn recv(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.inner.recv(buf)
+    }
+    fn fd(&self) -> std::os::fd::RawFd {
+        self.inner.fd()
     }
 }
 

@@ -1,0 +1,455 @@
+//! One queue pair as its worker owns it: the TX and RX rings, the IOTLB, the
+//! receive coalescer and the frames held for lack of RX buffers. Only the
+//! worker thread touches it; the register file reaches it through
+//! [`Cmd`]s and sees its indices through [`QueueRegs`](crate::shared::QueueRegs).
+
+use std::collections::VecDeque;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use log::info;
+use vm_memory::{Bytes, GuestAddress, GuestAddressSpace, GuestMemoryAtomic};
+
+use crate::abi::{cause, feat, iotlb_inv, notify, rxstat, MTU_DEFAULT};
+use crate::backend::Backend;
+use crate::coalesce::{self, Coalescer};
+use crate::command::{Cmd, QueueConfig, RingConfig};
+use crate::counters::{Counters, Stat};
+use crate::iotlb::Iotlb;
+use crate::memory::Mem;
+use crate::mmu::Fault;
+use crate::ring::Ring;
+use crate::rx::{self, RxMeta, RxOutcome};
+use crate::shared::Shared;
+use crate::tx::{TxMode, TxPass};
+
+/// TX packets per pass before the worker looks at its other events.
+pub const TX_BUDGET: usize = 256;
+
+pub struct QueuePair {
+    shared: Arc<Shared>,
+    ram: GuestMemoryAtomic<Mem>,
+    cfg: QueueConfig,
+    tx: Ring,
+    rx: Ring,
+    iotlb: Iotlb,
+    coalescer: Coalescer,
+    /// Frames waiting for RX buffers (see `RxSink`).
+    rx_held: VecDeque<(Vec<u8>, RxMeta)>,
+    /// The last tails read from the notify block.
+    notify_seen: [u32; 2],
+    tx_mode: TxMode,
+}
+
+fn ring(r: RingConfig) -> Ring {
+    Ring {
+        base: r.base,
+        size: r.size,
+        head: 0,
+        tail: 0,
+    }
+}
+
+impl QueuePair {
+    pub fn new(shared: Arc<Shared>, ram: GuestMemoryAtomic<Mem>, tx_mode: TxMode) -> Self {
+        Self {
+            shared,
+            ram,
+            cfg: QueueConfig {
+                mtu: MTU_DEFAULT,
+                ..Default::default()
+            },
+            tx: Ring::default(),
+            rx: Ring::default(),
+            iotlb: Iotlb::default(),
+            coalescer: Coalescer::new(coalesce::Params::default()),
+            rx_held: VecDeque::new(),
+            notify_seen: [0; 2],
+            tx_mode,
+        }
+    }
+
+    fn counters(&self) -> &Counters {
+        &self.shared.counters
+    }
+
+    fn mem(&self) -> Arc<Mem> {
+        self.ram.memory().into_inner()
+    }
+
+    /// Applies a command from the register file.
+    pub fn apply(&mut self, cmd: Cmd) {
+        match cmd {
+            Cmd::Configure(c) => {
+                let was = self.cfg.enabled;
+                self.cfg = c;
+                if c.enabled && !was {
+                    self.tx = ring(c.tx);
+                    self.rx = ring(c.rx);
+                    self.notify_seen = [0; 2];
+                    let q = &self.shared.queue;
+                    q.clear();
+                    // Idle: the driver rings for its first posts.
+                    self.set_kick(notify::TX_KICK, 1);
+                    self.set_kick(notify::RX_KICK, 1);
+                }
+                if !c.enabled {
+                    self.coalescer = Coalescer::new(self.coalescer.params);
+                    self.rx_held.clear();
+                }
+            }
+            Cmd::Invalidate { op, pdbr, addr } => match op {
+                iotlb_inv::ALL => self.iotlb.invalidate_all(),
+                iotlb_inv::PDBR => self.iotlb.invalidate_pdbr(pdbr),
+                _ => self.iotlb.invalidate_addr(pdbr, addr),
+            },
+            Cmd::Reset => {
+                self.cfg = QueueConfig {
+                    mtu: MTU_DEFAULT,
+                    ..Default::default()
+                };
+                self.tx = Ring::default();
+                self.rx = Ring::default();
+                self.iotlb.invalidate_all();
+                self.coalescer = Coalescer::new(self.coalescer.params);
+                self.rx_held.clear();
+                self.notify_seen = [0; 2];
+            }
+        }
+    }
+
+    pub fn enabled(&self) -> bool {
+        self.cfg.enabled
+    }
+
+    fn rx_csum_enabled(&self) -> bool {
+        self.cfg.features & feat::RX_CSUM != 0
+    }
+
+    pub fn lro_enabled(&self) -> bool {
+        self.cfg.features & feat::LRO != 0
+    }
+
+    /// The busy-poll window, when the driver uses the notify block.
+    pub fn poll_window(&self) -> Option<Duration> {
+        (self.cfg.enabled && self.cfg.notify != 0).then_some(self.cfg.poll)
+    }
+
+    fn notify_word(&self, off: u64) -> Option<u32> {
+        if self.cfg.notify == 0 {
+            return None;
+        }
+        self.mem()
+            .read_obj::<u32>(GuestAddress(self.cfg.notify + off))
+            .ok()
+    }
+
+    fn set_kick(&self, off: u64, v: u32) {
+        if self.cfg.notify != 0
+            && self
+                .mem()
+                .write_obj(v, GuestAddress(self.cfg.notify + off))
+                .is_err()
+        {
+            self.counters().inc(Stat::dma_errors);
+        }
+    }
+
+    /// Adopts a tail the driver published; a tail out of range is refused
+    /// like a bad doorbell.
+    fn adopt_tail(&mut self, t: u32, tx: bool) {
+        let r = if tx { &mut self.tx } else { &mut self.rx };
+        if r.size == 0 || t >= r.size {
+            self.shared.counters.inc(Stat::bad_doorbells);
+            self.shared.raise(cause::ERROR);
+            return;
+        }
+        r.tail = t;
+        let q = &self.shared.queue;
+        let shown = if tx { &q.tx_tail } else { &q.rx_tail };
+        shown.store(t, Ordering::Release);
+    }
+
+    /// Takes the doorbells rung since the last look, then the tails the
+    /// driver published in the notify block.
+    pub fn sync_tails(&mut self) {
+        if !self.cfg.enabled {
+            return;
+        }
+        for tx in [true, false] {
+            if let Some(t) = self.shared.queue.take_doorbell(tx) {
+                self.adopt_tail(t, tx);
+            }
+        }
+        for (i, (off, tx)) in [(notify::TX_TAIL, true), (notify::RX_TAIL, false)]
+            .into_iter()
+            .enumerate()
+        {
+            if let Some(t) = self.notify_word(off) {
+                if t != self.notify_seen[i] {
+                    self.notify_seen[i] = t;
+                    self.adopt_tail(t, tx);
+                }
+            }
+        }
+    }
+
+    /// The device is busy: no doorbells needed for TX.
+    pub fn tx_active(&mut self) {
+        self.set_kick(notify::TX_KICK, 0);
+    }
+
+    /// Going idle on TX: asks for doorbells, then looks once more (the
+    /// driver publishes its tail before it reads the flag). True if work
+    /// arrived meanwhile, in which case the flag is cleared again.
+    pub fn tx_idle(&mut self) -> bool {
+        self.set_kick(notify::TX_KICK, 1);
+        std::sync::atomic::fence(Ordering::SeqCst);
+        self.sync_tails();
+        let work = self.cfg.enabled && self.tx.head != self.tx.tail;
+        if work {
+            self.set_kick(notify::TX_KICK, 0);
+        }
+        work
+    }
+
+    /// Out of RX buffers: asks for RX doorbells, then looks once more. True
+    /// if buffers arrived meanwhile.
+    pub fn rx_blocked(&mut self) -> bool {
+        if self.cfg.notify == 0 {
+            return false;
+        }
+        self.set_kick(notify::RX_KICK, 1);
+        std::sync::atomic::fence(Ordering::SeqCst);
+        self.sync_tails();
+        let room = self.cfg.enabled && self.rx.head != self.rx.tail;
+        if room {
+            self.set_kick(notify::RX_KICK, 0);
+        }
+        room
+    }
+
+    pub fn rx_unblocked(&mut self) {
+        self.set_kick(notify::RX_KICK, 0);
+    }
+
+    fn log_faults(&self, faults: &[Fault]) {
+        let Some(last) = faults.last() else {
+            return;
+        };
+        {
+            let mut log = self.shared.fault();
+            for f in faults {
+                log.va = f.va;
+                log.pdbr = f.pdbr;
+                log.reason = f.reason as u32;
+                log.count = log.count.wrapping_add(1);
+            }
+        }
+        info!("TX translation fault: {last}");
+        self.shared.raise(cause::FAULT);
+    }
+
+    /// Services the TX ring, at most [`TX_BUDGET`] packets, stopping early
+    /// when `interrupted` says a command waits. Returns (packets completed,
+    /// work left).
+    pub fn service_tx(
+        &mut self,
+        backend: &mut dyn Backend,
+        interrupted: &dyn Fn() -> bool,
+    ) -> (usize, bool) {
+        if !self.cfg.enabled || self.tx.head == self.tx.tail {
+            return (0, false);
+        }
+        let mem = self.mem();
+        let mut ring = self.tx;
+        let mut pass = TxPass {
+            mem: &mem,
+            iotlb: &mut self.iotlb,
+            counters: &self.shared.counters,
+            mtu: self.cfg.mtu,
+            mode: self.tx_mode,
+            faults: Vec::new(),
+            ring_error: false,
+        };
+        let done = pass.run(&mut ring, backend, TX_BUDGET, interrupted);
+        let (faults, ring_error) = (std::mem::take(&mut pass.faults), pass.ring_error);
+        self.tx.head = ring.head;
+        self.shared
+            .queue
+            .tx_head
+            .store(ring.head, Ordering::Release);
+        self.log_faults(&faults);
+        if ring_error {
+            self.shared.raise(cause::ERROR);
+        }
+        if done > 0 {
+            self.shared.raise(cause::TX);
+        }
+        (done, self.tx.head != self.tx.tail)
+    }
+
+    pub fn rx_held_len(&self) -> usize {
+        self.rx_held.len()
+    }
+
+    /// Room for at least one frame in the RX ring, and nothing held back.
+    pub fn rx_ready(&self) -> bool {
+        self.cfg.enabled && self.rx.head != self.rx.tail && self.rx_held.is_empty()
+    }
+
+    /// Takes one frame from the backend: verifies its checksums, then either
+    /// delivers it or, with LRO on, hands it to the coalescer. Returns false
+    /// when the caller should stop reading until the next RX doorbell.
+    pub fn receive(&mut self, frame: &[u8], now: Instant) -> bool {
+        if !self.rx_ready() {
+            return false;
+        }
+        let status = if self.rx_csum_enabled() || self.lro_enabled() {
+            rx::verify_checksums(frame)
+        } else {
+            0
+        };
+        if status & rxstat::L4_OK != 0 {
+            self.counters().inc(Stat::rx_csum_ok);
+        }
+        if status & rxstat::CSUM_ERR != 0 {
+            self.counters().inc(Stat::rx_csum_bad);
+        }
+        let keep = if self.rx_csum_enabled() { status } else { 0 };
+        let mem = self.mem();
+        let mut sink = RxSink {
+            mem: &mem,
+            ring: &mut self.rx,
+            counters: &self.shared.counters,
+            held: &mut self.rx_held,
+            ring_error: false,
+        };
+        if self.cfg.features & feat::LRO != 0 {
+            let merged = self.coalescer.tally.merged;
+            self.coalescer
+                .push(frame, status, now, &mut |b, m| sink.deliver(b, m));
+            self.shared
+                .counters
+                .add(Stat::rx_coalesced, self.coalescer.tally.merged - merged);
+        } else {
+            let meta = RxMeta {
+                status: keep,
+                ..Default::default()
+            };
+            sink.deliver(frame, meta);
+        }
+        let e = sink.ring_error;
+        self.after_delivery(e)
+    }
+
+    /// The backend is drained: flush every coalescing queue.
+    pub fn receive_idle(&mut self) {
+        if self.coalescer.is_empty() {
+            return;
+        }
+        let mem = self.mem();
+        let mut sink = RxSink {
+            mem: &mem,
+            ring: &mut self.rx,
+            counters: &self.shared.counters,
+            held: &mut self.rx_held,
+            ring_error: false,
+        };
+        self.coalescer
+            .flush_all(coalesce::Reason::Idle, &mut |b, m| sink.deliver(b, m));
+        let e = sink.ring_error;
+        self.after_delivery(e);
+    }
+
+    /// Delivers frames held back for lack of buffers, in order; true when
+    /// none is left.
+    pub fn deliver_held(&mut self) -> bool {
+        if !self.cfg.enabled {
+            return self.rx_held.is_empty();
+        }
+        let mem = self.mem();
+        let mut ring_error = false;
+        while let Some((frame, meta)) = self.rx_held.pop_front() {
+            match rx::deliver(&mem, &mut self.rx, &self.shared.counters, &frame, meta) {
+                RxOutcome::NoBuffers if !ring_full(&self.rx) => {
+                    self.rx_held.push_front((frame, meta));
+                    break;
+                }
+                o => ring_error |= !count(&self.shared.counters, o, frame.len()),
+            }
+        }
+        self.after_delivery(ring_error);
+        self.rx_held.is_empty()
+    }
+
+    fn after_delivery(&mut self, ring_error: bool) -> bool {
+        if ring_error {
+            self.shared.raise(cause::ERROR);
+            self.rx.head = self.rx.tail;
+        }
+        self.shared
+            .queue
+            .rx_head
+            .store(self.rx.head, Ordering::Release);
+        !ring_error && self.rx_held.is_empty()
+    }
+
+    pub fn raise_rx(&self) {
+        self.shared.raise(cause::RX);
+    }
+}
+
+/// Every buffer the ring can hold is posted: a frame that does not fit now
+/// never will.
+fn ring_full(r: &Ring) -> bool {
+    r.pending() + 1 >= r.size
+}
+
+/// Counts a delivery outcome; false on a ring error.
+fn count(counters: &Counters, o: RxOutcome, len: usize) -> bool {
+    match o {
+        RxOutcome::Delivered => {
+            counters.inc(Stat::rx_packets);
+            counters.add(Stat::rx_bytes, len as u64);
+            true
+        }
+        RxOutcome::NoBuffers | RxOutcome::BadBuffer => {
+            counters.inc(Stat::rx_dropped);
+            true
+        }
+        RxOutcome::RingError => {
+            counters.inc(Stat::dma_errors);
+            counters.inc(Stat::rx_dropped);
+            false
+        }
+    }
+}
+
+/// Where received frames go: into the ring, or, when the posted buffers
+/// are too few, into a short queue held until the next RX doorbell. The
+/// queue is bounded: the coalescer emits at most one frame per flow plus the
+/// packet at hand before the caller stops reading.
+struct RxSink<'a> {
+    mem: &'a Mem,
+    ring: &'a mut Ring,
+    counters: &'a Counters,
+    held: &'a mut VecDeque<(Vec<u8>, RxMeta)>,
+    ring_error: bool,
+}
+
+impl RxSink<'_> {
+    fn deliver(&mut self, frame: &[u8], meta: RxMeta) {
+        if !self.held.is_empty() {
+            self.held.push_back((frame.to_vec(), meta));
+            return;
+        }
+        match rx::deliver(self.mem, self.ring, self.counters, frame, meta) {
+            RxOutcome::NoBuffers if !ring_full(self.ring) => {
+                self.held.push_back((frame.to_vec(), meta));
+            }
+            o => self.ring_error |= !count(self.counters, o, frame.len()),
+        }
+    }
+}
