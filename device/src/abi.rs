@@ -18,7 +18,7 @@ pub const VEC_TX: usize = 0;
 pub const VEC_RX: usize = 1;
 pub const VEC_MISC: usize = 2;
 
-pub const VERSION: u32 = 0x0001_0001;
+pub const VERSION: u32 = 0x0001_0002;
 pub const MAX_SG: usize = 64;
 pub const MAX_PKT: usize = 65536 + 1024;
 pub const MAX_HDR: usize = 256;

@@ -43,6 +43,9 @@ counters! {
     23 backend_errors,
     24 tx_ufo_packets,
     25 tx_uso_packets,
+    26 tx_handoff_packets,
+    27 rx_gso_packets,
+    28 rx_vnet_bad,
 }
 
 pub const STAT_COUNT: usize = STAT_NAMES.len();
@@ -106,7 +109,7 @@ mod tests {
 
     #[test]
     fn names_match_indices() {
-        assert_eq!(STAT_COUNT, 26);
+        assert_eq!(STAT_COUNT, 29);
         assert_eq!(STAT_NAMES[Stat::iotlb_hits as usize], "iotlb_hits");
         assert_eq!(STAT_NAMES[Stat::tx_uso_packets as usize], "tx_uso_packets");
         let c = Counters::default();

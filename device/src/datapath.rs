@@ -145,7 +145,8 @@ impl DataPath {
                 }
                 Ok(n) => {
                     delivered += 1;
-                    if !q.receive(&self.buf[..n], now) {
+                    let vnet_len = self.backend.vnet_hdr_len();
+                    if !q.receive_read(&mut self.buf[..n], vnet_len, now) {
                         break;
                     }
                 }

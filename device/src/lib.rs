@@ -29,6 +29,7 @@ pub mod server;
 pub mod shared;
 pub mod tap;
 pub mod tx;
+pub mod vnet;
 pub mod wire;
 
 pub use device::{Device, DeviceConfig};

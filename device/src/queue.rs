@@ -8,10 +8,12 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use log::info;
+use log::{debug, info};
 use vm_memory::{Bytes, GuestAddress, GuestAddressSpace, GuestMemoryAtomic};
 
-use crate::abi::{cause, feat, iotlb_inv, notify, rxstat, MTU_DEFAULT};
+use crate::abi::{
+    cause, feat, iotlb_inv, notify, rxstat, GSO_TYPE_TCPV4, GSO_TYPE_TCPV6, MTU_DEFAULT,
+};
 use crate::backend::Backend;
 use crate::coalesce::{self, Coalescer};
 use crate::command::{Cmd, QueueConfig, RingConfig};
@@ -19,10 +21,12 @@ use crate::counters::{Counters, Stat};
 use crate::iotlb::Iotlb;
 use crate::memory::Mem;
 use crate::mmu::Fault;
+use crate::offload;
 use crate::ring::Ring;
 use crate::rx::{self, RxMeta, RxOutcome};
 use crate::shared::Shared;
 use crate::tx::{TxMode, TxPass};
+use crate::vnet::{self, RxAction, VnetHdr};
 
 /// TX packets per pass before the worker looks at its other events.
 pub const TX_BUDGET: usize = 256;
@@ -299,17 +303,145 @@ impl QueuePair {
         self.cfg.enabled && self.rx.head != self.rx.tail && self.rx_held.is_empty()
     }
 
-    /// Takes one frame from the backend: verifies its checksums, then either
-    /// delivers it or, with LRO on, hands it to the coalescer. Returns false
-    /// when the caller should stop reading until the next RX doorbell.
-    pub fn receive(&mut self, frame: &[u8], now: Instant) -> bool {
+    /// Takes one read from the backend: a frame, preceded by a virtio-net
+    /// header when `vnet_len` is not 0. A frame whose header does not hold
+    /// up is dropped and counted. Returns false when the caller should stop
+    /// reading until the next RX doorbell.
+    pub fn receive_read(&mut self, buf: &mut [u8], vnet_len: usize, now: Instant) -> bool {
+        if vnet_len == 0 {
+            return self.receive(buf, None, now);
+        }
+        let parsed = VnetHdr::parse(buf).ok_or(vnet::VnetError::Short(buf.len()));
+        let frame = buf.get_mut(vnet_len..).unwrap_or_default();
+        match parsed.and_then(|h| vnet::classify(&h, frame)) {
+            Err(e) => {
+                debug!("dropped a frame from the backend: {e}");
+                self.counters().inc(Stat::rx_vnet_bad);
+                true
+            }
+            Ok(RxAction::Verify) => self.receive(frame, None, now),
+            Ok(RxAction::Valid) => {
+                let st = rx::trusted_status(frame);
+                self.receive(frame, Some(st), now)
+            }
+            Ok(RxAction::Complete { start, offset }) => {
+                vnet::complete_csum(frame, start, offset);
+                let st = rx::trusted_status(frame);
+                self.receive(frame, Some(st), now)
+            }
+            Ok(RxAction::Tcp { gso_size, v6 }) => {
+                self.receive_superpacket(frame, gso_size, v6, now)
+            }
+        }
+    }
+
+    /// A TCP superpacket from the host (its headers checked by
+    /// [`vnet::classify`]). With receive coalescing on, it goes to the guest
+    /// whole, as a coalesced frame; otherwise the TSO engine cuts it into
+    /// `gso_size` segments with their checksums, so that the guest still
+    /// receives MTU frames.
+    fn receive_superpacket(
+        &mut self,
+        frame: &mut [u8],
+        gso_size: u16,
+        v6: bool,
+        now: Instant,
+    ) -> bool {
         if !self.rx_ready() {
             return false;
         }
-        let status = if self.rx_csum_enabled() || self.lro_enabled() {
-            rx::verify_checksums(frame)
-        } else {
-            0
+        self.counters().inc(Stat::rx_gso_packets);
+        if !self.lro_enabled() {
+            return self.segment_superpacket(frame, gso_size, now);
+        }
+        let Ok(h) = crate::wire::parse(frame) else {
+            return true; // classify parsed it already
+        };
+        if h.l3 == crate::wire::L3::Ipv4 {
+            let ihl = h.l3_off..h.l4_off;
+            frame[h.l3_off + 10..h.l3_off + 12].fill(0);
+            let c = crate::csum::finish(crate::csum::partial(&frame[ihl]));
+            frame[h.l3_off + 10..h.l3_off + 12].copy_from_slice(&c);
+        }
+        let payload = frame.len() - h.hdr_len;
+        let segs = payload
+            .div_ceil(usize::from(gso_size))
+            .min(usize::from(u16::MAX)) as u16;
+        let mut meta = RxMeta {
+            status: rx::trusted_status(frame),
+            ..Default::default()
+        };
+        if segs > 1 {
+            meta.status |= rxstat::COALESCED;
+            meta.gso_size = gso_size;
+            meta.gso_segs = segs;
+            meta.gso_type = if v6 { GSO_TYPE_TCPV6 } else { GSO_TYPE_TCPV4 };
+        }
+        self.counters().inc(Stat::rx_csum_ok);
+        let mem = self.mem();
+        let mut sink = RxSink {
+            mem: &mem,
+            ring: &mut self.rx,
+            counters: &self.shared.counters,
+            held: &mut self.rx_held,
+            ring_error: false,
+        };
+        self.coalescer
+            .flush_flow_of(frame, &mut |b, m| sink.deliver(b, m));
+        sink.deliver(frame, meta);
+        let e = sink.ring_error;
+        self.after_delivery(e)
+    }
+
+    fn segment_superpacket(&mut self, frame: &[u8], gso_size: u16, now: Instant) -> bool {
+        let req = offload::Request {
+            tso: true,
+            ip_csum: true,
+            l4_csum: true,
+            mss: gso_size,
+            // The host's gso_size already fits its MTU; the guest's RX
+            // buffers take any frame size.
+            mtu: u32::from(u16::MAX),
+            ..Default::default()
+        };
+        let slices = [offload::Slice::from_bytes(frame)];
+        // SAFETY: the slice points into `frame`, borrowed for this call.
+        let stream = unsafe { offload::Stream::new(&slices) };
+        let mut segs = SegmentBuf::default();
+        if let Err(e) = offload::process(&stream, &req, &mut segs) {
+            debug!("host superpacket could not be segmented: {e:?}");
+            self.counters().inc(Stat::rx_vnet_bad);
+            return true;
+        }
+        let mut go_on = true;
+        for r in segs.ranges {
+            let seg = &segs.bytes[r];
+            let st = rx::trusted_status(seg);
+            // A segment that does not fit now is held by the sink, so the
+            // rest of the superpacket follows it there rather than being lost.
+            go_on = self.receive_any(seg, Some(st), now);
+        }
+        go_on
+    }
+
+    /// Takes one frame from the backend: verifies its checksums (unless
+    /// `trusted` gives the verdict), then either delivers it or, with LRO
+    /// on, hands it to the coalescer. Returns false when the caller should
+    /// stop reading until the next RX doorbell.
+    fn receive(&mut self, frame: &[u8], trusted: Option<u16>, now: Instant) -> bool {
+        if !self.rx_ready() {
+            return false;
+        }
+        self.receive_any(frame, trusted, now)
+    }
+
+    /// [`QueuePair::receive`] without the readiness check: the frame is
+    /// delivered, held, or (ring errors only) dropped.
+    fn receive_any(&mut self, frame: &[u8], trusted: Option<u16>, now: Instant) -> bool {
+        let status = match trusted {
+            Some(st) => st,
+            None if self.rx_csum_enabled() || self.lro_enabled() => rx::verify_checksums(frame),
+            None => 0,
         };
         if status & rxstat::L4_OK != 0 {
             self.counters().inc(Stat::rx_csum_ok);
@@ -398,6 +530,28 @@ impl QueuePair {
 
     pub fn raise_rx(&self) {
         self.shared.raise(cause::RX);
+    }
+}
+
+/// The segments of a host superpacket, one after another in one buffer.
+#[derive(Default)]
+struct SegmentBuf {
+    bytes: Vec<u8>,
+    ranges: Vec<std::ops::Range<usize>>,
+}
+
+impl offload::Sink for SegmentBuf {
+    fn frame(&mut self, header: &[u8], payload: &[offload::Slice]) -> bool {
+        let start = self.bytes.len();
+        self.bytes.extend_from_slice(header);
+        for s in payload {
+            // SAFETY: the engine hands out slices of the stream it was given,
+            // here the superpacket borrowed by `segment_superpacket`.
+            self.bytes
+                .extend_from_slice(unsafe { std::slice::from_raw_parts(s.ptr, s.len) });
+        }
+        self.ranges.push(start..self.bytes.len());
+        true
     }
 }
 

@@ -57,6 +57,16 @@ pub struct Harness {
     pub pt: pagetable::Pool,
 }
 
+/// A socketpair backend (no virtio-net header), wrapped by `wrap`.
+fn plain(
+    wrap: impl FnOnce(SocketBackend) -> Box<dyn Backend>,
+) -> impl FnOnce() -> (Box<dyn Backend>, OwnedFd) {
+    move || {
+        let (b, peer) = SocketBackend::pair().expect("socketpair");
+        (wrap(b), peer)
+    }
+}
+
 static NEXT: AtomicU32 = AtomicU32::new(0);
 
 fn memfd(size: u64) -> File {
@@ -83,7 +93,22 @@ impl Harness {
 
     /// A connected device with RAM and IRQs but no rings programmed.
     pub fn bare() -> Self {
-        Self::bare_with(|b| Box::new(b), DeviceConfig::default())
+        Self::bare_with(plain(|b| Box::new(b)), DeviceConfig::default())
+    }
+
+    /// Like [`Harness::new`], on a backend whose frames carry a virtio-net
+    /// header both ways, as a vnet-header TAP's do.
+    pub fn vnet(cfg: DeviceConfig) -> Self {
+        let mut h = Self::bare_with(
+            || {
+                let (b, peer) = SocketBackend::pair_vnet().expect("socketpair");
+                (Box::new(b) as Box<dyn Backend>, peer)
+            },
+            cfg,
+        );
+        h.setup_rings();
+        h.enable();
+        h
     }
 
     /// Like [`Harness::new`], on the socketpair backend wrapped by `wrap`.
@@ -91,15 +116,15 @@ impl Harness {
         wrap: impl FnOnce(SocketBackend) -> Box<dyn Backend>,
         cfg: DeviceConfig,
     ) -> Self {
-        let mut h = Self::bare_with(wrap, cfg);
+        let mut h = Self::bare_with(plain(wrap), cfg);
         h.setup_rings();
         h.enable();
         h
     }
 
-    fn bare_with(wrap: impl FnOnce(SocketBackend) -> Box<dyn Backend>, cfg: DeviceConfig) -> Self {
-        let (backend, peer) = SocketBackend::pair().expect("socketpair");
-        let device = Device::start_with(cfg, wrap(backend)).expect("device");
+    fn bare_with(make: impl FnOnce() -> (Box<dyn Backend>, OwnedFd), cfg: DeviceConfig) -> Self {
+        let (backend, peer) = make();
+        let device = Device::start_with(cfg, backend).expect("device");
         let socket = std::env::temp_dir().join(format!(
             "vmso-test-{}-{}.sock",
             std::process::id(),
