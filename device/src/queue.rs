@@ -41,8 +41,6 @@ pub struct QueuePair {
     coalescer: Coalescer,
     /// Frames waiting for RX buffers (see `RxSink`).
     rx_held: VecDeque<(Vec<u8>, RxMeta)>,
-    /// The last tails read from the notify block.
-    notify_seen: [u32; 2],
     tx_mode: TxMode,
 }
 
@@ -69,7 +67,6 @@ impl QueuePair {
             iotlb: Iotlb::default(),
             coalescer: Coalescer::new(coalesce::Params::default()),
             rx_held: VecDeque::new(),
-            notify_seen: [0; 2],
             tx_mode,
         }
     }
@@ -91,7 +88,6 @@ impl QueuePair {
                 if c.enabled && !was {
                     self.tx = ring(c.tx);
                     self.rx = ring(c.rx);
-                    self.notify_seen = [0; 2];
                     let q = &self.shared.queue;
                     q.clear();
                     // Idle: the driver rings for its first posts.
@@ -118,7 +114,6 @@ impl QueuePair {
                 self.iotlb.invalidate_all();
                 self.coalescer = Coalescer::new(self.coalescer.params);
                 self.rx_held.clear();
-                self.notify_seen = [0; 2];
             }
         }
     }
@@ -175,24 +170,25 @@ impl QueuePair {
         shown.store(t, Ordering::Release);
     }
 
-    /// Takes the doorbells rung since the last look, then the tails the
-    /// driver published in the notify block.
+    /// Takes the tails the driver published. With the notify block on, the
+    /// block is the authority and a doorbell only wakes the worker: a
+    /// posted register write can arrive after the block has moved on, and
+    /// adopting its stale tail would replay old descriptors.
     pub fn sync_tails(&mut self) {
         if !self.cfg.enabled {
             return;
         }
         for tx in [true, false] {
             if let Some(t) = self.shared.queue.take_doorbell(tx) {
-                self.adopt_tail(t, tx);
+                if self.cfg.notify == 0 {
+                    self.adopt_tail(t, tx);
+                }
             }
         }
-        for (i, (off, tx)) in [(notify::TX_TAIL, true), (notify::RX_TAIL, false)]
-            .into_iter()
-            .enumerate()
-        {
+        for (off, tx) in [(notify::TX_TAIL, true), (notify::RX_TAIL, false)] {
             if let Some(t) = self.notify_word(off) {
-                if t != self.notify_seen[i] {
-                    self.notify_seen[i] = t;
+                let r = if tx { &self.tx } else { &self.rx };
+                if t != r.tail {
                     self.adopt_tail(t, tx);
                 }
             }
