@@ -19,7 +19,7 @@
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")/.." && pwd)
-# shellcheck source=../../ci/lib/common.sh
+# shellcheck source=ci/lib/common.sh
 source "$HERE/../ci/lib/common.sh"
 
 SOURCES=(main.c tx.c rx.c zc.c vmso.h vmso_hw.h uapi/vmso_zc.h)
@@ -28,6 +28,7 @@ fail=0
 
 # The headers to build with: the guest kernel's (ci/setup.sh), else the newest.
 if [[ -z "${KDIR:-}" || ! -f "$KDIR/Makefile" ]]; then
+    # shellcheck disable=SC2012 # the names are /usr/src/linux-headers-<release>-amd64
     KDIR=$(ls -d /usr/src/linux-headers-*-amd64 2>/dev/null | sort -V | tail -n 1)
 fi
 [[ -n "$KDIR" && -f "$KDIR/Makefile" ]] || die "no kernel headers under /usr/src: run ci/setup.sh"
