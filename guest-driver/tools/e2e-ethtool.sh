@@ -202,12 +202,17 @@ result uso_dev=$(( $(cnt tx_uso_packets) - u0 )) uso_drv=$(( $(cnt tx_uso_posted
 echo "== bridge and forwarding"
 modprobe bridge || bad "modprobe bridge"
 if ! ip link add br0 type bridge 2>/dev/null; then brctl addbr br0 || bad "no bridge"; fi
+echo 0 >/sys/class/net/br0/bridge/forward_delay
 ip addr flush dev "$NIC"
 if ! ip link set "$NIC" master br0 2>/dev/null; then brctl addif br0 "$NIC" || bad "addif"; fi
 ip addr add "$GUEST_IP/$NET_PREFIX" dev br0
 ip link set br0 up
 echo 1 >/proc/sys/net/ipv4/ip_forward
 carrier br0 || bad "br0 has no carrier"
+i=0  # port state 3 = forwarding
+while [ "$(cat "/sys/class/net/$NIC/brport/state" 2>/dev/null)" != 3 ] && [ "$i" -lt 100 ]; do
+    i=$((i + 1)); sleep 0.1
+done
 ls /sys/class/net/br0/brif/
 ethtool -k "$NIC" | grep -E '^(rx-gro-hw|large-receive-offload):'
 result br_gro_hw="$(feat rx-gro-hw)" br_drvfeat_lro=$(( ($(reg 0x008) >> 11) & 1 )) \
