@@ -8,7 +8,7 @@
 #   vmso-virt        vmso, dma_mode=virt tso=device, LRO on: the default configuration
 #   vmso-phys        the default with dma_mode=phys
 #   vmso-tso-driver  the default with tso=driver (segmentation by the guest driver)
-#   vmso-lro-off     the default with "ethtool -K <if> lro off" (no receive coalescing)
+#   vmso-lro-off     the default with "ethtool -K <if> rx-gro-hw off" (no receive coalescing)
 # Workloads (guest iperf3 client, server in the netns):
 #   TCP guest->host; TCP host->guest (-R); UDP -u -b 10G -l 1400 (receiver throughput
 #   and loss); TCP -Z (sendfile) guest->host; on vmso points also the zero-copy tool
