@@ -4,11 +4,11 @@
 //
 
 use bitflags::bitflags;
-use libc::{c_void, iovec, EINVAL};
+use libc::{c_void, iovec};
 use libc::{sysconf, _SC_PAGESIZE};
-use std::ffi::CString;
+use std::ffi::CStr;
 use std::fs::File;
-use std::io::{IoSlice, Read, Write};
+use std::io::{Read, Write};
 use std::mem::size_of;
 use std::num::Wrapping;
 use std::os::fd::OwnedFd;
@@ -75,7 +75,31 @@ impl Header {
     fn no_reply(&self) -> bool {
         self.flags & HeaderFlags::NoReply as u32 != 0
     }
+
+    fn is_error(&self) -> bool {
+        self.flags & HeaderFlags::Error as u32 != 0
+    }
 }
+
+/// The bits of `Header::flags` that hold the message type (command or reply).
+const HEADER_TYPE_MASK: u32 = 0xf;
+
+/// The most file descriptors one message can carry.
+const MAX_FDS: usize = 16;
+
+/// The largest data transfer (`REGION_READ`/`REGION_WRITE` data) a server
+/// accepts; it is the `max_data_xfer_size` it advertises in VERSION.
+pub const MAX_DATA_XFER_SIZE: u32 = 1 << 20;
+
+/// Room for the fixed part of any message besides its data: the largest
+/// fixed part is 48 bytes (`DEVICE_GET_REGION_INFO`), and a VERSION
+/// message's capabilities are a short JSON object.
+const MAX_FIXED_PAYLOAD: usize = 4096;
+
+/// The largest message, header included, a server reads. The size field of
+/// every message is checked against this (and against the header size)
+/// before anything is allocated for the message.
+pub const MAX_MESSAGE_SIZE: usize = size_of::<Header>() + MAX_FIXED_PAYLOAD + MAX_DATA_XFER_SIZE as usize;
 
 #[repr(C)]
 #[derive(Default, Clone, Copy, Debug)]
@@ -95,7 +119,7 @@ const fn default_max_msg_fds() -> u32 {
 }
 
 const fn default_max_data_xfer_size() -> u32 {
-    1048576
+    MAX_DATA_XFER_SIZE
 }
 
 #[inline(always)]
@@ -255,6 +279,7 @@ pub struct Client {
     num_irqs: u32,
     resettable: bool,
     regions: Vec<Region>,
+    strict_replies: bool,
 }
 
 #[derive(Debug)]
@@ -311,6 +336,104 @@ pub enum Error {
     InvalidInput,
     #[error("No_reply bit unexpectedly set for command: {0:?}")]
     UnexpectedNoReply(Command),
+    #[error("Message size {size} of command {command} is below the header size")]
+    MessageTooShort { command: u16, size: u32 },
+    #[error("Message size {size} of command {command} is above the maximum of {max}", max = MAX_MESSAGE_SIZE)]
+    MessageTooLong { command: u16, size: u32 },
+    #[error("{command:?} message of {size} bytes is truncated or inconsistent: {need} expected")]
+    Truncated {
+        command: Command,
+        size: usize,
+        need: usize,
+    },
+    #[error("{command:?} message with flags {flags:#x} is not a command")]
+    NotACommand { command: Command, flags: u32 },
+    #[error("{command:?} message came with {count} file descriptors it does not take")]
+    UnexpectedFds { command: Command, count: usize },
+    #[error("Data transfer of {0} bytes is above the maximum of {max}", max = MAX_DATA_XFER_SIZE)]
+    TransferTooLarge(u32),
+    #[error("Invalid version data: {0}")]
+    InvalidVersionData(&'static str),
+    #[error("Message of {0} bytes is above the maximum of {max}", max = MAX_MESSAGE_SIZE)]
+    ReplyTooLong(u32),
+    #[error("Server refused command {command:?} with errno {errno}")]
+    Reply { command: Command, errno: u32 },
+}
+
+/// The errno an `std::io::Error` from a backend stands for: its OS error
+/// code if it has one, else the closest code to its kind.
+fn io_errno(e: &std::io::Error) -> i32 {
+    use std::io::ErrorKind;
+    if let Some(errno) = e.raw_os_error().filter(|&n| n > 0) {
+        return errno;
+    }
+    match e.kind() {
+        ErrorKind::InvalidInput | ErrorKind::InvalidData => libc::EINVAL,
+        ErrorKind::NotFound => libc::ENOENT,
+        ErrorKind::PermissionDenied => libc::EACCES,
+        ErrorKind::AlreadyExists => libc::EEXIST,
+        ErrorKind::Unsupported => libc::ENOTSUP,
+        ErrorKind::OutOfMemory => libc::ENOMEM,
+        ErrorKind::StorageFull => libc::ENOSPC,
+        ErrorKind::WouldBlock => libc::EAGAIN,
+        ErrorKind::ResourceBusy => libc::EBUSY,
+        ErrorKind::TimedOut => libc::ETIMEDOUT,
+        _ => libc::EIO,
+    }
+}
+
+impl Error {
+    /// The errno an error reply for this error carries; never 0.
+    pub fn errno(&self) -> i32 {
+        match self {
+            Error::UnknownCommand(_)
+            | Error::UnsupportedCommand(_)
+            | Error::UnsupportedFeature => libc::ENOTSUP,
+            Error::Backend(e) => io_errno(e),
+            Error::MessageTooLong { .. } | Error::TransferTooLarge(_) | Error::ReplyTooLong(_) => {
+                libc::E2BIG
+            }
+            Error::UnexpectedFds { .. } => libc::EBADF,
+            Error::InvalidInput
+            | Error::UnexpectedNoReply(_)
+            | Error::MessageTooShort { .. }
+            | Error::Truncated { .. }
+            | Error::NotACommand { .. }
+            | Error::InvalidVersionData(_)
+            | Error::DeserializeCapabilites(_)
+            | Error::NotPciDevice => libc::EINVAL,
+            Error::ReceiveWithFd(e) | Error::SendWithFd(e) => e.errno(),
+            Error::Reply { errno, .. } => i32::try_from(*errno)
+                .ok()
+                .filter(|&n| n > 0)
+                .unwrap_or(libc::EIO),
+            Error::Connect(e)
+            | Error::StreamWrite(e)
+            | Error::StreamRead(e)
+            | Error::StreamShutdown(e)
+            | Error::SocketBind(e)
+            | Error::SocketAccept(e) => io_errno(e),
+            Error::SerializeCapabilites(_) | Error::SocketPathExists => libc::EIO,
+        }
+    }
+
+    /// True if the peer sent something the server refuses, false if the
+    /// connection itself failed (then there is nobody to reply to).
+    fn is_refusal(&self) -> bool {
+        match self {
+            Error::Connect(_)
+            | Error::StreamWrite(_)
+            | Error::StreamRead(_)
+            | Error::StreamShutdown(_)
+            | Error::SendWithFd(_)
+            | Error::SocketBind(_)
+            | Error::SocketAccept(_) => false,
+            // More descriptors than MAX_FDS: the kernel truncated them and
+            // vmm-sys-util closed them all.
+            Error::ReceiveWithFd(e) => e.errno() == libc::ENOBUFS,
+            _ => true,
+        }
+    }
 }
 
 /// The header every capability of a region begins with.
@@ -357,6 +480,14 @@ enum CapabilityError {
     },
 }
 
+/// One reply as the client received it.
+struct Reply {
+    header: Header,
+    /// Every byte after the header.
+    payload: Vec<u8>,
+    fd: Option<File>,
+}
+
 impl Client {
     pub fn new(path: &Path) -> Result<Client, Error> {
         let stream = UnixStream::connect(path).map_err(Error::Connect)?;
@@ -367,6 +498,7 @@ impl Client {
             num_irqs: 0,
             resettable: false,
             regions: Vec::new(),
+            strict_replies: false,
         };
 
         client.negotiate_version()?;
@@ -376,6 +508,71 @@ impl Client {
         Ok(client)
     }
 
+    /// With `strict` set, every method returns [`Error::Reply`] (which
+    /// carries the server's errno) when the server answers with an error
+    /// reply. Without it (the default, as in earlier versions) the error is
+    /// logged and the method returns `Ok`, leaving any output untouched.
+    pub fn set_strict_replies(&mut self, strict: bool) {
+        self.strict_replies = strict;
+    }
+
+    fn next_id(&mut self) -> u16 {
+        let id = self.next_message_id.0;
+        self.next_message_id += Wrapping(1);
+        id
+    }
+
+    /// Receives one reply: the header with at most one file descriptor,
+    /// then a payload of the size the header gives, bounded by
+    /// [`MAX_MESSAGE_SIZE`]. `Ok(None)` is an error reply the caller is to
+    /// ignore (see [`Client::set_strict_replies`]).
+    fn recv_reply(&mut self, command: Command) -> Result<Option<Reply>, Error> {
+        let mut header = Header::default();
+        let (bytes, fd) = self
+            .stream
+            .recv_with_fd(header.as_mut_slice())
+            .map_err(Error::ReceiveWithFd)?;
+        if bytes == 0 {
+            return Err(Error::StreamRead(std::io::ErrorKind::UnexpectedEof.into()));
+        }
+        if bytes < size_of::<Header>() {
+            self.stream
+                .read_exact(&mut header.as_mut_slice()[bytes..])
+                .map_err(Error::StreamRead)?;
+        }
+        debug!("Reply: {header:?}");
+        let size = header.message_size as usize;
+        if size < size_of::<Header>() {
+            return Err(Error::MessageTooShort {
+                command: header.command,
+                size: header.message_size,
+            });
+        }
+        if size > MAX_MESSAGE_SIZE {
+            return Err(Error::ReplyTooLong(header.message_size));
+        }
+        let mut payload = vec![0u8; size - size_of::<Header>()];
+        self.stream
+            .read_exact(&mut payload)
+            .map_err(Error::StreamRead)?;
+        if header.is_error() {
+            let error = Error::Reply {
+                command,
+                errno: header.error,
+            };
+            if self.strict_replies {
+                return Err(error);
+            }
+            warn!("{error}");
+            return Ok(None);
+        }
+        Ok(Some(Reply {
+            header,
+            payload,
+            fd,
+        }))
+    }
+
     fn negotiate_version(&mut self) -> Result<(), Error> {
         let caps = CapabilitiesData::default();
 
@@ -383,7 +580,7 @@ impl Client {
 
         let version = Version {
             header: Header {
-                message_id: self.next_message_id.0,
+                message_id: self.next_id(),
                 command: Command::Version as u16,
                 flags: HeaderFlags::Command as u32,
                 message_size: (size_of::<Version>() + version_data.len() + 1) as u32,
@@ -394,16 +591,12 @@ impl Client {
         };
         debug!("Command: {version:?}");
 
-        let version_data = CString::new(version_data.as_bytes()).unwrap();
-        let bufs = vec![
-            IoSlice::new(version.as_slice()),
-            IoSlice::new(version_data.as_bytes_with_nul()),
-        ];
-
-        // TODO: Use write_all_vectored() when ready
-        let _ = self
-            .stream
-            .write_vectored(&bufs)
+        let mut message = Vec::with_capacity(version.header.message_size as usize);
+        message.extend_from_slice(version.as_slice());
+        message.extend_from_slice(version_data.as_bytes());
+        message.push(0);
+        self.stream
+            .write_all(&message)
             .map_err(Error::StreamWrite)?;
 
         debug!(
@@ -411,24 +604,15 @@ impl Client {
             version.major, version.minor, caps.capabilities
         );
 
-        self.next_message_id += Wrapping(1);
-
-        let mut server_version: Version = Version::default();
-        self.stream
-            .read_exact(server_version.as_mut_slice())
-            .map_err(Error::StreamRead)?;
-
-        debug!("Reply: {server_version:?}");
-
-        let mut server_version_data =
-            vec![0; server_version.header.message_size as usize - size_of::<Version>()];
-        self.stream
-            .read_exact(server_version_data.as_mut_slice())
-            .map_err(Error::StreamRead)?;
-
-        let server_caps: CapabilitiesData =
-            serde_json::from_slice(&server_version_data[0..server_version_data.len() - 1])
-                .map_err(Error::DeserializeCapabilites)?;
+        // Version negotiation is never optional.
+        let strict = std::mem::replace(&mut self.strict_replies, true);
+        let reply = self.recv_reply(Command::Version);
+        self.strict_replies = strict;
+        let Some(reply) = reply? else {
+            return Err(Error::InvalidInput);
+        };
+        let (server_version, data) = parse_message::<Version>(reply.header, &reply.payload)?;
+        let server_caps = parse_capabilities(data)?;
 
         debug!(
             "Received server version information: major = {} minor = {} capabilities = {:?}",
@@ -445,39 +629,49 @@ impl Client {
         size: u64,
         fd: RawFd,
     ) -> Result<(), Error> {
+        self.dma_map_with(DmaMapFlags::READ_WRITE, offset, address, size, Some(fd))
+    }
+
+    /// DMA_MAP with the given flags, and with or without a file descriptor.
+    pub fn dma_map_with(
+        &mut self,
+        flags: DmaMapFlags,
+        offset: u64,
+        address: u64,
+        size: u64,
+        fd: Option<RawFd>,
+    ) -> Result<(), Error> {
         let dma_map = DmaMap {
             header: Header {
-                message_id: self.next_message_id.0,
+                message_id: self.next_id(),
                 command: Command::DmaMap as u16,
                 flags: HeaderFlags::Command as u32,
                 message_size: size_of::<DmaMap>() as u32,
                 ..Default::default()
             },
             argsz: (size_of::<DmaMap>() - size_of::<Header>()) as u32,
-            flags: DmaMapFlags::READ_WRITE.bits(),
+            flags: flags.bits(),
             offset,
             address,
             size,
         };
         debug!("Command: {dma_map:?}");
-        self.next_message_id += Wrapping(1);
+        let fds: &[RawFd] = match &fd {
+            Some(fd) => std::slice::from_ref(fd),
+            None => &[],
+        };
         self.stream
-            .send_with_fd(dma_map.as_slice(), fd)
+            .send_with_fds(&[dma_map.as_slice()], fds)
             .map_err(Error::SendWithFd)?;
 
-        let mut reply = Header::default();
-        self.stream
-            .read_exact(reply.as_mut_slice())
-            .map_err(Error::StreamRead)?;
-        debug!("Reply: {reply:?}");
-
+        self.recv_reply(Command::DmaMap)?;
         Ok(())
     }
 
     pub fn dma_unmap(&mut self, address: u64, size: u64) -> Result<(), Error> {
         let dma_unmap = DmaUnmap {
             header: Header {
-                message_id: self.next_message_id.0,
+                message_id: self.next_id(),
                 command: Command::DmaUnmap as u16,
                 flags: HeaderFlags::Command as u32,
                 message_size: size_of::<DmaUnmap>() as u32,
@@ -489,24 +683,18 @@ impl Client {
             size,
         };
         debug!("Command: {dma_unmap:?}");
-        self.next_message_id += Wrapping(1);
         self.stream
             .write_all(dma_unmap.as_slice())
             .map_err(Error::StreamWrite)?;
 
-        let mut reply = DmaUnmap::default();
-        self.stream
-            .read_exact(reply.as_mut_slice())
-            .map_err(Error::StreamRead)?;
-        debug!("Reply: {reply:?}");
-
+        self.recv_reply(Command::DmaUnmap)?;
         Ok(())
     }
 
     pub fn reset(&mut self) -> Result<(), Error> {
         let reset = DeviceReset {
             header: Header {
-                message_id: self.next_message_id.0,
+                message_id: self.next_id(),
                 command: Command::DeviceReset as u16,
                 flags: HeaderFlags::Command as u32,
                 message_size: size_of::<DeviceReset>() as u32,
@@ -514,24 +702,18 @@ impl Client {
             },
         };
         debug!("Command: {reset:?}");
-        self.next_message_id += Wrapping(1);
         self.stream
             .write_all(reset.as_slice())
             .map_err(Error::StreamWrite)?;
 
-        let mut reply = Header::default();
-        self.stream
-            .read_exact(reply.as_mut_slice())
-            .map_err(Error::StreamRead)?;
-        debug!("Reply: {reply:?}");
-
+        self.recv_reply(Command::DeviceReset)?;
         Ok(())
     }
 
     fn get_regions(&mut self) -> Result<Vec<Region>, Error> {
         let get_info = DeviceGetInfo {
             header: Header {
-                message_id: self.next_message_id.0,
+                message_id: self.next_id(),
                 command: Command::DeviceGetInfo as u16,
                 flags: HeaderFlags::Command as u32,
                 message_size: size_of::<DeviceGetInfo>() as u32,
@@ -541,16 +723,15 @@ impl Client {
             ..Default::default()
         };
         debug!("Command: {get_info:?}");
-        self.next_message_id += Wrapping(1);
 
         self.stream
             .write_all(get_info.as_slice())
             .map_err(Error::StreamWrite)?;
 
-        let mut reply = DeviceGetInfo::default();
-        self.stream
-            .read_exact(reply.as_mut_slice())
-            .map_err(Error::StreamRead)?;
+        let Some(reply) = self.recv_reply(Command::DeviceGetInfo)? else {
+            return Err(Error::InvalidInput);
+        };
+        let (reply, _) = parse_message::<DeviceGetInfo>(reply.header, &reply.payload)?;
         debug!("Reply: {reply:?}");
         self.num_irqs = reply.num_irqs;
 
@@ -576,6 +757,40 @@ impl Client {
         Ok(regions)
     }
 
+    /// One DEVICE_GET_REGION_INFO round trip with room for `argsz` bytes.
+    fn region_info_request(
+        &mut self,
+        index: u32,
+        argsz: u32,
+    ) -> Result<(DeviceGetRegionInfo, Vec<u8>, Option<File>), Error> {
+        let get_region_info = DeviceGetRegionInfo {
+            header: Header {
+                message_id: self.next_id(),
+                command: Command::DeviceGetRegionInfo as u16,
+                flags: HeaderFlags::Command as u32,
+                message_size: std::mem::size_of::<DeviceGetRegionInfo>() as u32,
+                ..Default::default()
+            },
+            region_info: vfio_region_info {
+                argsz,
+                index,
+                ..Default::default()
+            },
+        };
+        debug!("Command: {get_region_info:?}");
+
+        self.stream
+            .write_all(get_region_info.as_slice())
+            .map_err(Error::StreamWrite)?;
+
+        let Some(reply) = self.recv_reply(Command::DeviceGetRegionInfo)? else {
+            return Err(Error::InvalidInput);
+        };
+        let (info, rest) = parse_message::<DeviceGetRegionInfo>(reply.header, &reply.payload)?;
+        debug!("Reply: {info:?}");
+        Ok((info, rest.to_vec(), reply.fd))
+    }
+
     fn get_region_info(
         &mut self,
         index: u32,
@@ -588,60 +803,22 @@ impl Client {
         Error,
     > {
         // Retrieve the region info without capability
-        let mut get_region_info = DeviceGetRegionInfo {
-            header: Header {
-                message_id: self.next_message_id.0,
-                command: Command::DeviceGetRegionInfo as u16,
-                flags: HeaderFlags::Command as u32,
-                message_size: std::mem::size_of::<DeviceGetRegionInfo>() as u32,
-                ..Default::default()
-            },
-            region_info: vfio_region_info {
-                argsz: size_of::<vfio_region_info>() as u32,
-                index,
-                ..Default::default()
-            },
-        };
-        debug!("Command: {get_region_info:?}");
-        self.next_message_id += Wrapping(1);
-
-        self.stream
-            .write_all(get_region_info.as_slice())
-            .map_err(Error::StreamWrite)?;
-
-        let mut reply = DeviceGetRegionInfo::default();
-        let (_, fd) = self
-            .stream
-            .recv_with_fd(reply.as_mut_slice())
-            .map_err(Error::ReceiveWithFd)?;
-        debug!("Reply: {reply:?}");
+        let (reply, _, fd) = self.region_info_request(index, size_of::<vfio_region_info>() as u32)?;
 
         // Retrieve the region info again with capabilities if needed
-        if reply.region_info.argsz > std::mem::size_of::<vfio_region_info>() as u32 {
-            get_region_info.region_info.argsz = reply.region_info.argsz;
-            debug!("Command: {get_region_info:?}");
-            self.next_message_id += Wrapping(1);
+        if reply.region_info.argsz > size_of::<vfio_region_info>() as u32 {
+            let (reply, cap_data, fd) = self.region_info_request(index, reply.region_info.argsz)?;
 
-            self.stream
-                .write_all(get_region_info.as_slice())
-                .map_err(Error::StreamWrite)?;
-
-            let mut reply = DeviceGetRegionInfo::default();
-            let (_, fd) = self
-                .stream
-                .recv_with_fd(reply.as_mut_slice())
-                .map_err(Error::ReceiveWithFd)?;
-            debug!("Reply: {reply:?}");
-
-            let cap_size = reply.region_info.argsz - std::mem::size_of::<vfio_region_info>() as u32;
-            assert_eq!(
-                cap_size,
-                reply.header.message_size - size_of::<DeviceGetRegionInfo>() as u32
-            );
-            let mut cap_data = vec![0; cap_size as usize];
-            self.stream
-                .read_exact(cap_data.as_mut_slice())
-                .map_err(Error::StreamRead)?;
+            let cap_size = (reply.region_info.argsz as usize)
+                .checked_sub(size_of::<vfio_region_info>())
+                .ok_or(Error::InvalidInput)?;
+            if cap_size != cap_data.len() {
+                warn!(
+                    "Region {index}: argsz announces {cap_size} bytes of capabilities, the reply holds {}",
+                    cap_data.len()
+                );
+                return Err(Error::InvalidInput);
+            }
 
             let sparse_areas = Self::parse_region_caps(&cap_data, &reply.region_info)
                 .inspect_err(|error| warn!("Region {index}: {error}"))
@@ -722,69 +899,77 @@ impl Client {
     }
 
     pub fn region_read(&mut self, region: u32, offset: u64, data: &mut [u8]) -> Result<(), Error> {
+        let count = u32::try_from(data.len())
+            .ok()
+            .filter(|&c| c <= MAX_DATA_XFER_SIZE)
+            .ok_or(Error::TransferTooLarge(u32::MAX))?;
         let region_read = RegionAccess {
             header: Header {
-                message_id: self.next_message_id.0,
+                message_id: self.next_id(),
                 command: Command::RegionRead as u16,
                 flags: HeaderFlags::Command as u32,
                 message_size: size_of::<RegionAccess>() as u32,
                 ..Default::default()
             },
             offset,
-            count: data.len() as u32,
+            count,
             region,
         };
         debug!("Command: {region_read:?}");
-        self.next_message_id += Wrapping(1);
         self.stream
             .write_all(region_read.as_slice())
             .map_err(Error::StreamWrite)?;
 
-        let mut reply = RegionAccess::default();
-        self.stream
-            .read_exact(reply.as_mut_slice())
-            .map_err(Error::StreamRead)?;
+        let Some(reply) = self.recv_reply(Command::RegionRead)? else {
+            return Ok(());
+        };
+        let (reply, reply_data) = parse_message::<RegionAccess>(reply.header, &reply.payload)?;
         debug!("Reply: {reply:?}");
-        self.stream.read_exact(data).map_err(Error::StreamRead)?;
+        if reply_data.len() != data.len() {
+            return Err(Error::Truncated {
+                command: Command::RegionRead,
+                size: size_of::<RegionAccess>() + reply_data.len(),
+                need: size_of::<RegionAccess>() + data.len(),
+            });
+        }
+        data.copy_from_slice(reply_data);
         Ok(())
     }
 
     pub fn region_write(&mut self, region: u32, offset: u64, data: &[u8]) -> Result<(), Error> {
+        let count = u32::try_from(data.len())
+            .ok()
+            .filter(|&c| c <= MAX_DATA_XFER_SIZE)
+            .ok_or(Error::TransferTooLarge(u32::MAX))?;
         let region_write = RegionAccess {
             header: Header {
-                message_id: self.next_message_id.0,
+                message_id: self.next_id(),
                 command: Command::RegionWrite as u16,
                 flags: HeaderFlags::Command as u32,
-                message_size: (size_of::<RegionAccess>() + data.len()) as u32,
+                message_size: size_of::<RegionAccess>() as u32 + count,
                 ..Default::default()
             },
             offset,
-            count: data.len() as u32,
+            count,
             region,
         };
         debug!("Command: {region_write:?}");
-        self.next_message_id += Wrapping(1);
 
-        let bufs = vec![IoSlice::new(region_write.as_slice()), IoSlice::new(data)];
-
-        // TODO: Use write_all_vectored() when ready
-        let _ = self
-            .stream
-            .write_vectored(&bufs)
+        let mut message = Vec::with_capacity(region_write.header.message_size as usize);
+        message.extend_from_slice(region_write.as_slice());
+        message.extend_from_slice(data);
+        self.stream
+            .write_all(&message)
             .map_err(Error::StreamWrite)?;
 
-        let mut reply = RegionAccess::default();
-        self.stream
-            .read_exact(reply.as_mut_slice())
-            .map_err(Error::StreamRead)?;
-        debug!("Reply: {reply:?}");
+        self.recv_reply(Command::RegionWrite)?;
         Ok(())
     }
 
     pub fn get_irq_info(&mut self, index: u32) -> Result<IrqInfo, Error> {
         let get_irq_info = GetIrqInfo {
             header: Header {
-                message_id: self.next_message_id.0,
+                message_id: self.next_id(),
                 command: Command::GetIrqInfo as u16,
                 flags: HeaderFlags::Command as u32,
                 message_size: size_of::<GetIrqInfo>() as u32,
@@ -796,16 +981,15 @@ impl Client {
             count: 0,
         };
         debug!("Command: {get_irq_info:?}");
-        self.next_message_id += Wrapping(1);
 
         self.stream
             .write_all(get_irq_info.as_slice())
             .map_err(Error::StreamWrite)?;
 
-        let mut reply = GetIrqInfo::default();
-        self.stream
-            .read_exact(reply.as_mut_slice())
-            .map_err(Error::StreamRead)?;
+        let reply = match self.recv_reply(Command::GetIrqInfo)? {
+            Some(reply) => parse_message::<GetIrqInfo>(reply.header, &reply.payload)?.0,
+            None => GetIrqInfo::default(),
+        };
         debug!("Reply: {reply:?}");
 
         Ok(IrqInfo {
@@ -825,7 +1009,7 @@ impl Client {
     ) -> Result<(), Error> {
         let set_irqs = SetIrqs {
             header: Header {
-                message_id: self.next_message_id.0,
+                message_id: self.next_id(),
                 command: Command::SetIrqs as u16,
                 flags: HeaderFlags::Command as u32,
                 message_size: size_of::<SetIrqs>() as u32,
@@ -838,18 +1022,12 @@ impl Client {
             count,
         };
         debug!("Command: {set_irqs:?}");
-        self.next_message_id += Wrapping(1);
 
         self.stream
             .send_with_fds(&[set_irqs.as_slice()], fds)
             .map_err(Error::SendWithFd)?;
 
-        let mut reply = Header::default();
-        self.stream
-            .read_exact(reply.as_mut_slice())
-            .map_err(Error::StreamRead)?;
-        debug!("Reply: {reply:?}");
-
+        self.recv_reply(Command::SetIrqs)?;
         Ok(())
     }
 
@@ -906,6 +1084,12 @@ pub trait ServerBackend {
         _count: u32,
         _fds: Vec<File>,
     ) -> Result<(), std::io::Error>;
+
+    /// Called for every message the server refuses, malformed ones and
+    /// those a backend method failed alike, just before the error reply is
+    /// sent (and, for a message that ends the connection, before the
+    /// connection is dropped). Lets a device count refusals.
+    fn message_refused(&mut self, _error: &Error) {}
 }
 
 #[derive(Clone, Copy)]
@@ -967,14 +1151,37 @@ impl Server {
         }
     }
 
+    /// Handles one complete message: `payload` holds every byte after the
+    /// header (already length-checked by [`Server::run`]), `fds` every file
+    /// descriptor that came with it. Descriptors the command does not take
+    /// are refused; all of them are closed when `fds` is dropped.
     fn handle_command(
         &self,
         backend: &mut dyn ServerBackend,
         stream: &mut UnixStream,
         header: Header,
+        payload: &[u8],
         fds: Vec<File>,
     ) -> Result<(), Error> {
         let command = Command::n(header.command).ok_or(Error::UnknownCommand(header.command))?;
+        if header.flags & HEADER_TYPE_MASK != HeaderFlags::Command as u32 {
+            return Err(Error::NotACommand {
+                command,
+                flags: header.flags,
+            });
+        }
+        let max_fds = match command {
+            Command::DmaMap => 1,
+            // The exact count is checked below, once the message is parsed.
+            Command::SetIrqs => MAX_FDS,
+            _ => 0,
+        };
+        if fds.len() > max_fds {
+            return Err(Error::UnexpectedFds {
+                command,
+                count: fds.len(),
+            });
+        }
         match command {
             Command::Unknown
             | Command::GetRegionIoFds
@@ -989,26 +1196,8 @@ impl Server {
                 }
 
                 // TODO: Make version/capabilities configurable
-                let mut client_version = Version {
-                    header,
-                    ..Default::default()
-                };
-                stream
-                    .read_exact(&mut client_version.as_mut_slice()[size_of::<Header>()..])
-                    .map_err(Error::StreamRead)?;
-
-                let mut raw_version_data =
-                    vec![0; header.message_size as usize - size_of::<Version>()];
-                stream
-                    .read_exact(&mut raw_version_data)
-                    .map_err(Error::StreamRead)?;
-                let client_version_data = CString::from_vec_with_nul(raw_version_data)
-                    .unwrap()
-                    .to_string_lossy()
-                    .into_owned();
-                let client_capabilities: CapabilitiesData =
-                    serde_json::from_str(&client_version_data)
-                        .map_err(Error::DeserializeCapabilites)?;
+                let (client_version, data) = parse_message::<Version>(header, payload)?;
+                let client_capabilities = parse_capabilities(data)?;
 
                 info!(
                     "Received client version: major = {} minor = {} capabilities = {:?}",
@@ -1030,15 +1219,11 @@ impl Server {
                     minor: 0,
                 };
 
-                let server_version_data = CString::new(server_version_data.as_bytes()).unwrap();
-
-                let bufs = vec![
-                    IoSlice::new(server_version.as_slice()),
-                    IoSlice::new(server_version_data.as_bytes_with_nul()),
-                ];
-
-                // TODO: Use write_all_vectored() when ready
-                let _ = stream.write_vectored(&bufs).map_err(Error::StreamWrite)?;
+                let mut reply = Vec::with_capacity(server_version.header.message_size as usize);
+                reply.extend_from_slice(server_version.as_slice());
+                reply.extend_from_slice(server_version_data.as_bytes());
+                reply.push(0);
+                stream.write_all(&reply).map_err(Error::StreamWrite)?;
 
                 info!(
                     "Sent server version: major = {} minor = {} capabilities = {:?}",
@@ -1046,22 +1231,9 @@ impl Server {
                 );
             }
             Command::DmaMap => {
-                let mut cmd = DmaMap {
-                    header,
-                    ..Default::default()
-                };
-                stream
-                    .read_exact(&mut cmd.as_mut_slice()[size_of::<Header>()..])
-                    .map_err(Error::StreamRead)?;
+                let (cmd, _) = parse_message::<DmaMap>(header, payload)?;
 
                 let mut fds = fds;
-
-                // The specification demands that the caller passes 0
-                // or 1 file descriptor.
-                if fds.len() > 1 {
-                    return Err(Error::InvalidInput);
-                }
-
                 backend
                     .dma_map(
                         DmaMapFlags::from_bits_truncate(cmd.flags),
@@ -1088,20 +1260,17 @@ impl Server {
                     .map_err(Error::StreamWrite)?;
             }
             Command::DmaUnmap => {
-                let mut cmd = DmaUnmap {
-                    header,
-                    ..Default::default()
-                };
-                stream
-                    .read_exact(&mut cmd.as_mut_slice()[size_of::<Header>()..])
-                    .map_err(Error::StreamRead)?;
+                let (cmd, _) = parse_message::<DmaUnmap>(header, payload)?;
+                let flags = DmaUnmapFlags::from_bits_truncate(cmd.flags);
+
+                // The dirty page bitmap this asks for is not implemented;
+                // the reply would lack the bitmap the client waits for.
+                if flags.contains(DmaUnmapFlags::GET_DIRTY_PAGE_INFO) {
+                    return Err(Error::UnsupportedFeature);
+                }
 
                 backend
-                    .dma_unmap(
-                        DmaUnmapFlags::from_bits_truncate(cmd.flags),
-                        cmd.address,
-                        cmd.size,
-                    )
+                    .dma_unmap(flags, cmd.address, cmd.size)
                     .map_err(Error::Backend)?;
 
                 if header.no_reply() {
@@ -1130,13 +1299,7 @@ impl Server {
                     return Err(Error::UnexpectedNoReply(Command::DeviceGetInfo));
                 }
 
-                let mut cmd = DeviceGetInfo {
-                    header,
-                    ..Default::default()
-                };
-                stream
-                    .read_exact(&mut cmd.as_mut_slice()[size_of::<Header>()..])
-                    .map_err(Error::StreamRead)?;
+                let (cmd, _) = parse_message::<DeviceGetInfo>(header, payload)?;
 
                 let reply = DeviceGetInfo {
                     header: Header {
@@ -1166,19 +1329,12 @@ impl Server {
                     return Err(Error::UnexpectedNoReply(Command::DeviceGetRegionInfo));
                 }
 
-                let mut cmd = DeviceGetRegionInfo {
-                    header,
-                    ..Default::default()
-                };
-                stream
-                    .read_exact(&mut cmd.as_mut_slice()[size_of::<Header>()..])
-                    .map_err(Error::StreamRead)?;
+                let (cmd, _) = parse_message::<DeviceGetRegionInfo>(header, payload)?;
 
-                if cmd.region_info.index as usize >= self.regions.len() {
-                    return Err(Error::InvalidInput);
-                }
-
-                let server_region = &self.regions[cmd.region_info.index as usize];
+                let server_region = self
+                    .regions
+                    .get(cmd.region_info.index as usize)
+                    .ok_or(Error::InvalidInput)?;
                 let mut region_info = server_region.region_info;
                 let sparse_areas = &server_region.sparse_areas;
 
@@ -1256,19 +1412,12 @@ impl Server {
                     return Err(Error::UnexpectedNoReply(Command::GetIrqInfo));
                 }
 
-                let mut cmd = GetIrqInfo {
-                    header,
-                    ..Default::default()
-                };
-                stream
-                    .read_exact(&mut cmd.as_mut_slice()[size_of::<Header>()..])
-                    .map_err(Error::StreamRead)?;
+                let (cmd, _) = parse_message::<GetIrqInfo>(header, payload)?;
 
-                if cmd.index as usize >= self.irqs.len() {
-                    return Err(Error::InvalidInput);
-                }
-
-                let irq = &self.irqs[cmd.index as usize];
+                let irq = self
+                    .irqs
+                    .get(cmd.index as usize)
+                    .ok_or(Error::InvalidInput)?;
 
                 let reply = GetIrqInfo {
                     header: Header {
@@ -1288,13 +1437,7 @@ impl Server {
                     .map_err(Error::StreamWrite)?;
             }
             Command::SetIrqs => {
-                let mut cmd = SetIrqs {
-                    header,
-                    ..Default::default()
-                };
-                stream
-                    .read_exact(&mut cmd.as_mut_slice()[size_of::<Header>()..])
-                    .map_err(Error::StreamRead)?;
+                let (cmd, _) = parse_message::<SetIrqs>(header, payload)?;
 
                 if cmd.index as usize >= self.irqs.len() {
                     return Err(Error::InvalidInput);
@@ -1302,6 +1445,16 @@ impl Server {
 
                 if cmd.flags & VFIO_IRQ_SET_DATA_BOOL > 0 {
                     return Err(Error::UnsupportedFeature);
+                }
+
+                // Eventfds come only with DATA_EVENTFD, and at most one per
+                // vector of the range.
+                let takes_fds = cmd.flags & VFIO_IRQ_SET_DATA_EVENTFD != 0;
+                if (!takes_fds && !fds.is_empty()) || fds.len() > cmd.count as usize {
+                    return Err(Error::UnexpectedFds {
+                        command,
+                        count: fds.len(),
+                    });
                 }
 
                 backend
@@ -1328,18 +1481,16 @@ impl Server {
                     return Err(Error::UnexpectedNoReply(Command::RegionRead));
                 }
 
-                let mut cmd = RegionAccess {
-                    header,
-                    ..Default::default()
-                };
-                stream
-                    .read_exact(&mut cmd.as_mut_slice()[size_of::<Header>()..])
-                    .map_err(Error::StreamRead)?;
+                let (cmd, _) = parse_message::<RegionAccess>(header, payload)?;
 
                 let (region, offset, count) = (cmd.region, cmd.offset, cmd.count);
 
                 if region as usize >= self.regions.len() {
                     return Err(Error::InvalidInput);
+                }
+                // The data is allocated here: bound it by what was advertised.
+                if count > MAX_DATA_XFER_SIZE {
+                    return Err(Error::TransferTooLarge(count));
                 }
 
                 let mut data = vec![0u8; count as usize];
@@ -1359,30 +1510,30 @@ impl Server {
                     offset,
                     count,
                 };
-                stream
-                    .write_all(reply.as_slice())
-                    .map_err(Error::StreamWrite)?;
-                stream.write_all(&data).map_err(Error::StreamWrite)?;
+                let mut buf = Vec::with_capacity(size_of::<RegionAccess>() + data.len());
+                buf.extend_from_slice(reply.as_slice());
+                buf.extend_from_slice(&data);
+                stream.write_all(&buf).map_err(Error::StreamWrite)?;
             }
             Command::RegionWrite => {
-                let mut cmd = RegionAccess {
-                    header,
-                    ..Default::default()
-                };
-                stream
-                    .read_exact(&mut cmd.as_mut_slice()[size_of::<Header>()..])
-                    .map_err(Error::StreamRead)?;
+                let (cmd, data) = parse_message::<RegionAccess>(header, payload)?;
 
                 let (region, offset, count) = (cmd.region, cmd.offset, cmd.count);
 
                 if region as usize >= self.regions.len() {
                     return Err(Error::InvalidInput);
                 }
+                // The data is what follows the fixed part, and exactly that.
+                if data.len() != count as usize {
+                    return Err(Error::Truncated {
+                        command,
+                        size: header.message_size as usize,
+                        need: size_of::<RegionAccess>().saturating_add(count as usize),
+                    });
+                }
 
-                let mut data = vec![0u8; count as usize];
-                stream.read_exact(&mut data).map_err(Error::StreamRead)?;
                 backend
-                    .region_write(region, offset, &data)
+                    .region_write(region, offset, data)
                     .map_err(Error::Backend)?;
 
                 if header.no_reply() {
@@ -1428,61 +1579,161 @@ impl Server {
         Ok(())
     }
 
+    /// Receives one message: the header with any file descriptors, then,
+    /// once its size is known to be sane, the payload. Returns `None` when
+    /// the client closed the connection.
+    fn receive_message(
+        stream: &mut UnixStream,
+    ) -> Result<Option<(Header, Vec<u8>, Vec<File>)>, Error> {
+        let mut header = Header::default();
+
+        // The maximum number of FDs that can be sent is 16 so that is
+        // also the maximum that can be received.
+        let mut raw_fds = [0; MAX_FDS];
+        let (bytes, fds_received) = loop {
+            let buf = header.as_mut_slice();
+            let mut iovecs = [iovec {
+                iov_base: buf.as_mut_ptr() as *mut c_void,
+                iov_len: buf.len(),
+            }];
+            // SAFETY: the iovec covers exactly the bytes of `header`, which
+            // any byte pattern is valid for, and `raw_fds` has room for
+            // MAX_FDS descriptors.
+            match unsafe { stream.recv_with_fds(&mut iovecs, &mut raw_fds) } {
+                Ok(r) => break r,
+                Err(e) if e.errno() == libc::EINTR => continue,
+                Err(e) => return Err(Error::ReceiveWithFd(e)),
+            }
+        };
+        // Own the descriptors first, so that every return below closes them.
+        let fds: Vec<File> = raw_fds[..fds_received.min(MAX_FDS)]
+            .iter()
+            // SAFETY: recv_with_fds returned these descriptors to us; nothing
+            // else owns them.
+            .map(|fd| unsafe { File::from_raw_fd(*fd) })
+            .collect();
+
+        // Other end closed connection
+        if bytes == 0 {
+            return Ok(None);
+        }
+        // A stream socket may return the header in pieces.
+        if bytes < size_of::<Header>() {
+            stream
+                .read_exact(&mut header.as_mut_slice()[bytes..])
+                .map_err(Error::StreamRead)?;
+        }
+
+        let size = header.message_size as usize;
+        if size < size_of::<Header>() {
+            return Err(Error::MessageTooShort {
+                command: header.command,
+                size: header.message_size,
+            });
+        }
+        if size > MAX_MESSAGE_SIZE {
+            return Err(Error::MessageTooLong {
+                command: header.command,
+                size: header.message_size,
+            });
+        }
+        let mut payload = vec![0u8; size - size_of::<Header>()];
+        stream
+            .read_exact(&mut payload)
+            .map_err(Error::StreamRead)?;
+        Ok(Some((header, payload, fds)))
+    }
+
+    /// Accepts one connection and serves it until the client disconnects
+    /// (`Ok`) or the connection can no longer be served (`Err`).
+    ///
+    /// A message that is malformed but complete gets an error reply with an
+    /// errno, and the next message is served. A message whose size field
+    /// cannot be trusted (below the header size or above
+    /// [`MAX_MESSAGE_SIZE`]) gets an error reply and ends the connection,
+    /// since the stream can no longer be split into messages. Every refusal
+    /// is reported to [`ServerBackend::message_refused`].
     pub fn run(&self, backend: &mut dyn ServerBackend) -> Result<(), Error> {
         let (mut stream, _) = self.listener.accept().map_err(Error::SocketAccept)?;
 
         loop {
-            let mut header = Header::default();
-
-            // The maximum number of FDs that can be sent is 16 so that is
-            // also the maximum that can be received.
-            let mut fds = vec![0; 16];
-            let mut iovecs = vec![iovec {
-                iov_base: header.as_mut_slice().as_mut_ptr() as *mut c_void,
-                iov_len: header.as_mut_slice().len(),
-            }];
-            // SAFETY: Safe as the iovect is correctly initialised and fds is big enough
-            let (bytes, fds_received) = unsafe {
-                stream
-                    .recv_with_fds(&mut iovecs, &mut fds)
-                    .map_err(Error::ReceiveWithFd)?
+            let (header, payload, fds) = match Self::receive_message(&mut stream) {
+                Ok(Some(message)) => message,
+                Ok(None) => {
+                    info!("Connection closed");
+                    return Ok(());
+                }
+                Err(e) => {
+                    if e.is_refusal() {
+                        error!("Dropping the connection: {e}");
+                        backend.message_refused(&e);
+                        // Best effort: the client may learn why.
+                        let _ = stream.write_all(error_reply(&e, None).as_slice());
+                    }
+                    return Err(e);
+                }
             };
 
-            // Other end closed connection
-            if bytes == 0 {
-                info!("Connection closed");
-                break;
-            }
-
-            fds.resize(fds_received, 0);
-
-            let fds: Vec<File> = fds
-                .iter()
-                // SAFETY: Safe as we have only valid FDs in the vector now
-                .map(|fd| unsafe { File::from_raw_fd(*fd) })
-                .collect();
-
-            if let Err(e) = self.handle_command(backend, &mut stream, header, fds) {
+            if let Err(e) = self.handle_command(backend, &mut stream, header, &payload, fds) {
+                if !e.is_refusal() {
+                    // The stream itself failed: nobody to reply to.
+                    return Err(e);
+                }
                 error!("Error handling command: {:?}: {e}", header.command);
-                let reply = Header {
-                    message_id: header.message_id,
-                    command: header.command,
-                    flags: HeaderFlags::Error as u32 | HeaderFlags::Reply as u32,
-                    message_size: size_of::<Header>() as u32,
-                    error: if matches!(e, Error::InvalidInput) {
-                        EINVAL as u32
-                    } else {
-                        0
-                    },
-                };
+                backend.message_refused(&e);
                 stream
-                    .write_all(reply.as_slice())
+                    .write_all(error_reply(&e, Some(&header)).as_slice())
                     .map_err(Error::StreamWrite)?;
             }
         }
-
-        Ok(())
     }
+}
+
+/// The error reply to the message `header` (if it could be read) that `e`
+/// refused.
+fn error_reply(e: &Error, header: Option<&Header>) -> Header {
+    Header {
+        message_id: header.map_or(0, |h| h.message_id),
+        command: header.map_or(0, |h| h.command),
+        flags: HeaderFlags::Error as u32 | HeaderFlags::Reply as u32,
+        message_size: size_of::<Header>() as u32,
+        error: e.errno() as u32,
+    }
+}
+
+/// Splits a message into the fixed-size `T` (whose first field is the
+/// [`Header`]) and whatever follows it.
+fn parse_message<T: ByteValued + Default>(
+    header: Header,
+    payload: &[u8],
+) -> Result<(T, &[u8]), Error> {
+    let fixed = size_of::<T>() - size_of::<Header>();
+    if payload.len() < fixed {
+        return Err(Error::Truncated {
+            command: Command::n(header.command).unwrap_or_default(),
+            size: size_of::<Header>() + payload.len(),
+            need: size_of::<T>(),
+        });
+    }
+    let (body, rest) = payload.split_at(fixed);
+    let mut message = T::default();
+    let bytes = message.as_mut_slice();
+    bytes[..size_of::<Header>()].copy_from_slice(header.as_slice());
+    bytes[size_of::<Header>()..].copy_from_slice(body);
+    Ok((message, rest))
+}
+
+/// Parses the optional capabilities of a VERSION message: a NUL-terminated
+/// JSON object in UTF-8. An empty trailer means default capabilities.
+fn parse_capabilities(data: &[u8]) -> Result<CapabilitiesData, Error> {
+    if data.is_empty() {
+        return Ok(CapabilitiesData::default());
+    }
+    let json = CStr::from_bytes_with_nul(data)
+        .map_err(|_| Error::InvalidVersionData("not a single NUL-terminated string"))?
+        .to_str()
+        .map_err(|_| Error::InvalidVersionData("not UTF-8"))?;
+    serde_json::from_str(json).map_err(Error::DeserializeCapabilites)
 }
 
 impl Drop for Server {
