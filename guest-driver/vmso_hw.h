@@ -334,6 +334,8 @@ enum vmso_dev_stat {
 	VMSO_STAT_BACKEND_ERRORS	= 23,
 	VMSO_STAT_TX_UFO_PACKETS	= 24,
 	VMSO_STAT_TX_USO_PACKETS	= 25,
+	VMSO_STAT_VMM_REFUSED		= 26,
+	VMSO_STAT_DMA_MAP_REFUSED	= 27,
 	VMSO_STAT_COUNT			/* = STAT_COUNT */
 };
 
@@ -367,12 +369,15 @@ static inline const char *vmso_dev_stat_name(unsigned int i)
 		[VMSO_STAT_BACKEND_ERRORS]	= "backend_errors",
 		[VMSO_STAT_TX_UFO_PACKETS]	= "tx_ufo_packets",
 		[VMSO_STAT_TX_USO_PACKETS]	= "tx_uso_packets",
+		[VMSO_STAT_VMM_REFUSED]		= "vmm_refused",
+		[VMSO_STAT_DMA_MAP_REFUSED]	= "dma_map_refused",
 	};
 
 	return i < VMSO_STAT_COUNT ? names[i] : "unknown";
 }
 
-static_assert(VMSO_STAT_COUNT == 26);
+static_assert(VMSO_STAT_COUNT == 28);
+static_assert(VMSO_STAT_DMA_MAP_REFUSED == 27);
 static_assert(VMSO_STAT_TX_USO_PACKETS == 25);
 static_assert(VMSO_STAT_RX_PACKETS == 16);
 
