@@ -1750,6 +1750,387 @@ impl Drop for Server {
 mod tests {
     use super::*;
 
+    mod parse {
+        use super::*;
+
+        fn header(command: Command, payload_len: usize) -> Header {
+            Header {
+                message_id: 7,
+                command: command as u16,
+                message_size: (size_of::<Header>() + payload_len) as u32,
+                ..Default::default()
+            }
+        }
+
+        #[test]
+        fn capabilities_empty_are_defaults() {
+            let caps = parse_capabilities(&[]).unwrap();
+            assert_eq!(caps.capabilities.max_msg_fds, 1);
+        }
+
+        #[test]
+        fn capabilities_need_one_trailing_nul() {
+            for data in [&b"{}"[..], b"{\0}\0", b"\0{}"] {
+                assert!(
+                    matches!(
+                        parse_capabilities(data),
+                        Err(Error::InvalidVersionData(_))
+                    ),
+                    "{data:?}"
+                );
+            }
+        }
+
+        #[test]
+        fn capabilities_must_be_utf8_json() {
+            assert!(matches!(
+                parse_capabilities(b"\xff\xfe\0"),
+                Err(Error::InvalidVersionData(_))
+            ));
+            assert!(matches!(
+                parse_capabilities(b"{\"capabilities\":\0"),
+                Err(Error::DeserializeCapabilites(_))
+            ));
+            let caps = parse_capabilities(b"{\"capabilities\":{\"max_msg_fds\":8}}\0").unwrap();
+            assert_eq!(caps.capabilities.max_msg_fds, 8);
+        }
+
+        #[test]
+        fn short_messages_are_truncated_not_panics() {
+            for len in 0..size_of::<DmaMap>() - size_of::<Header>() {
+                let payload = vec![0u8; len];
+                let e = parse_message::<DmaMap>(header(Command::DmaMap, len), &payload).unwrap_err();
+                assert!(matches!(e, Error::Truncated { .. }), "{len}: {e}");
+                assert_eq!(e.errno(), libc::EINVAL);
+            }
+        }
+
+        #[test]
+        fn fields_and_trailer_are_split() {
+            let mut payload = Vec::new();
+            payload.extend_from_slice(&0x10u64.to_ne_bytes()); // offset
+            payload.extend_from_slice(&2u32.to_ne_bytes()); // region
+            payload.extend_from_slice(&3u32.to_ne_bytes()); // count
+            payload.extend_from_slice(b"abc");
+            let (cmd, rest) =
+                parse_message::<RegionAccess>(header(Command::RegionWrite, payload.len()), &payload)
+                    .unwrap();
+            assert_eq!((cmd.offset, cmd.region, cmd.count), (0x10, 2, 3));
+            assert_eq!(cmd.header.message_id, 7);
+            assert_eq!(rest, b"abc");
+        }
+
+        #[test]
+        fn every_error_has_a_nonzero_errno() {
+            let io = || std::io::Error::other("x");
+            let errors = [
+                Error::UnknownCommand(99),
+                Error::UnsupportedCommand(Command::DmaRead),
+                Error::UnsupportedFeature,
+                Error::InvalidInput,
+                Error::UnexpectedNoReply(Command::Version),
+                Error::MessageTooShort { command: 1, size: 3 },
+                Error::MessageTooLong { command: 1, size: u32::MAX },
+                Error::TransferTooLarge(u32::MAX),
+                Error::InvalidVersionData("x"),
+                Error::UnexpectedFds {
+                    command: Command::Version,
+                    count: 1,
+                },
+                Error::NotACommand {
+                    command: Command::Version,
+                    flags: 1,
+                },
+                Error::Reply {
+                    command: Command::DmaMap,
+                    errno: 0,
+                },
+                Error::Backend(io()),
+                Error::Backend(std::io::ErrorKind::AlreadyExists.into()),
+                Error::Backend(std::io::Error::from_raw_os_error(libc::EFAULT)),
+                Error::StreamRead(io()),
+            ];
+            for e in &errors {
+                assert_ne!(e.errno(), 0, "{e}");
+            }
+            assert_eq!(errors[2].errno(), libc::ENOTSUP);
+            assert_eq!(errors[6].errno(), libc::E2BIG);
+            assert_eq!(errors[9].errno(), libc::EBADF);
+            assert_eq!(errors[13].errno(), libc::EEXIST);
+            assert_eq!(errors[14].errno(), libc::EFAULT);
+        }
+    }
+
+    /// The message loop, against a backend that records what it is asked.
+    mod server {
+        use super::*;
+        use std::os::fd::AsRawFd;
+        use std::sync::atomic::{AtomicU32, Ordering};
+        use std::sync::mpsc;
+
+        #[derive(Default)]
+        struct Recorder {
+            refused: Vec<i32>,
+            writes: Vec<(u32, u64, Vec<u8>)>,
+        }
+
+        impl ServerBackend for Recorder {
+            fn region_read(&mut self, _: u32, _: u64, data: &mut [u8]) -> std::io::Result<()> {
+                data.fill(0xab);
+                Ok(())
+            }
+            fn region_write(&mut self, region: u32, offset: u64, data: &[u8]) -> std::io::Result<()> {
+                self.writes.push((region, offset, data.to_vec()));
+                Ok(())
+            }
+            fn dma_map(
+                &mut self,
+                _: DmaMapFlags,
+                _: u64,
+                _: u64,
+                _: u64,
+                _: Option<File>,
+            ) -> std::io::Result<()> {
+                Err(std::io::ErrorKind::AlreadyExists.into())
+            }
+            fn dma_unmap(&mut self, _: DmaUnmapFlags, _: u64, _: u64) -> std::io::Result<()> {
+                Ok(())
+            }
+            fn reset(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+            fn set_irqs(&mut self, _: u32, _: u32, _: u32, _: u32, _: Vec<File>) -> std::io::Result<()> {
+                Ok(())
+            }
+            fn message_refused(&mut self, error: &Error) {
+                self.refused.push(error.errno());
+            }
+        }
+
+        type Outcome = (Result<(), Error>, Recorder);
+
+        /// A server on a fresh socket serving one connection in a thread.
+        fn serve() -> (UnixStream, mpsc::Receiver<Outcome>) {
+            static N: AtomicU32 = AtomicU32::new(0);
+            let path = std::env::temp_dir().join(format!(
+                "vfio-user-test-{}-{}.sock",
+                std::process::id(),
+                N.fetch_add(1, Ordering::SeqCst)
+            ));
+            let _ = std::fs::remove_file(&path);
+            let regions = vec![
+                ServerRegion {
+                    region_info: vfio_region_info {
+                        argsz: size_of::<vfio_region_info>() as u32,
+                        size: 0x1000,
+                        ..Default::default()
+                    },
+                    sparse_areas: Vec::new(),
+                    mmap_fd: None,
+                };
+                2
+            ];
+            let server = Server::new(&path, true, Vec::new(), regions).unwrap();
+            let (tx, rx) = mpsc::channel();
+            std::thread::spawn(move || {
+                let mut backend = Recorder::default();
+                let r = server.run(&mut backend);
+                let _ = tx.send((r, backend));
+            });
+            let stream = UnixStream::connect(&path).unwrap();
+            stream
+                .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+                .unwrap();
+            (stream, rx)
+        }
+
+        fn raw(command: u16, size: u32, payload: &[u8]) -> Vec<u8> {
+            let h = Header {
+                message_id: 0x55,
+                command,
+                message_size: size,
+                ..Default::default()
+            };
+            let mut m = h.as_slice().to_vec();
+            m.extend_from_slice(payload);
+            m
+        }
+
+        fn version(data: &[u8]) -> Vec<u8> {
+            let mut p = vec![0, 0, 1, 0];
+            p.extend_from_slice(data);
+            raw(Command::Version as u16, (size_of::<Header>() + p.len()) as u32, &p)
+        }
+
+        fn reply(s: &mut UnixStream) -> (Header, Vec<u8>) {
+            let mut h = Header::default();
+            s.read_exact(h.as_mut_slice()).unwrap();
+            let mut rest = vec![0u8; h.message_size as usize - size_of::<Header>()];
+            s.read_exact(&mut rest).unwrap();
+            (h, rest)
+        }
+
+        fn expect_error(s: &mut UnixStream, errno: i32) {
+            let (h, _) = reply(s);
+            assert!(h.is_error(), "{h:?}");
+            assert_eq!(h.error, errno as u32, "{h:?}");
+        }
+
+        fn expect_good_version(s: &mut UnixStream) {
+            s.write_all(&version(b"{\"capabilities\":{}}\0")).unwrap();
+            let (h, data) = reply(s);
+            assert!(!h.is_error() && h.command == Command::Version as u16, "{h:?}");
+            assert_eq!(data.last(), Some(&0));
+        }
+
+        fn end(s: UnixStream, rx: mpsc::Receiver<Outcome>) -> Outcome {
+            drop(s);
+            rx.recv_timeout(std::time::Duration::from_secs(10)).unwrap()
+        }
+
+        #[test]
+        fn size_below_the_header_ends_the_connection() {
+            let (mut s, rx) = serve();
+            s.write_all(&raw(Command::Version as u16, 3, &[])).unwrap();
+            expect_error(&mut s, libc::EINVAL);
+            let mut b = [0u8; 1];
+            assert_eq!(s.read(&mut b).unwrap(), 0, "connection closed");
+            let (r, backend) = end(s, rx);
+            assert!(matches!(r, Err(Error::MessageTooShort { size: 3, .. })));
+            assert_eq!(backend.refused, [libc::EINVAL]);
+        }
+
+        #[test]
+        fn size_near_4g_is_refused_before_allocating() {
+            let (mut s, rx) = serve();
+            s.write_all(&raw(Command::RegionWrite as u16, u32::MAX - 7, &[0; 16]))
+                .unwrap();
+            expect_error(&mut s, libc::E2BIG);
+            let (r, backend) = end(s, rx);
+            assert!(matches!(r, Err(Error::MessageTooLong { .. })));
+            assert_eq!(backend.refused, [libc::E2BIG]);
+        }
+
+        #[test]
+        fn version_without_nul_is_refused_and_the_next_is_served() {
+            let (mut s, rx) = serve();
+            s.write_all(&version(b"{\"capabilities\":{}}")).unwrap();
+            expect_error(&mut s, libc::EINVAL);
+            s.write_all(&version(b"not json\0")).unwrap();
+            expect_error(&mut s, libc::EINVAL);
+            expect_good_version(&mut s);
+            let (r, backend) = end(s, rx);
+            assert!(r.is_ok());
+            assert_eq!(backend.refused, [libc::EINVAL, libc::EINVAL]);
+        }
+
+        #[test]
+        fn truncated_fixed_part_is_refused_and_the_next_is_served() {
+            let (mut s, rx) = serve();
+            // DMA_MAP with 8 of its 32 bytes, DEVICE_GET_REGION_INFO with none.
+            s.write_all(&raw(Command::DmaMap as u16, 24, &[0; 8])).unwrap();
+            expect_error(&mut s, libc::EINVAL);
+            s.write_all(&raw(Command::DeviceGetRegionInfo as u16, 16, &[]))
+                .unwrap();
+            expect_error(&mut s, libc::EINVAL);
+            expect_good_version(&mut s);
+            assert!(end(s, rx).0.is_ok());
+        }
+
+        #[test]
+        fn unknown_and_unsupported_commands_get_enotsup() {
+            let (mut s, rx) = serve();
+            s.write_all(&raw(999, 16, &[])).unwrap();
+            expect_error(&mut s, libc::ENOTSUP);
+            s.write_all(&raw(Command::DmaRead as u16, 20, &[0; 4])).unwrap();
+            expect_error(&mut s, libc::ENOTSUP);
+            expect_good_version(&mut s);
+            assert!(end(s, rx).0.is_ok());
+        }
+
+        #[test]
+        fn backend_errors_carry_their_errno() {
+            let (mut s, rx) = serve();
+            s.write_all(&raw(Command::DmaMap as u16, 48, &[0; 32])).unwrap();
+            expect_error(&mut s, libc::EEXIST);
+            assert_eq!(end(s, rx).1.refused, [libc::EEXIST]);
+        }
+
+        #[test]
+        fn region_write_count_must_match_the_data() {
+            let (mut s, rx) = serve();
+            let mut p = Vec::new();
+            p.extend_from_slice(&0u64.to_ne_bytes());
+            p.extend_from_slice(&0u32.to_ne_bytes());
+            p.extend_from_slice(&100u32.to_ne_bytes()); // count, but 4 bytes follow
+            p.extend_from_slice(&[1, 2, 3, 4]);
+            s.write_all(&raw(Command::RegionWrite as u16, 16 + p.len() as u32, &p))
+                .unwrap();
+            expect_error(&mut s, libc::EINVAL);
+            // A region read larger than advertised is refused before allocating.
+            let mut p = Vec::new();
+            p.extend_from_slice(&0u64.to_ne_bytes());
+            p.extend_from_slice(&0u32.to_ne_bytes());
+            p.extend_from_slice(&u32::MAX.to_ne_bytes());
+            s.write_all(&raw(Command::RegionRead as u16, 32, &p)).unwrap();
+            expect_error(&mut s, libc::E2BIG);
+            // A good write still lands.
+            let mut p = Vec::new();
+            p.extend_from_slice(&8u64.to_ne_bytes());
+            p.extend_from_slice(&1u32.to_ne_bytes());
+            p.extend_from_slice(&2u32.to_ne_bytes());
+            p.extend_from_slice(&[9, 9]);
+            s.write_all(&raw(Command::RegionWrite as u16, 34, &p)).unwrap();
+            let (h, _) = reply(&mut s);
+            assert!(!h.is_error());
+            let (r, backend) = end(s, rx);
+            assert!(r.is_ok());
+            assert_eq!(backend.writes, [(1, 8, vec![9, 9])]);
+        }
+
+        #[test]
+        fn unexpected_fds_are_refused_and_closed() {
+            let (mut s, rx) = serve();
+            let mut fds = [0; 2];
+            // SAFETY: pipe2 fills the two-element array.
+            assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+            // SAFETY: both descriptors are fresh and owned here.
+            let (r, w) = unsafe { (File::from_raw_fd(fds[0]), File::from_raw_fd(fds[1])) };
+            let msg = raw(Command::DeviceGetInfo as u16, 32, &[0; 16]);
+            s.send_with_fds(&[&msg[..]], &[r.as_raw_fd()]).unwrap();
+            drop(r);
+            expect_error(&mut s, libc::EBADF);
+            // The server closed its copy of the read end: nobody can read.
+            let mut w = w;
+            let e = w.write(b"x").unwrap_err();
+            assert_eq!(e.raw_os_error(), Some(libc::EPIPE));
+            expect_good_version(&mut s);
+            assert!(end(s, rx).0.is_ok());
+        }
+
+        #[test]
+        fn a_reply_sent_to_the_server_is_refused() {
+            let (mut s, rx) = serve();
+            let mut m = version(b"\0");
+            m[8] = HeaderFlags::Reply as u8;
+            s.write_all(&m).unwrap();
+            expect_error(&mut s, libc::EINVAL);
+            assert!(end(s, rx).0.is_ok());
+        }
+
+        #[test]
+        fn header_in_pieces_is_reassembled() {
+            let (mut s, rx) = serve();
+            let m = version(b"{\"capabilities\":{}}\0");
+            s.write_all(&m[..5]).unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            s.write_all(&m[5..]).unwrap();
+            let (h, _) = reply(&mut s);
+            assert!(!h.is_error());
+            assert!(end(s, rx).0.is_ok());
+        }
+    }
+
     mod capability {
         use super::*;
 
