@@ -99,7 +99,8 @@ const MAX_FIXED_PAYLOAD: usize = 4096;
 /// The largest message, header included, a server reads. The size field of
 /// every message is checked against this (and against the header size)
 /// before anything is allocated for the message.
-pub const MAX_MESSAGE_SIZE: usize = size_of::<Header>() + MAX_FIXED_PAYLOAD + MAX_DATA_XFER_SIZE as usize;
+pub const MAX_MESSAGE_SIZE: usize =
+    size_of::<Header>() + MAX_FIXED_PAYLOAD + MAX_DATA_XFER_SIZE as usize;
 
 #[repr(C)]
 #[derive(Default, Clone, Copy, Debug)]
@@ -386,9 +387,9 @@ impl Error {
     /// The errno an error reply for this error carries; never 0.
     pub fn errno(&self) -> i32 {
         match self {
-            Error::UnknownCommand(_)
-            | Error::UnsupportedCommand(_)
-            | Error::UnsupportedFeature => libc::ENOTSUP,
+            Error::UnknownCommand(_) | Error::UnsupportedCommand(_) | Error::UnsupportedFeature => {
+                libc::ENOTSUP
+            }
             Error::Backend(e) => io_errno(e),
             Error::MessageTooLong { .. } | Error::TransferTooLarge(_) | Error::ReplyTooLong(_) => {
                 libc::E2BIG
@@ -803,7 +804,8 @@ impl Client {
         Error,
     > {
         // Retrieve the region info without capability
-        let (reply, _, fd) = self.region_info_request(index, size_of::<vfio_region_info>() as u32)?;
+        let (reply, _, fd) =
+            self.region_info_request(index, size_of::<vfio_region_info>() as u32)?;
 
         // Retrieve the region info again with capabilities if needed
         if reply.region_info.argsz > size_of::<vfio_region_info>() as u32 {
@@ -1582,9 +1584,7 @@ impl Server {
     /// Receives one message: the header with any file descriptors, then,
     /// once its size is known to be sane, the payload. Returns `None` when
     /// the client closed the connection.
-    fn receive_message(
-        stream: &mut UnixStream,
-    ) -> Result<Option<(Header, Vec<u8>, Vec<File>)>, Error> {
+    fn receive_message(stream: &mut UnixStream) -> Result<Option<Message>, Error> {
         let mut header = Header::default();
 
         // The maximum number of FDs that can be sent is 16 so that is
@@ -1638,10 +1638,12 @@ impl Server {
             });
         }
         let mut payload = vec![0u8; size - size_of::<Header>()];
-        stream
-            .read_exact(&mut payload)
-            .map_err(Error::StreamRead)?;
-        Ok(Some((header, payload, fds)))
+        stream.read_exact(&mut payload).map_err(Error::StreamRead)?;
+        Ok(Some(Message {
+            header,
+            payload,
+            fds,
+        }))
     }
 
     /// Accepts one connection and serves it until the client disconnects
@@ -1657,7 +1659,11 @@ impl Server {
         let (mut stream, _) = self.listener.accept().map_err(Error::SocketAccept)?;
 
         loop {
-            let (header, payload, fds) = match Self::receive_message(&mut stream) {
+            let Message {
+                header,
+                payload,
+                fds,
+            } = match Self::receive_message(&mut stream) {
                 Ok(Some(message)) => message,
                 Ok(None) => {
                     info!("Connection closed");
@@ -1669,6 +1675,7 @@ impl Server {
                         backend.message_refused(&e);
                         // Best effort: the client may learn why.
                         let _ = stream.write_all(error_reply(&e, None).as_slice());
+                        discard_pending(&mut stream);
                     }
                     return Err(e);
                 }
@@ -1685,6 +1692,33 @@ impl Server {
                     .write_all(error_reply(&e, Some(&header)).as_slice())
                     .map_err(Error::StreamWrite)?;
             }
+        }
+    }
+}
+
+/// One message as the server received it.
+struct Message {
+    header: Header,
+    /// Every byte after the header.
+    payload: Vec<u8>,
+    /// Every file descriptor that came with it.
+    fds: Vec<File>,
+}
+
+/// Before a connection is dropped: reads (and discards) what the client has
+/// already sent, up to a bound and without waiting. A Unix stream socket
+/// closed with unread data resets the connection, and on recent kernels the
+/// client's read then fails with ECONNRESET before it gets the error reply.
+fn discard_pending(stream: &mut UnixStream) {
+    let _ = stream.shutdown(std::net::Shutdown::Write);
+    if stream.set_nonblocking(true).is_err() {
+        return;
+    }
+    let mut buf = [0u8; 4096];
+    for _ in 0..16 {
+        match stream.read(&mut buf) {
+            Ok(n) if n > 0 => continue,
+            _ => break,
         }
     }
 }
@@ -1772,10 +1806,7 @@ mod tests {
         fn capabilities_need_one_trailing_nul() {
             for data in [&b"{}"[..], b"{\0}\0", b"\0{}"] {
                 assert!(
-                    matches!(
-                        parse_capabilities(data),
-                        Err(Error::InvalidVersionData(_))
-                    ),
+                    matches!(parse_capabilities(data), Err(Error::InvalidVersionData(_))),
                     "{data:?}"
                 );
             }
@@ -1799,7 +1830,8 @@ mod tests {
         fn short_messages_are_truncated_not_panics() {
             for len in 0..size_of::<DmaMap>() - size_of::<Header>() {
                 let payload = vec![0u8; len];
-                let e = parse_message::<DmaMap>(header(Command::DmaMap, len), &payload).unwrap_err();
+                let e =
+                    parse_message::<DmaMap>(header(Command::DmaMap, len), &payload).unwrap_err();
                 assert!(matches!(e, Error::Truncated { .. }), "{len}: {e}");
                 assert_eq!(e.errno(), libc::EINVAL);
             }
@@ -1812,9 +1844,11 @@ mod tests {
             payload.extend_from_slice(&2u32.to_ne_bytes()); // region
             payload.extend_from_slice(&3u32.to_ne_bytes()); // count
             payload.extend_from_slice(b"abc");
-            let (cmd, rest) =
-                parse_message::<RegionAccess>(header(Command::RegionWrite, payload.len()), &payload)
-                    .unwrap();
+            let (cmd, rest) = parse_message::<RegionAccess>(
+                header(Command::RegionWrite, payload.len()),
+                &payload,
+            )
+            .unwrap();
             assert_eq!((cmd.offset, cmd.region, cmd.count), (0x10, 2, 3));
             assert_eq!(cmd.header.message_id, 7);
             assert_eq!(rest, b"abc");
@@ -1829,8 +1863,14 @@ mod tests {
                 Error::UnsupportedFeature,
                 Error::InvalidInput,
                 Error::UnexpectedNoReply(Command::Version),
-                Error::MessageTooShort { command: 1, size: 3 },
-                Error::MessageTooLong { command: 1, size: u32::MAX },
+                Error::MessageTooShort {
+                    command: 1,
+                    size: 3,
+                },
+                Error::MessageTooLong {
+                    command: 1,
+                    size: u32::MAX,
+                },
                 Error::TransferTooLarge(u32::MAX),
                 Error::InvalidVersionData("x"),
                 Error::UnexpectedFds {
@@ -1879,7 +1919,12 @@ mod tests {
                 data.fill(0xab);
                 Ok(())
             }
-            fn region_write(&mut self, region: u32, offset: u64, data: &[u8]) -> std::io::Result<()> {
+            fn region_write(
+                &mut self,
+                region: u32,
+                offset: u64,
+                data: &[u8],
+            ) -> std::io::Result<()> {
                 self.writes.push((region, offset, data.to_vec()));
                 Ok(())
             }
@@ -1899,7 +1944,14 @@ mod tests {
             fn reset(&mut self) -> std::io::Result<()> {
                 Ok(())
             }
-            fn set_irqs(&mut self, _: u32, _: u32, _: u32, _: u32, _: Vec<File>) -> std::io::Result<()> {
+            fn set_irqs(
+                &mut self,
+                _: u32,
+                _: u32,
+                _: u32,
+                _: u32,
+                _: Vec<File>,
+            ) -> std::io::Result<()> {
                 Ok(())
             }
             fn message_refused(&mut self, error: &Error) {
@@ -1959,7 +2011,11 @@ mod tests {
         fn version(data: &[u8]) -> Vec<u8> {
             let mut p = vec![0, 0, 1, 0];
             p.extend_from_slice(data);
-            raw(Command::Version as u16, (size_of::<Header>() + p.len()) as u32, &p)
+            raw(
+                Command::Version as u16,
+                (size_of::<Header>() + p.len()) as u32,
+                &p,
+            )
         }
 
         fn reply(s: &mut UnixStream) -> (Header, Vec<u8>) {
@@ -1979,7 +2035,10 @@ mod tests {
         fn expect_good_version(s: &mut UnixStream) {
             s.write_all(&version(b"{\"capabilities\":{}}\0")).unwrap();
             let (h, data) = reply(s);
-            assert!(!h.is_error() && h.command == Command::Version as u16, "{h:?}");
+            assert!(
+                !h.is_error() && h.command == Command::Version as u16,
+                "{h:?}"
+            );
             assert_eq!(data.last(), Some(&0));
         }
 
@@ -2028,7 +2087,8 @@ mod tests {
         fn truncated_fixed_part_is_refused_and_the_next_is_served() {
             let (mut s, rx) = serve();
             // DMA_MAP with 8 of its 32 bytes, DEVICE_GET_REGION_INFO with none.
-            s.write_all(&raw(Command::DmaMap as u16, 24, &[0; 8])).unwrap();
+            s.write_all(&raw(Command::DmaMap as u16, 24, &[0; 8]))
+                .unwrap();
             expect_error(&mut s, libc::EINVAL);
             s.write_all(&raw(Command::DeviceGetRegionInfo as u16, 16, &[]))
                 .unwrap();
@@ -2042,7 +2102,8 @@ mod tests {
             let (mut s, rx) = serve();
             s.write_all(&raw(999, 16, &[])).unwrap();
             expect_error(&mut s, libc::ENOTSUP);
-            s.write_all(&raw(Command::DmaRead as u16, 20, &[0; 4])).unwrap();
+            s.write_all(&raw(Command::DmaRead as u16, 20, &[0; 4]))
+                .unwrap();
             expect_error(&mut s, libc::ENOTSUP);
             expect_good_version(&mut s);
             assert!(end(s, rx).0.is_ok());
@@ -2051,7 +2112,8 @@ mod tests {
         #[test]
         fn backend_errors_carry_their_errno() {
             let (mut s, rx) = serve();
-            s.write_all(&raw(Command::DmaMap as u16, 48, &[0; 32])).unwrap();
+            s.write_all(&raw(Command::DmaMap as u16, 48, &[0; 32]))
+                .unwrap();
             expect_error(&mut s, libc::EEXIST);
             assert_eq!(end(s, rx).1.refused, [libc::EEXIST]);
         }
@@ -2072,7 +2134,8 @@ mod tests {
             p.extend_from_slice(&0u64.to_ne_bytes());
             p.extend_from_slice(&0u32.to_ne_bytes());
             p.extend_from_slice(&u32::MAX.to_ne_bytes());
-            s.write_all(&raw(Command::RegionRead as u16, 32, &p)).unwrap();
+            s.write_all(&raw(Command::RegionRead as u16, 32, &p))
+                .unwrap();
             expect_error(&mut s, libc::E2BIG);
             // A good write still lands.
             let mut p = Vec::new();
@@ -2080,7 +2143,8 @@ mod tests {
             p.extend_from_slice(&1u32.to_ne_bytes());
             p.extend_from_slice(&2u32.to_ne_bytes());
             p.extend_from_slice(&[9, 9]);
-            s.write_all(&raw(Command::RegionWrite as u16, 34, &p)).unwrap();
+            s.write_all(&raw(Command::RegionWrite as u16, 34, &p))
+                .unwrap();
             let (h, _) = reply(&mut s);
             assert!(!h.is_error());
             let (r, backend) = end(s, rx);
