@@ -5,11 +5,13 @@
 
 pub mod frames;
 pub mod pagetable;
+pub mod vmm;
 
 use std::fs::File;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use vfio_bindings::bindings::vfio::{
@@ -50,6 +52,8 @@ pub struct Harness {
     pub irqs: Vec<EventFd>,
     pub socket: PathBuf,
     server: Option<std::thread::JoinHandle<()>>,
+    /// Set when the harness is dropped: the server stops accepting.
+    stop: Arc<AtomicBool>,
     pub tx_tail: u32,
     pub tx_head: u32,
     pub rx_tail: u32,
@@ -59,7 +63,8 @@ pub struct Harness {
 
 static NEXT: AtomicU32 = AtomicU32::new(0);
 
-fn memfd(size: u64) -> File {
+/// A memfd of `size` bytes.
+pub fn memfd(size: u64) -> File {
     let name = c"vmso-test-ram";
     // SAFETY: memfd_create with a valid C string; the returned fd is owned by
     // the File below.
@@ -83,6 +88,21 @@ impl Harness {
 
     /// A connected device with RAM and IRQs but no rings programmed.
     pub fn bare() -> Self {
+        Self::start(false, |_, _| {})
+    }
+
+    /// Like [`Harness::new`], but the server goes on accepting connections
+    /// after one ends (as `vmso-device` does), and `first` runs before the
+    /// harness's own client connects: another VMM on the same device, which
+    /// must have closed its connection when `first` returns.
+    pub fn after(first: impl FnOnce(&Path, &Device)) -> Self {
+        let mut h = Self::start(true, first);
+        h.setup_rings();
+        h.enable();
+        h
+    }
+
+    fn start(serve_many: bool, first: impl FnOnce(&Path, &Device)) -> Self {
         let (backend, peer) = SocketBackend::pair().expect("socketpair");
         let device =
             Device::start([0x52, 0x54, 0, 0x76, 0x6d, 1], Box::new(backend)).expect("device");
@@ -100,9 +120,15 @@ impl Harness {
         )
         .expect("server");
         let mut vfio = device.vfio();
-        let server = std::thread::spawn(move || {
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = stop.clone();
+        let server = std::thread::spawn(move || loop {
             let _ = server.run(&mut vfio);
+            if !serve_many || stopped.load(Ordering::SeqCst) {
+                break;
+            }
         });
+        first(&socket, &device);
         let mut client = vfio_user::Client::new(&socket).expect("client connects");
 
         let ram = memfd(RAM_SIZE);
@@ -149,6 +175,7 @@ impl Harness {
             irqs,
             socket,
             server: Some(server),
+            stop,
             tx_tail: 0,
             tx_head: 0,
             rx_tail: 0,
@@ -363,6 +390,7 @@ impl Default for Harness {
 
 impl Drop for Harness {
     fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
         let _ = self.client.shutdown();
         if let Some(t) = self.server.take() {
             let _ = t.join();
