@@ -337,6 +337,8 @@ enum vmso_dev_stat {
 	VMSO_STAT_TX_HANDOFF_PACKETS	= 26,
 	VMSO_STAT_RX_GSO_PACKETS	= 27,
 	VMSO_STAT_RX_VNET_BAD		= 28,
+	VMSO_STAT_VMM_REFUSED		= 29,
+	VMSO_STAT_DMA_MAP_REFUSED	= 30,
 	VMSO_STAT_COUNT			/* = STAT_COUNT */
 };
 
@@ -373,12 +375,15 @@ static inline const char *vmso_dev_stat_name(unsigned int i)
 		[VMSO_STAT_TX_HANDOFF_PACKETS]	= "tx_handoff_packets",
 		[VMSO_STAT_RX_GSO_PACKETS]	= "rx_gso_packets",
 		[VMSO_STAT_RX_VNET_BAD]		= "rx_vnet_bad",
+		[VMSO_STAT_VMM_REFUSED]		= "vmm_refused",
+		[VMSO_STAT_DMA_MAP_REFUSED]	= "dma_map_refused",
 	};
 
 	return i < VMSO_STAT_COUNT ? names[i] : "unknown";
 }
 
-static_assert(VMSO_STAT_COUNT == 29);
+static_assert(VMSO_STAT_COUNT == 31);
+static_assert(VMSO_STAT_DMA_MAP_REFUSED == 30);
 static_assert(VMSO_STAT_TX_USO_PACKETS == 25);
 static_assert(VMSO_STAT_RX_PACKETS == 16);
 

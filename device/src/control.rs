@@ -88,17 +88,21 @@ impl Control {
     /// Device reset (vfio-user RESET or CTRL.RESET): everything but the guest
     /// RAM mappings and the interrupt eventfds, which belong to the VMM.
     pub fn reset(&mut self) {
+        self.reset_state();
+        let summary = self.shared.counters.summary();
+        if !summary.is_empty() {
+            info!("device counters at reset:\n{summary}");
+        }
+        self.shared.counters.clear();
+    }
+
+    fn reset_state(&mut self) {
         self.send(Cmd::Reset);
         self.shared.reset();
         self.cfg = Self::reset_config();
         self.mac = self.default_mac;
         self.inv_pdbr = 0;
         self.inv_addr = 0;
-        let summary = self.shared.counters.summary();
-        if !summary.is_empty() {
-            info!("device counters at reset:\n{summary}");
-        }
-        self.shared.counters.clear();
     }
 
     pub fn read_reg(&self, off: u64) -> u32 {
@@ -347,9 +351,11 @@ impl Control {
     }
 
     /// The VMM is gone: quiesce the workers, reset, and drop what belonged
-    /// to the VMM (guest RAM mappings and interrupt eventfds).
+    /// to the VMM (guest RAM mappings and interrupt eventfds). The counters
+    /// live on: they describe the device process, and a refused VMM is worth
+    /// seeing after it left (a guest or VMM reset clears them).
     pub fn turnover(&mut self) {
-        self.reset();
+        self.reset_state();
         self.ram().clear();
         let mut irqs = self.shared.irqs.lock();
         for v in 0..crate::abi::NUM_VECTORS as usize {

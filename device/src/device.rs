@@ -37,6 +37,27 @@ impl Default for DeviceConfig {
     }
 }
 
+/// Makes the register file of one VMM connection.
+#[derive(Clone)]
+pub struct Connector {
+    shared: Arc<Shared>,
+    cmds: Vec<Arc<CmdChannel>>,
+    ram: Arc<Mutex<GuestRam>>,
+    mac: [u8; 6],
+}
+
+impl Connector {
+    pub fn vfio(&self) -> VfioDevice {
+        let control = Control::new(
+            self.shared.clone(),
+            self.cmds.clone(),
+            self.ram.clone(),
+            self.mac,
+        );
+        VfioDevice::new(control)
+    }
+}
+
 struct Worker {
     cmds: Arc<CmdChannel>,
     stop: EventFd,
@@ -108,13 +129,17 @@ impl Device {
     /// (the VMM disconnected), the device turns over: see
     /// [`Control::turnover`].
     pub fn vfio(&self) -> VfioDevice {
-        let control = Control::new(
-            self.shared.clone(),
-            self.workers.iter().map(|w| w.cmds.clone()).collect(),
-            self.ram.clone(),
-            self.cfg.mac,
-        );
-        VfioDevice::new(control)
+        self.connector().vfio()
+    }
+
+    /// What a server thread needs to make a [`VfioDevice`] per connection.
+    pub fn connector(&self) -> Connector {
+        Connector {
+            shared: self.shared.clone(),
+            cmds: self.workers.iter().map(|w| w.cmds.clone()).collect(),
+            ram: self.ram.clone(),
+            mac: self.cfg.mac,
+        }
     }
 
     pub fn counters(&self) -> &Counters {

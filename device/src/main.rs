@@ -137,10 +137,14 @@ fn run(args: Args) -> Result<(), String> {
     info!("listening on {}", args.socket.display());
     loop {
         let mut vfio = device.vfio();
-        if let Err(e) = server.run(&mut vfio) {
-            error!("vfio-user connection ended with an error: {e}");
-        } else {
-            info!("VMM disconnected");
+        // Defence in depth: a panic while serving one VMM drops that
+        // connection, and the next VMM is served.
+        let served =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| server.run(&mut vfio)));
+        match served {
+            Ok(Ok(())) => info!("VMM disconnected"),
+            Ok(Err(e)) => error!("vfio-user connection ended with an error: {e}"),
+            Err(_) => error!("vfio-user connection handler panicked: connection dropped"),
         }
         info!("device counters:\n{}", device.counters().summary());
         // Quiesces the queues, resets the device and drops the VMM's guest

@@ -18,6 +18,7 @@ use vmm_sys_util::eventfd::EventFd;
 
 use crate::abi::{BAR0_SIZE, NUM_VECTORS};
 use crate::control::Control;
+use crate::counters::Stat;
 use crate::pci::{PciConfig, CONFIG_SIZE};
 
 /// One VMM connection's view of the device. Dropping it (the connection
@@ -148,25 +149,29 @@ impl ServerBackend for VfioDevice {
         if fd.is_none() {
             info!("DMA_MAP {address:#x}+{size:#x} came without an fd: the device cannot reach it (use a shared memfd memory backend for guest RAM)");
         }
-        self.control
-            .ram
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .map(address, size, offset, fd)
-            .map_err(|e| einval(e.to_string()))
+        let mut ram = self.control.ram.lock().unwrap_or_else(|p| p.into_inner());
+        ram.map_with(address, size, offset, flags, fd).map_err(|e| {
+            self.control.shared().counters.inc(Stat::dma_map_refused);
+            io::Error::from(e)
+        })
     }
 
-    fn dma_unmap(&mut self, _flags: DmaUnmapFlags, address: u64, size: u64) -> io::Result<()> {
-        debug!("DMA_UNMAP {address:#x}+{size:#x}");
+    fn dma_unmap(&mut self, flags: DmaUnmapFlags, address: u64, size: u64) -> io::Result<()> {
+        debug!("DMA_UNMAP {address:#x}+{size:#x} flags {flags:?}");
         // The workers take a fresh snapshot of guest RAM per pass, and their
         // translations must not outlive the mapping: drop them all first.
         self.control.invalidate_all();
-        self.control
-            .ram
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .unmap(address, size)
-            .map_err(|e| einval(e.to_string()))
+        let mut ram = self.control.ram.lock().unwrap_or_else(|p| p.into_inner());
+        if flags.contains(DmaUnmapFlags::UNMAP_ALL) {
+            ram.clear();
+            return Ok(());
+        }
+        ram.unmap(address, size).map_err(io::Error::from)
+    }
+
+    fn message_refused(&mut self, _error: &vfio_user::Error) {
+        // The vfio-user layer has logged the error; count it.
+        self.control.shared().counters.inc(Stat::vmm_refused);
     }
 
     fn reset(&mut self) -> io::Result<()> {

@@ -5,11 +5,13 @@
 
 pub mod frames;
 pub mod pagetable;
+pub mod vmm;
 
 use std::fs::File;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use vfio_bindings::bindings::vfio::{
@@ -50,6 +52,8 @@ pub struct Harness {
     pub irqs: Vec<EventFd>,
     pub socket: PathBuf,
     server: Option<std::thread::JoinHandle<()>>,
+    /// Set when the harness is dropped: the server stops accepting.
+    stop: Arc<AtomicBool>,
     pub tx_tail: u32,
     pub tx_head: u32,
     pub rx_tail: u32,
@@ -69,7 +73,8 @@ fn plain(
 
 static NEXT: AtomicU32 = AtomicU32::new(0);
 
-fn memfd(size: u64) -> File {
+/// A memfd of `size` bytes.
+pub fn memfd(size: u64) -> File {
     let name = c"vmso-test-ram";
     // SAFETY: memfd_create with a valid C string; the returned fd is owned by
     // the File below.
@@ -93,19 +98,33 @@ impl Harness {
 
     /// A connected device with RAM and IRQs but no rings programmed.
     pub fn bare() -> Self {
-        Self::bare_with(plain(|b| Box::new(b)), DeviceConfig::default())
+        Self::start(
+            plain(|b| Box::new(b)),
+            DeviceConfig::default(),
+            false,
+            |_, _| {},
+        )
     }
 
     /// Like [`Harness::new`], on a backend whose frames carry a virtio-net
     /// header both ways, as a vnet-header TAP's do.
     pub fn vnet(cfg: DeviceConfig) -> Self {
-        let mut h = Self::bare_with(
-            || {
-                let (b, peer) = SocketBackend::pair_vnet().expect("socketpair");
-                (Box::new(b) as Box<dyn Backend>, peer)
-            },
-            cfg,
-        );
+        let make = || {
+            let (b, peer) = SocketBackend::pair_vnet().expect("socketpair");
+            (Box::new(b) as Box<dyn Backend>, peer)
+        };
+        let mut h = Self::start(make, cfg, false, |_, _| {});
+        h.setup_rings();
+        h.enable();
+        h
+    }
+
+    /// Like [`Harness::new`], but the server goes on accepting connections
+    /// after one ends (as `vmso-device` does), and `first` runs before the
+    /// harness's own client connects: another VMM on the same device, which
+    /// must have closed its connection when `first` returns.
+    pub fn after(first: impl FnOnce(&Path, &Device)) -> Self {
+        let mut h = Self::start(plain(|b| Box::new(b)), DeviceConfig::default(), true, first);
         h.setup_rings();
         h.enable();
         h
@@ -116,13 +135,18 @@ impl Harness {
         wrap: impl FnOnce(SocketBackend) -> Box<dyn Backend>,
         cfg: DeviceConfig,
     ) -> Self {
-        let mut h = Self::bare_with(plain(wrap), cfg);
+        let mut h = Self::start(plain(wrap), cfg, false, |_, _| {});
         h.setup_rings();
         h.enable();
         h
     }
 
-    fn bare_with(make: impl FnOnce() -> (Box<dyn Backend>, OwnedFd), cfg: DeviceConfig) -> Self {
+    fn start(
+        make: impl FnOnce() -> (Box<dyn Backend>, OwnedFd),
+        cfg: DeviceConfig,
+        serve_many: bool,
+        first: impl FnOnce(&Path, &Device),
+    ) -> Self {
         let (backend, peer) = make();
         let device = Device::start_with(cfg, backend).expect("device");
         let socket = std::env::temp_dir().join(format!(
@@ -138,10 +162,20 @@ impl Harness {
             vmso_device::server::regions(),
         )
         .expect("server");
-        let mut vfio = device.vfio();
-        let server = std::thread::spawn(move || {
+        let connector = device.connector();
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = stop.clone();
+        // One VfioDevice per connection, as vmso-device serves them: its
+        // drop turns the device over for the next VMM.
+        let server = std::thread::spawn(move || loop {
+            let mut vfio = connector.vfio();
             let _ = server.run(&mut vfio);
+            drop(vfio);
+            if !serve_many || stopped.load(Ordering::SeqCst) {
+                break;
+            }
         });
+        first(&socket, &device);
         let mut client = vfio_user::Client::new(&socket).expect("client connects");
 
         let ram = memfd(RAM_SIZE);
@@ -188,6 +222,7 @@ impl Harness {
             irqs,
             socket,
             server: Some(server),
+            stop,
             tx_tail: 0,
             tx_head: 0,
             rx_tail: 0,
@@ -412,6 +447,7 @@ impl Default for Harness {
 
 impl Drop for Harness {
     fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
         let _ = self.client.shutdown();
         if let Some(t) = self.server.take() {
             let _ = t.join();
