@@ -87,7 +87,7 @@
 /* VERSION */
 #define VMSO_VERSION_MAJOR(v)		((v) >> 16)
 #define VMSO_VERSION_MINOR(v)		((v) & 0xffff)
-#define VMSO_ABI_MAJOR			1
+#define VMSO_ABI_MAJOR			2
 #define VMSO_ABI_MINOR			1
 
 /* DEV_FEATURES / DRV_FEATURES */
