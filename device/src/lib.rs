@@ -24,6 +24,7 @@ pub mod offload;
 pub mod pci;
 pub mod queue;
 pub mod ring;
+pub mod rss;
 pub mod rx;
 pub mod server;
 pub mod shared;

@@ -36,6 +36,10 @@ struct Args {
     /// do, and lets the host segment it if it must.
     #[arg(long, value_enum, default_value_t = TxModeArg::Wire)]
     tx_mode: TxModeArg,
+    /// Queue pairs (1..=16): one worker thread and one TAP queue each
+    /// (IFF_MULTI_QUEUE when more than one).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=16))]
+    queues: u16,
     /// Open the TAP without a virtio-net header: the host then segments and
     /// checksums every superpacket it sends, and `--tx-mode handoff` falls
     /// back to wire.
@@ -100,10 +104,14 @@ fn run(args: Args) -> Result<(), String> {
             args.socket.display()
         ));
     }
-    let tap = Tap::open(&args.tap, !args.no_vnet_hdr).map_err(|e| e.to_string())?;
+    let taps = Tap::open_queues(&args.tap, usize::from(args.queues), !args.no_vnet_hdr)
+        .map_err(|e| e.to_string())?;
+    let tap = &taps[0];
     info!(
-        "attached TAP {} ({})",
+        "attached TAP {} ({} queue{}, {})",
         tap.name(),
+        taps.len(),
+        if taps.len() == 1 { "" } else { "s" },
         if tap.has_vnet_hdr() {
             "virtio-net header, host offloads on"
         } else {
@@ -121,12 +129,15 @@ fn run(args: Args) -> Result<(), String> {
         TxModeArg::Wire => TxMode::Wire,
     };
     handle_signals(args.socket.clone()).map_err(|e| format!("signal thread: {e}"))?;
-    let backend: Box<dyn Backend> = Box::new(tap);
+    let backends: Vec<Box<dyn Backend>> = taps
+        .into_iter()
+        .map(|t| Box::new(t) as Box<dyn Backend>)
+        .collect();
     let cfg = DeviceConfig {
         mac: args.mac,
         tx_mode,
     };
-    let device = Device::start_with(cfg, backend).map_err(|e| format!("start device: {e}"))?;
+    let device = Device::start_queues(cfg, backends).map_err(|e| format!("start device: {e}"))?;
     let server = vfio_user::Server::new(
         &args.socket,
         true,
@@ -146,7 +157,7 @@ fn run(args: Args) -> Result<(), String> {
             Ok(Err(e)) => error!("vfio-user connection ended with an error: {e}"),
             Err(_) => error!("vfio-user connection handler panicked: connection dropped"),
         }
-        info!("device counters:\n{}", device.counters().summary());
+        info!("device counters:\n{}", device.summary());
         // Quiesces the queues, resets the device and drops the VMM's guest
         // RAM mappings and interrupt eventfds: the next VMM starts afresh.
         drop(vfio);

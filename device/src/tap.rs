@@ -27,6 +27,8 @@ pub enum TapError {
     NotPermitted { name: String },
     #[error("attach TAP {name}: busy (another process holds it)")]
     Busy { name: String },
+    #[error("attach TAP {name} with several queues: refused (a persistent TAP must be created multi-queue: ip tuntap add {name} mode tap multi_queue)")]
+    NotMultiQueue { name: String },
     #[error("attach TAP {name}: {source}")]
     Attach { name: String, source: io::Error },
 }
@@ -63,24 +65,49 @@ impl Tap {
     /// Opens (or creates) TAP `name`; with `vnet_hdr`, with a virtio-net
     /// header and host offloads (see the module documentation).
     pub fn open(name: &str, vnet_hdr: bool) -> Result<Self, TapError> {
+        let mut v = Self::open_queues(name, 1, vnet_hdr)?;
+        Ok(v.remove(0))
+    }
+
+    /// Opens `queues` queues of TAP `name` (`IFF_MULTI_QUEUE` when more
+    /// than one), each its own fd, so that the host spreads flows too.
+    pub fn open_queues(name: &str, queues: usize, vnet_hdr: bool) -> Result<Vec<Self>, TapError> {
         if name.is_empty() || name.len() >= libc::IFNAMSIZ {
             return Err(TapError::Name(name.to_string()));
         }
-        if vnet_hdr {
-            match Self::attach(name, true) {
-                Ok(t) => return Ok(t),
+        let mq = queues > 1;
+        let mut vnet = vnet_hdr;
+        if vnet {
+            match Self::attach(name, true, mq) {
+                Ok(t) => return Self::more_queues(t, name, queues, true, mq),
                 Err(TapError::Attach { source, .. })
-                    if source.raw_os_error() == Some(libc::EINVAL) =>
+                    if source.raw_os_error() == Some(libc::EINVAL) && !mq =>
                 {
                     warn!("TAP {name} cannot take a virtio-net header ({source}): using a plain TAP; the host will segment and checksum every superpacket");
+                    vnet = false;
                 }
                 Err(e) => return Err(e),
             }
         }
-        Self::attach(name, false)
+        let first = Self::attach(name, vnet, mq)?;
+        Self::more_queues(first, name, queues, vnet, mq)
     }
 
-    fn attach(name: &str, vnet: bool) -> Result<Self, TapError> {
+    fn more_queues(
+        first: Self,
+        name: &str,
+        queues: usize,
+        vnet: bool,
+        mq: bool,
+    ) -> Result<Vec<Self>, TapError> {
+        let mut v = vec![first];
+        for _ in 1..queues {
+            v.push(Self::attach(name, vnet, mq)?);
+        }
+        Ok(v)
+    }
+
+    fn attach(name: &str, vnet: bool, mq: bool) -> Result<Self, TapError> {
         let file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -89,6 +116,9 @@ impl Tap {
         let mut flags = libc::IFF_TAP | libc::IFF_NO_PI;
         if vnet {
             flags |= libc::IFF_VNET_HDR;
+        }
+        if mq {
+            flags |= libc::IFF_MULTI_QUEUE;
         }
         let mut req = IfReq {
             name: [0; libc::IFNAMSIZ],
@@ -105,6 +135,7 @@ impl Tap {
             return Err(match e.raw_os_error() {
                 Some(libc::EPERM) | Some(libc::EACCES) => TapError::NotPermitted { name },
                 Some(libc::EBUSY) => TapError::Busy { name },
+                Some(libc::EINVAL) if mq => TapError::NotMultiQueue { name },
                 _ => TapError::Attach { name, source: e },
             });
         }
