@@ -1053,12 +1053,13 @@ static int vmso_set_ringparam(struct net_device *netdev,
 	if (err)
 		return err;
 	netif_info(priv, ifup, netdev,
-		   "rings: %u pair(s) of TX %u RX %u (device TX_SIZE %u RX_SIZE %u)\n",
-		   priv->num_queues, priv->qp[0].tx.size, priv->qp[0].rx.size,
+		   "rings: TX %u RX %u (device TX_SIZE %u RX_SIZE %u), %u queue pair(s)\n",
+		   priv->qp[0].tx.size, priv->qp[0].rx.size,
 		   vmso_rd(priv, vmso_qreg(priv, 0, VMSO_QP_TX_SIZE,
 					   VMSO_REG_TX_SIZE)),
 		   vmso_rd(priv, vmso_qreg(priv, 0, VMSO_QP_RX_SIZE,
-					   VMSO_REG_RX_SIZE)));
+					   VMSO_REG_RX_SIZE)),
+		   priv->num_queues);
 	return 0;
 }
 
