@@ -1831,6 +1831,7 @@ static int vmso_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 			err = -ENOMEM;
 			goto err_mmdrop;
 		}
+		priv->notify_n = maxq;
 	}
 
 	/* May lower max_queues to the vectors to be had */
@@ -1891,7 +1892,8 @@ err_vectors:
 	pci_free_irq_vectors(pdev);
 err_notify:
 	if (priv->notify)
-		dma_free_coherent(&pdev->dev, maxq * sizeof(*priv->notify),
+		dma_free_coherent(&pdev->dev,
+				  priv->notify_n * sizeof(*priv->notify),
 				  priv->notify, priv->notify_dma);
 err_mmdrop:
 	if (priv->mm)
@@ -1925,7 +1927,7 @@ static void vmso_remove(struct pci_dev *pdev)
 	vmso_dev_reset(priv, false);
 	if (priv->notify)
 		dma_free_coherent(&pdev->dev,
-				  netdev->num_tx_queues * sizeof(*priv->notify),
+				  priv->notify_n * sizeof(*priv->notify),
 				  priv->notify, priv->notify_dma);
 	if (priv->mm)
 		mmdrop(priv->mm);

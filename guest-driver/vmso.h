@@ -279,6 +279,7 @@ struct vmso_priv {
 	 */
 	struct vmso_notify *notify;
 	dma_addr_t notify_dma;
+	u16 notify_n;		/* blocks allocated */
 
 	/* Queue pairs: qp[0..max_queues) have a NAPI and a vector, the
 	 * first num_queues run (RTNL). Without MQ max_queues is 1.
