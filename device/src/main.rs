@@ -123,8 +123,10 @@ fn run(args: Args) -> Result<(), String> {
         tap.name(),
         taps.len(),
         if taps.len() == 1 { "" } else { "s" },
-        if tap.has_vnet_hdr() {
+        if tap.has_host_offloads() {
             "virtio-net header, host offloads on"
+        } else if tap.has_vnet_hdr() {
+            "virtio-net header, host offloads refused"
         } else {
             "no virtio-net header"
         }

@@ -217,6 +217,11 @@ impl Tap {
     pub fn has_vnet_hdr(&self) -> bool {
         self.vnet
     }
+
+    /// True if the host may send superpackets (TUNSETOFFLOAD took).
+    pub fn has_host_offloads(&self) -> bool {
+        self.offloads
+    }
 }
 
 impl Backend for Tap {
@@ -267,7 +272,7 @@ mod tests {
             assert_eq!(taps.len(), 2);
             for t in &taps {
                 assert!(t.has_vnet_hdr());
-                assert!(t.offloads, "TUNSETOFFLOAD took");
+                assert!(t.has_host_offloads(), "TUNSETOFFLOAD took");
                 assert_eq!(t.vnet_hdr_len(), vnet::LEN);
             }
         })
