@@ -8,7 +8,7 @@ use clap::Parser;
 use log::{error, info, warn};
 
 use vmso_device::backend::Backend;
-use vmso_device::tap::Tap;
+use vmso_device::tap::{Tap, TapOptions};
 use vmso_device::tx::TxMode;
 use vmso_device::{Device, DeviceConfig};
 
@@ -40,6 +40,12 @@ struct Args {
     /// (IFF_MULTI_QUEUE when more than one).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=16))]
     queues: u16,
+    /// Let the host coalesce the device's frames: open the TAP with
+    /// IFF_NAPI and hold GRO for this many µs across writes (sets the TAP's
+    /// gro_flush_timeout and napi_defer_hard_irqs; 0 = off). Needs
+    /// CAP_NET_ADMIN; without it the TAP opens without NAPI.
+    #[arg(long, default_value_t = 0)]
+    host_gro_us: u32,
     /// Open the TAP without a virtio-net header: the host then segments and
     /// checksums every superpacket it sends, and `--tx-mode handoff` falls
     /// back to wire.
@@ -104,16 +110,23 @@ fn run(args: Args) -> Result<(), String> {
             args.socket.display()
         ));
     }
-    let taps = Tap::open_queues(&args.tap, usize::from(args.queues), !args.no_vnet_hdr)
-        .map_err(|e| e.to_string())?;
+    let opts = TapOptions {
+        vnet_hdr: !args.no_vnet_hdr,
+        host_gro: (args.host_gro_us > 0)
+            .then(|| std::time::Duration::from_micros(u64::from(args.host_gro_us))),
+    };
+    let taps =
+        Tap::open_queues(&args.tap, usize::from(args.queues), opts).map_err(|e| e.to_string())?;
     let tap = &taps[0];
     info!(
         "attached TAP {} ({} queue{}, {})",
         tap.name(),
         taps.len(),
         if taps.len() == 1 { "" } else { "s" },
-        if tap.has_vnet_hdr() {
+        if tap.has_host_offloads() {
             "virtio-net header, host offloads on"
+        } else if tap.has_vnet_hdr() {
+            "virtio-net header, host offloads refused"
         } else {
             "no virtio-net header"
         }

@@ -40,6 +40,41 @@ struct IfReq {
     _pad: [u8; 22],
 }
 
+/// How to open a TAP.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TapOptions {
+    /// A virtio-net header on every frame, and host offloads.
+    pub vnet_hdr: bool,
+    /// `IFF_NAPI`: the host takes the device's frames through NAPI and GRO,
+    /// holding GRO across writes for this long (the TAP's
+    /// `gro_flush_timeout`), so that MTU frames of one flow reach the host's
+    /// stack as one superpacket and are acknowledged as one.
+    pub host_gro: Option<std::time::Duration>,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Flags {
+    vnet: bool,
+    mq: bool,
+    napi: bool,
+}
+
+/// Sets the TAP's `gro_flush_timeout` (and `napi_defer_hard_irqs`, which
+/// keeps NAPI from completing, and so flushing GRO, after every write), in
+/// the sysfs of the network namespace the device runs in.
+fn hold_host_gro(name: &str, hold: std::time::Duration) {
+    let dir = std::path::Path::new("/sys/class/net").join(name);
+    let knobs = [
+        ("gro_flush_timeout", hold.as_nanos().to_string()),
+        ("napi_defer_hard_irqs", "1".to_string()),
+    ];
+    for (k, v) in knobs {
+        if let Err(e) = std::fs::write(dir.join(k), &v) {
+            warn!("TAP {name}: cannot set {k} = {v} ({e}): the host flushes GRO after every write");
+        }
+    }
+}
+
 /// The host offloads the device takes from the TAP.
 const OFFLOADS: libc::c_uint = libc::TUN_F_CSUM | libc::TUN_F_TSO4 | libc::TUN_F_TSO6;
 
@@ -47,6 +82,8 @@ pub struct Tap {
     file: File,
     name: String,
     vnet: bool,
+    /// TUNSETOFFLOAD took: the host may send superpackets.
+    offloads: bool,
 }
 
 /// `ioctl(fd, req, &arg)` for the TAP ioctls that take an int.
@@ -65,49 +102,53 @@ impl Tap {
     /// Opens (or creates) TAP `name`; with `vnet_hdr`, with a virtio-net
     /// header and host offloads (see the module documentation).
     pub fn open(name: &str, vnet_hdr: bool) -> Result<Self, TapError> {
-        let mut v = Self::open_queues(name, 1, vnet_hdr)?;
+        let opts = TapOptions {
+            vnet_hdr,
+            ..Default::default()
+        };
+        let mut v = Self::open_queues(name, 1, opts)?;
         Ok(v.remove(0))
     }
 
     /// Opens `queues` queues of TAP `name` (`IFF_MULTI_QUEUE` when more
     /// than one), each its own fd, so that the host spreads flows too.
-    pub fn open_queues(name: &str, queues: usize, vnet_hdr: bool) -> Result<Vec<Self>, TapError> {
+    pub fn open_queues(name: &str, queues: usize, opts: TapOptions) -> Result<Vec<Self>, TapError> {
         if name.is_empty() || name.len() >= libc::IFNAMSIZ {
             return Err(TapError::Name(name.to_string()));
         }
-        let mq = queues > 1;
-        let mut vnet = vnet_hdr;
-        if vnet {
-            match Self::attach(name, true, mq) {
-                Ok(t) => return Self::more_queues(t, name, queues, true, mq),
+        let mut flags = Flags {
+            vnet: opts.vnet_hdr,
+            mq: queues > 1,
+            napi: opts.host_gro.is_some(),
+        };
+        let first = loop {
+            match Self::attach(name, flags) {
+                Ok(t) => break t,
                 Err(TapError::Attach { source, .. })
-                    if source.raw_os_error() == Some(libc::EINVAL) && !mq =>
+                    if source.raw_os_error() == Some(libc::EINVAL) && flags.vnet && !flags.mq =>
                 {
                     warn!("TAP {name} cannot take a virtio-net header ({source}): using a plain TAP; the host will segment and checksum every superpacket");
-                    vnet = false;
+                    flags.vnet = false;
+                }
+                Err(TapError::NotPermitted { .. } | TapError::Attach { .. }) if flags.napi => {
+                    warn!("TAP {name}: IFF_NAPI refused (it needs CAP_NET_ADMIN): the host will not coalesce the device's frames (GRO)");
+                    flags.napi = false;
                 }
                 Err(e) => return Err(e),
             }
-        }
-        let first = Self::attach(name, vnet, mq)?;
-        Self::more_queues(first, name, queues, vnet, mq)
-    }
-
-    fn more_queues(
-        first: Self,
-        name: &str,
-        queues: usize,
-        vnet: bool,
-        mq: bool,
-    ) -> Result<Vec<Self>, TapError> {
+        };
         let mut v = vec![first];
         for _ in 1..queues {
-            v.push(Self::attach(name, vnet, mq)?);
+            v.push(Self::attach(name, flags)?);
+        }
+        if let (true, Some(hold)) = (flags.napi, opts.host_gro) {
+            hold_host_gro(name, hold);
         }
         Ok(v)
     }
 
-    fn attach(name: &str, vnet: bool, mq: bool) -> Result<Self, TapError> {
+    fn attach(name: &str, f: Flags) -> Result<Self, TapError> {
+        let (vnet, mq) = (f.vnet, f.mq);
         let file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -119,6 +160,9 @@ impl Tap {
         }
         if mq {
             flags |= libc::IFF_MULTI_QUEUE;
+        }
+        if f.napi {
+            flags |= libc::IFF_NAPI;
         }
         let mut req = IfReq {
             name: [0; libc::IFNAMSIZ],
@@ -145,16 +189,23 @@ impl Tap {
             source,
         };
         set_nonblocking(fd).map_err(attach)?;
+        let mut offloads = false;
         if vnet {
             ioctl_int(fd, libc::TUNSETVNETHDRSZ, vnet::LEN as libc::c_int).map_err(attach)?;
-            if let Err(e) = ioctl_int(fd, libc::TUNSETOFFLOAD, OFFLOADS as libc::c_int) {
+            // SAFETY: TUNSETOFFLOAD takes its flags by value, not through
+            // a pointer; nothing is read from or written to our memory.
+            let r = unsafe { libc::ioctl(fd, libc::TUNSETOFFLOAD, libc::c_ulong::from(OFFLOADS)) };
+            if r < 0 {
+                let e = io::Error::last_os_error();
                 warn!("TAP {name}: TUNSETOFFLOAD refused ({e}): the host will segment superpackets itself");
             }
+            offloads = r == 0;
         }
         Ok(Self {
             file,
             name: name.to_string(),
             vnet,
+            offloads,
         })
     }
 
@@ -165,6 +216,11 @@ impl Tap {
     /// True if frames carry a virtio-net header.
     pub fn has_vnet_hdr(&self) -> bool {
         self.vnet
+    }
+
+    /// True if the host may send superpackets (TUNSETOFFLOAD took).
+    pub fn has_host_offloads(&self) -> bool {
+        self.offloads
     }
 }
 
@@ -184,5 +240,43 @@ impl Backend for Tap {
         } else {
             0
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Opens a TAP in a network namespace of this thread's own (root only;
+    /// skipped otherwise): the header and the offloads must take.
+    #[test]
+    fn vnet_header_and_host_offloads_take() {
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 || !std::path::Path::new("/dev/net/tun").exists() {
+            eprintln!("skipped: needs root and /dev/net/tun");
+            return;
+        }
+        std::thread::spawn(|| {
+            // SAFETY: unshare of the network namespace affects only this
+            // thread, which exits at the end of the closure.
+            assert_eq!(unsafe { libc::unshare(libc::CLONE_NEWNET) }, 0);
+            let taps = Tap::open_queues(
+                "vmsotest0",
+                2,
+                TapOptions {
+                    vnet_hdr: true,
+                    ..Default::default()
+                },
+            )
+            .expect("multi-queue vnet TAP");
+            assert_eq!(taps.len(), 2);
+            for t in &taps {
+                assert!(t.has_vnet_hdr());
+                assert!(t.has_host_offloads(), "TUNSETOFFLOAD took");
+                assert_eq!(t.vnet_hdr_len(), vnet::LEN);
+            }
+        })
+        .join()
+        .unwrap();
     }
 }

@@ -145,14 +145,52 @@ impl Harness {
         h
     }
 
+    /// A connected device with `n` queue pairs, each on its own socketpair
+    /// backend, and no rings programmed. Pair 0's peer is `peer`; the
+    /// others are returned, in order.
+    pub fn multi(n: usize) -> (Self, Vec<OwnedFd>) {
+        let mut peers = Vec::new();
+        let mut backends: Vec<Box<dyn Backend>> = Vec::new();
+        for _ in 0..n {
+            let (b, p) = SocketBackend::pair().expect("socketpair");
+            backends.push(Box::new(b));
+            peers.push(p);
+        }
+        let peer0 = peers.remove(0);
+        let h = Self::start_queues(
+            move || (backends, peer0),
+            DeviceConfig::default(),
+            false,
+            |_, _| {},
+        );
+        (h, peers)
+    }
+
     fn start(
         make: impl FnOnce() -> (Box<dyn Backend>, OwnedFd),
         cfg: DeviceConfig,
         serve_many: bool,
         first: impl FnOnce(&Path, &Device),
     ) -> Self {
-        let (backend, peer) = make();
-        let device = Device::start_with(cfg, backend).expect("device");
+        Self::start_queues(
+            move || {
+                let (b, p) = make();
+                (vec![b], p)
+            },
+            cfg,
+            serve_many,
+            first,
+        )
+    }
+
+    fn start_queues(
+        make: impl FnOnce() -> (Vec<Box<dyn Backend>>, OwnedFd),
+        cfg: DeviceConfig,
+        serve_many: bool,
+        first: impl FnOnce(&Path, &Device),
+    ) -> Self {
+        let (backends, peer) = make();
+        let device = Device::start_queues(cfg, backends).expect("device");
         let socket = std::env::temp_dir().join(format!(
             "vmso-test-{}-{}.sock",
             std::process::id(),
@@ -205,19 +243,22 @@ impl Harness {
         ])
         .unwrap();
 
-        let irqs: Vec<EventFd> = (0..3)
+        let irqs: Vec<EventFd> = (0..abi::NUM_VECTORS)
             .map(|_| EventFd::new(libc::EFD_NONBLOCK).unwrap())
             .collect();
         let fds: Vec<i32> = irqs.iter().map(|e| e.as_raw_fd()).collect();
-        client
-            .set_irqs(
-                VFIO_PCI_MSIX_IRQ_INDEX,
-                VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER,
-                0,
-                3,
-                &fds,
-            )
-            .expect("set irqs");
+        // At most 16 fds per message (the protocol's limit), as QEMU splits.
+        for (i, chunk) in fds.chunks(16).enumerate() {
+            client
+                .set_irqs(
+                    VFIO_PCI_MSIX_IRQ_INDEX,
+                    VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER,
+                    16 * i as u32,
+                    chunk.len() as u32,
+                    chunk,
+                )
+                .expect("set irqs");
+        }
         Self {
             client,
             mem,
