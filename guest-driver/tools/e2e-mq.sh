@@ -96,6 +96,8 @@ snmp() { # PROTO FIELD: a counter of the netns's /proc/net/snmp
     ns_exec awk -v p="$1:" -v f="$2" '$1 == p { if (!h) { for (i = 2; i <= NF; i++) n[$i] = i; h = 1 } else print $n[f] }' /proc/net/snmp
 }
 TCP_CSUM0=$(snmp Tcp InCsumErrors)
+tap_tx_dropped() { ns_exec cat "/sys/class/net/$TAP/statistics/tx_dropped"; }
+TAP_DROP0=$(tap_tx_dropped)
 
 # ------------------------------------------------------------------ guest side
 GUEST_FILES=("$REPO/guest-driver/vmso.ko")
@@ -116,6 +118,8 @@ reg() { od -An -tu4 -j $(($1)) -N 4 /tmp/regs.bin | tr -d ' '; }
 # snap NAME: ethtool -S into /tmp/S-NAME.txt; cnt NAME KEY: one counter of it
 snap() { ethtool -S "$NIC" >"/tmp/S-$1.txt"; }
 cnt() { awk -v k="$2:" '$1 == k { print $2 }' "/tmp/S-$1.txt"; }
+# tcpext NAME: a TcpExt counter of the guest (/proc/net/netstat)
+tcpext() { awk -v f="$1" '$1 == "TcpExt:" { if (!h) { for (i = 2; i <= NF; i++) n[$i] = i; h = 1 } else print $n[f] }' /proc/net/netstat; }
 # delta A B KEY: KEY in snapshot B minus snapshot A
 delta() { echo $(( $(cnt "$2" "$3") - $(cnt "$1" "$3") )); }
 # qstat_tx Q / qstat_rx Q: QSTAT[Q] tx_packets / rx_packets (low words)
@@ -168,8 +172,11 @@ echo "== iperf3 -P 4, guest -> host, then host -> guest"
 snap 0
 iperf_run mq_tx -c "$HOST_IP" -t "$SECS" -P 4 || bad "iperf3 -P 4 TX"
 snap 1
+ofo0=$(tcpext TCPOFOQueue)
 iperf_run mq_rx -c "$HOST_IP" -t "$SECS" -P 4 -R || bad "iperf3 -P 4 RX"
 snap 2
+# Segments the guest received out of order (reordering or loss upstream)
+result mq_rx_ofo=$(( $(tcpext TCPOFOQueue) - ofo0 ))
 regs
 for q in 0 1; do
     result "tx_q${q}_tx=$(delta 0 1 "q${q}_tx_completed")" \
@@ -230,6 +237,8 @@ boot_guest "$OUT/run.sh" \
 guest_results >"$OUT/results.env" || true
 sleep 0.5
 TCP_CSUM=$(( $(snmp Tcp InCsumErrors) - TCP_CSUM0 ))
+# Frames the host could not queue to the device (a TAP queue's ring was full)
+TAP_DROP=$(( $(tap_tx_dropped) - TAP_DROP0 ))
 
 # ------------------------------------------------------------------ checks
 res() { guest_result "$1" 2>/dev/null || echo "?"; }
@@ -321,12 +330,14 @@ fi
 {
     echo "secs=$SECS"
     echo "tcp_csum_errors=$TCP_CSUM"
+    echo "tap_tx_dropped=$TAP_DROP"
     echo "capture=\"$cap_summary\""
     echo "fails=${#fails[@]}"
     cat "$OUT/results.env"
 } >"$OUT/summary.env"
 log "iperf3 -P 4: guest->host $(res mq_tx_gbps) Gbit/s, host->guest $(res mq_rx_gbps) Gbit/s"
 log "per pair (driver TX completions / RX frames): q0 $(res q0_tx)/$(res q0_rx), q1 $(res q1_tx)/$(res q1_rx)"
+log "host->guest: sender retransmissions $(res mq_rx_retr), guest out-of-order segments $(res mq_rx_ofo), host TAP tx_dropped (whole run) $TAP_DROP"
 log "$cap_summary"
 if (( ${#fails[@]} )); then
     die "${#fails[@]} check(s) failed: ${fails[*]} (logs in $OUT)"
