@@ -19,6 +19,7 @@ is kept; a section without markers is replaced whole) with readme-section.md, or
 it; --chart is the link it uses for the chart.
 Exits non-zero only if the inputs are missing or gnuplot fails.
 """
+import argparse
 import json
 import math
 import os
@@ -115,100 +116,121 @@ def ratio(a, b):
     return a / b
 
 
-def main():
-    args = sys.argv[1:]
-    if not args or args[0] in ("-h", "--help"):
-        print(__doc__)
-        return 0 if args else 2
-    out = args[0]
-    readme = chart_link = None
-    i = 1
-    while i < len(args):
-        if args[i] == "--readme":
-            readme = args[i + 1]
-            i += 2
-        elif args[i] == "--chart":
-            chart_link = args[i + 1]
-            i += 2
-        else:
-            sys.exit(f"bench-report.py: unknown argument {args[i]}")
+class Bench:
+    """Everything one report is made of; filled in by the functions below, in order."""
 
-    meta, _ = read_env(os.path.join(out, "meta.env"))
-    points = [{"name": p[0], "kind": p[1], "desc": p[2]} for p in read_tsv(os.path.join(out, "points.tsv"))]
-    kind = {p["name"]: p["kind"] for p in points}
-    peers = [p["name"] for p in points if p["kind"] == "peer"]
-    vmsos = [p["name"] for p in points if p["kind"] == "vmso"]
-    reps = int(meta.get("reps", "1"))
+    def __init__(self, out):
+        self.out = out
+        self.meta = {}
+        self.points = []
+        self.kind = {}
+        self.peers = []
+        self.vmsos = []
+        self.reps = 1
+        self.runs = []
+        self.summary = {}
+        self.best_peer = {}
+        self.ratios = {}
+        self.zero_copy = {}
+        self.engine = {}
+        self.goals = []
+        self.notes = []
+        self.discarded = []
+        self.data = {}
 
-    # ---------------------------------------------------------------- raw runs
-    runs = []
+
+def parse_args(argv):
+    ap = argparse.ArgumentParser(
+        prog="bench-report.py", description=__doc__.split("\n\n", 1)[1],
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("out", metavar="OUT", help="the results/bench-<timestamp> directory of the run")
+    ap.add_argument("--readme", metavar="FILE", help="README whose \"## Performance\" section to replace")
+    ap.add_argument("--chart", metavar="LINK", dest="chart_link",
+                    help="the chart's link in the README section (default: bench.png)")
+    return ap.parse_args(argv)
+
+
+def load_inputs(b):
+    """meta.env, points.tsv, runs.tsv and every run's summary.env."""
+    out = b.out
+    b.meta, _ = read_env(os.path.join(out, "meta.env"))
+    b.points = [{"name": p[0], "kind": p[1], "desc": p[2]} for p in read_tsv(os.path.join(out, "points.tsv"))]
+    b.kind = {p["name"]: p["kind"] for p in b.points}
+    b.peers = [p["name"] for p in b.points if p["kind"] == "peer"]
+    b.vmsos = [p["name"] for p in b.points if p["kind"] == "vmso"]
+    b.reps = int(b.meta.get("reps", "1"))
     for point, rep, rdir in read_tsv(os.path.join(out, "runs.tsv")):
-        path = os.path.join(rdir, "summary.env")
-        env, checks = read_env(path) if os.path.exists(path) else ({}, ["no summary.env"])
-        run_ok = env.get("run_ok") == "1"
-        figures = {}
-        for w, _, _ in WORKLOADS:
-            ok = run_ok and env.get(f"{w}_ok") == "1"
-            figures[w] = num(env.get(f"{w}_gbps")) if ok else None
-        figures["udp_loss_pct"] = num(env.get("udp_loss_pct")) if figures["udp"] is not None else None
-        if kind.get(point) == "vmso":
-            zc_ok = run_ok and env.get("zc_ok") == "1"
-            figures["zc"] = num(env.get("zc_gbps")) if zc_ok else None
-            figures["copy"] = num(env.get("copy_gbps")) if zc_ok else None
-        runs.append({
-            "point": point,
-            "rep": int(rep),
-            "ok": run_ok,
-            "boot_s": num(env.get("boot_s")),
-            "total_s": num(env.get("total_s")),
-            "attempt": int(env.get("attempt", "1") or 1),
-            "waited_idle_s": num(env.get("waited_idle_s")),
-            "foreign_cores": num(env.get("foreign_cores")),
-            "foreign_qemu": int(env.get("foreign_qemu", "0") or 0),
-            "foreign_top": env.get("foreign_top"),
-            "steal_cores": num(env.get("steal_cores")),
-            "figures": figures,
-            "checks": checks,
-            "raw": env,
-        })
+        b.runs.append(read_run(b, point, rep, rdir))
 
-    def series(point, key):
-        vals = []
-        for r in range(1, reps + 1):
-            run = next((x for x in runs if x["point"] == point and x["rep"] == r), None)
-            vals.append(None if run is None else run["figures"].get(key))
-        return vals
 
-    summary = {}
-    for p in points:
+def read_run(b, point, rep, rdir):
+    path = os.path.join(rdir, "summary.env")
+    env, checks = read_env(path) if os.path.exists(path) else ({}, ["no summary.env"])
+    run_ok = env.get("run_ok") == "1"
+    figures = {}
+    for w, _, _ in WORKLOADS:
+        ok = run_ok and env.get(f"{w}_ok") == "1"
+        figures[w] = num(env.get(f"{w}_gbps")) if ok else None
+    figures["udp_loss_pct"] = num(env.get("udp_loss_pct")) if figures["udp"] is not None else None
+    if b.kind.get(point) == "vmso":
+        zc_ok = run_ok and env.get("zc_ok") == "1"
+        figures["zc"] = num(env.get("zc_gbps")) if zc_ok else None
+        figures["copy"] = num(env.get("copy_gbps")) if zc_ok else None
+    return {
+        "point": point,
+        "rep": int(rep),
+        "ok": run_ok,
+        "boot_s": num(env.get("boot_s")),
+        "total_s": num(env.get("total_s")),
+        "attempt": int(env.get("attempt", "1") or 1),
+        "waited_idle_s": num(env.get("waited_idle_s")),
+        "foreign_cores": num(env.get("foreign_cores")),
+        "foreign_qemu": int(env.get("foreign_qemu", "0") or 0),
+        "foreign_top": env.get("foreign_top"),
+        "steal_cores": num(env.get("steal_cores")),
+        "figures": figures,
+        "checks": checks,
+        "raw": env,
+    }
+
+
+def series(b, point, key):
+    """One figure of a point, per repetition (None where missing)."""
+    vals = []
+    for r in range(1, b.reps + 1):
+        run = next((x for x in b.runs if x["point"] == point and x["rep"] == r), None)
+        vals.append(None if run is None else run["figures"].get(key))
+    return vals
+
+
+def summarize_all(b):
+    """Medians per point, the best peer per workload, the ratios, the zero-copy figures."""
+    for p in b.points:
         keys = [w for w, _, _ in WORKLOADS] + ["udp_loss_pct"]
         if p["kind"] == "vmso":
             keys += ["zc", "copy"]
-        summary[p["name"]] = {k: summarize(series(p["name"], k)) for k in keys}
+        b.summary[p["name"]] = {k: summarize(series(b, p["name"], k)) for k in keys}
 
-    best_peer = {}
     for w, _, _ in WORKLOADS:
-        cands = [(summary[p][w]["median"], p) for p in peers if summary[p][w]["median"] is not None]
-        best_peer[w] = {"point": max(cands)[1], "median": max(cands)[0]} if cands else {"point": None, "median": None}
+        cands = [(b.summary[p][w]["median"], p) for p in b.peers if b.summary[p][w]["median"] is not None]
+        b.best_peer[w] = {"point": max(cands)[1], "median": max(cands)[0]} if cands else {"point": None, "median": None}
 
-    ratios = {}
-    for p in vmsos:
-        ratios[p] = {w: ratio(summary[p][w]["median"], best_peer[w]["median"]) for w, _, _ in WORKLOADS}
+    for p in b.vmsos:
+        b.ratios[p] = {w: ratio(b.summary[p][w]["median"], b.best_peer[w]["median"]) for w, _, _ in WORKLOADS}
 
-    zero_copy = {}
-    for p in vmsos:
-        zc, cp = summary[p]["zc"], summary[p]["copy"]
-        rep_ratios = [ratio(a, b) for a, b in zip(zc["values"], cp["values"])]
-        zero_copy[p] = {
+    for p in b.vmsos:
+        zc, cp = b.summary[p]["zc"], b.summary[p]["copy"]
+        rep_ratios = [ratio(x, y) for x, y in zip(zc["values"], cp["values"])]
+        b.zero_copy[p] = {
             "zc": zc,
             "copy": cp,
             "ratio": ratio(zc["median"], cp["median"]),
             "rep_ratios": rep_ratios,
         }
 
-    # ---------------------------------------------------------------- engine
-    engine = {}
-    epath = os.path.join(out, "engine.txt")
+
+def read_engine(b):
+    epath = os.path.join(b.out, "engine.txt")
     if os.path.exists(epath):
         with open(epath, encoding="utf-8") as f:
             for line in f:
@@ -216,13 +238,16 @@ def main():
                     for kv in line.split()[1:]:
                         if "=" in kv:
                             k, v = kv.split("=", 1)
-                            engine[k] = num(v)
+                            b.engine[k] = num(v)
 
-    # ---------------------------------------------------------------- goals
-    goals = []
+
+def judge_goals(b):
+    """The goals, reported as met / not met / not measured (never asserted)."""
+    summary, ratios, best_peer, zero_copy, engine, meta = \
+        b.summary, b.ratios, b.best_peer, b.zero_copy, b.engine, b.meta
 
     def goal(name, target, value, detail):
-        goals.append({
+        b.goals.append({
             "goal": name,
             "target": target,
             "value": value,
@@ -264,8 +289,10 @@ def main():
                   if v is not None else "engine bench not run")
         goal(f"TSO engine ≥ 1.0× memcpy ({which})", 1.0, v, detail)
 
-    # ---------------------------------------------------------------- notes
-    notes = []
+
+def collect_notes(b):
+    """Failed boots, failed checks, disturbed and re-run boots, waiting."""
+    out, meta, runs, notes = b.out, b.meta, b.runs, b.notes
     if meta.get("zc_skip"):
         notes.append(f"Zero-copy tool workload skipped: {meta['zc_skip']}.")
     failed = [r for r in runs if not r["ok"]]
@@ -282,9 +309,9 @@ def main():
         why = []
         if r["foreign_qemu"] > 0:
             why.append(f"{r['foreign_qemu']} other QEMU guest(s)")
-        b = r["foreign_cores"]
-        if b is not None and b > busy_max:
-            why.append(f"other processes used {b:.2f} cores (top: {r['foreign_top']})")
+        c = r["foreign_cores"]
+        if c is not None and c > busy_max:
+            why.append(f"other processes used {c:.2f} cores (top: {r['foreign_top']})")
         r["disturbed"] = "; ".join(why)
     busy = [r for r in runs if r["disturbed"]]
     if busy:
@@ -292,7 +319,6 @@ def main():
                      "cores): their figures are disturbed (" + "; ".join(
                          f"{r['point']} rep {r['rep']}: {r['disturbed']}" for r in busy) + ").")
     # Attempts that were disturbed and run again: kept in runs/<point>/rep<N>-disturbed<K>/.
-    discarded = []
     for r in runs:
         base = r["raw"].get("dir")
         for k in range(1, r["attempt"]):
@@ -300,26 +326,28 @@ def main():
             if not path or not os.path.exists(path):
                 continue
             env, _ = read_env(path)
-            discarded.append({
+            b.discarded.append({
                 "point": r["point"], "rep": r["rep"], "attempt": k,
                 "foreign_cores": num(env.get("foreign_cores")), "foreign_qemu": int(env.get("foreign_qemu", "0") or 0),
                 "foreign_top": env.get("foreign_top"),
                 "figures": {w: num(env.get(f"{w}_gbps")) for w, _, _ in WORKLOADS}
                 | {"zc": num(env.get("zc_gbps")), "copy": num(env.get("copy_gbps"))},
             })
-    if discarded:
-        notes.append(f"{len(discarded)} boot(s) were disturbed by other work on the machine and run again; the "
+    if b.discarded:
+        notes.append(f"{len(b.discarded)} boot(s) were disturbed by other work on the machine and run again; the "
                      "disturbed attempts are left out of the figures (listed in bench.json, `discarded_runs`): "
                      + "; ".join(f"{d['point']} rep {d['rep']} (other processes {fmt(d['foreign_cores'])} cores, "
-                                 f"top {d['foreign_top']}; {d['foreign_qemu']} other QEMU)" for d in discarded) + ".")
+                                 f"top {d['foreign_top']}; {d['foreign_qemu']} other QEMU)" for d in b.discarded) + ".")
     if meta.get("engine_disturbed"):
         notes.append(f"The engine bench ran on a busy machine: {meta['engine_disturbed']}.")
     waited = sum(r["waited_idle_s"] or 0 for r in runs)
     if waited:
         notes.append(f"The run waited {waited:.0f} s in all for the machine to be idle before boots.")
 
-    # ---------------------------------------------------------------- JSON
-    data = {
+
+def write_json(b):
+    meta = b.meta
+    b.data = {
         "schema": "vmso-bench/1",
         "stamp": meta.get("stamp"),
         "date": meta.get("date"),
@@ -331,85 +359,99 @@ def main():
                    for k in ("mode", "reps", "secs", "udp_rate", "udp_len", "zc_bytes", "zc_mss", "zc_chunk",
                              "zc_window", "zc_skip", "order", "busy_max", "wait_idle_s", "retries")},
         "elapsed_s": num(meta.get("elapsed_s")),
-        "points": points,
+        "points": b.points,
         "workloads": [{"key": w, "label": lab, "command": cmd} for w, lab, cmd in WORKLOADS]
         + [{"key": w, "label": lab} for w, lab in ZC_WORKLOADS],
-        "runs": runs,
-        "discarded_runs": discarded,
-        "summary": summary,
-        "best_peer": best_peer,
-        "ratios_to_best_peer": ratios,
-        "zero_copy": zero_copy,
-        "engine": engine,
-        "goals": goals,
-        "notes": notes,
+        "runs": b.runs,
+        "discarded_runs": b.discarded,
+        "summary": b.summary,
+        "best_peer": b.best_peer,
+        "ratios_to_best_peer": b.ratios,
+        "zero_copy": b.zero_copy,
+        "engine": b.engine,
+        "goals": b.goals,
+        "notes": b.notes,
     }
-    with open(os.path.join(out, "bench.json"), "w", encoding="utf-8") as f:
-        json.dump(data, f, indent=1, ensure_ascii=False)
+    with open(os.path.join(b.out, "bench.json"), "w", encoding="utf-8") as f:
+        json.dump(b.data, f, indent=1, ensure_ascii=False)
         f.write("\n")
 
-    # ---------------------------------------------------------------- Markdown
-    n_reps = f"{reps} repetition{'s' if reps != 1 else ''}"
+
+# ---------------------------------------------------------------- Markdown pieces
+def n_reps_text(b):
+    return f"{b.reps} repetition{'s' if b.reps != 1 else ''}"
+
+
+def main_table(b):
+    lines = []
+    hdr = ["point", "configuration"] + [lab for _, lab, _ in WORKLOADS] + ["UDP loss %"]
+    lines.append("| " + " | ".join(hdr) + " |")
+    lines.append("|" + "---|" * len(hdr))
+    for p in b.points:
+        name = p["name"]
+        row = [f"`{name}`", p["desc"]]
+        for w, _, _ in WORKLOADS:
+            s = b.summary[name][w]
+            cell = fmt_range(s)
+            if p["kind"] == "peer" and b.best_peer[w]["point"] == name:
+                cell = f"**{cell}**"
+            if p["kind"] == "vmso":
+                r = b.ratios[name][w]
+                cell += f" · **{fmt(r)}×**" if r is not None else ""
+            row.append(cell)
+        row.append(fmt_range(b.summary[name]["udp_loss_pct"], 2))
+        lines.append("| " + " | ".join(row) + " |")
+    return lines
+
+
+def zc_table(b):
+    lines = ["| point | zero-copy tool Gbit/s | copy path Gbit/s | zero-copy ÷ copy |", "|---|---|---|---|"]
+    for p in b.vmsos:
+        z = b.zero_copy[p]
+        lines.append(f"| `{p}` | {fmt_range(z['zc'])} | {fmt_range(z['copy'])} | {fmt(z['ratio'])}× |")
+    return lines
+
+
+def goals_table(b):
+    lines = ["| goal | measured | verdict | figures |", "|---|---|---|---|"]
+    for g in b.goals:
+        verdict = "not measured" if g["met"] is None else ("**met**" if g["met"] else "**not met**")
+        lines.append(f"| {g['goal']} | {fmt(g['value'])}× | {verdict} | {g['detail']} |")
+    return lines
+
+
+def engine_table(b):
+    if not b.engine:
+        return ["Engine bench not run."]
+    e = b.engine.get
+    return [
+        "| measurement | figure |",
+        "|---|---|",
+        f"| TSO + checksum, 64 KiB packets at MSS 1448, cache-cold (32 MiB) | {fmt(e('tso_cold_gbps'), 1)} Gbit/s vs memcpy {fmt(e('memcpy_cold_gbps'), 1)} Gbit/s: **{fmt(e('tso_vs_memcpy_cold'))}×** |",
+        f"| the same, cache-hot (one 64 KiB packet) | {fmt(e('tso_hot_gbps'), 1)} Gbit/s vs memcpy {fmt(e('memcpy_hot_gbps'), 1)} Gbit/s: **{fmt(e('tso_vs_memcpy_hot'))}×** |",
+        f"| page-walk translations, 4-level: IOTLB hits / misses (full walks) | {fmt(e('translate_4l_hits_mps'), 1)} / {fmt(e('translate_4l_misses_mps'), 1)} M/s |",
+        f"| page-walk translations, 5-level: IOTLB hits / misses | {fmt(e('translate_5l_hits_mps'), 1)} / {fmt(e('translate_5l_misses_mps'), 1)} M/s |",
+    ]
+
+
+def table_note(b):
+    meta = b.meta
+    return (f"Gbit/s, median of {n_reps_text(b)} (min–max), {meta.get('secs', '?')} s per iperf3 workload, one boot per point "
+            f"and repetition, repetitions interleaved. **Bold** peer figure: the best peer for that "
+            f"workload; `· N×` after a vmso figure: its median ÷ the best peer's median, same run. "
+            f"UDP: `-b {meta.get('udp_rate', '?')} -l {meta.get('udp_len', '?')}`, the receiver's "
+            f"throughput and loss.")
+
+
+def write_markdown(b):
+    meta, points, runs, notes = b.meta, b.points, b.runs, b.notes
+    n_reps = n_reps_text(b)
     secs = meta.get("secs", "?")
-
-    def main_table():
-        lines = []
-        hdr = ["point", "configuration"] + [lab for _, lab, _ in WORKLOADS] + ["UDP loss %"]
-        lines.append("| " + " | ".join(hdr) + " |")
-        lines.append("|" + "---|" * len(hdr))
-        for p in points:
-            name = p["name"]
-            row = [f"`{name}`", p["desc"]]
-            for w, _, _ in WORKLOADS:
-                s = summary[name][w]
-                cell = fmt_range(s)
-                if p["kind"] == "peer" and best_peer[w]["point"] == name:
-                    cell = f"**{cell}**"
-                if p["kind"] == "vmso":
-                    r = ratios[name][w]
-                    cell += f" · **{fmt(r)}×**" if r is not None else ""
-                row.append(cell)
-            row.append(fmt_range(summary[name]["udp_loss_pct"], 2))
-            lines.append("| " + " | ".join(row) + " |")
-        return lines
-
-    def zc_table():
-        lines = ["| point | zero-copy tool Gbit/s | copy path Gbit/s | zero-copy ÷ copy |", "|---|---|---|---|"]
-        for p in vmsos:
-            z = zero_copy[p]
-            lines.append(f"| `{p}` | {fmt_range(z['zc'])} | {fmt_range(z['copy'])} | {fmt(z['ratio'])}× |")
-        return lines
-
-    def goals_table():
-        lines = ["| goal | measured | verdict | figures |", "|---|---|---|---|"]
-        for g in goals:
-            verdict = "not measured" if g["met"] is None else ("**met**" if g["met"] else "**not met**")
-            lines.append(f"| {g['goal']} | {fmt(g['value'])}× | {verdict} | {g['detail']} |")
-        return lines
-
-    def engine_table():
-        if not engine:
-            return ["Engine bench not run."]
-        e = engine.get
-        return [
-            "| measurement | figure |",
-            "|---|---|",
-            f"| TSO + checksum, 64 KiB packets at MSS 1448, cache-cold (32 MiB) | {fmt(e('tso_cold_gbps'), 1)} Gbit/s vs memcpy {fmt(e('memcpy_cold_gbps'), 1)} Gbit/s: **{fmt(e('tso_vs_memcpy_cold'))}×** |",
-            f"| the same, cache-hot (one 64 KiB packet) | {fmt(e('tso_hot_gbps'), 1)} Gbit/s vs memcpy {fmt(e('memcpy_hot_gbps'), 1)} Gbit/s: **{fmt(e('tso_vs_memcpy_hot'))}×** |",
-            f"| page-walk translations, 4-level: IOTLB hits / misses (full walks) | {fmt(e('translate_4l_hits_mps'), 1)} / {fmt(e('translate_4l_misses_mps'), 1)} M/s |",
-            f"| page-walk translations, 5-level: IOTLB hits / misses | {fmt(e('translate_5l_hits_mps'), 1)} / {fmt(e('translate_5l_misses_mps'), 1)} M/s |",
-        ]
-
-    m = data["machine"]
+    m = b.data["machine"]
     machine_line = (f"{m.get('host_cpus', '?')} cores ({m.get('host_cpu_model', '?')}), "
                     f"{m.get('host_mem_gib', '?')} GiB, host kernel {m.get('host_kernel', '?')}; "
                     f"guest: TCG, -smp 1, default CPU model, {m.get('guest_mem', '?')}, kernel "
                     f"{m.get('guest_kernel', '?')}; {m.get('qemu_version', '?')}; {m.get('iperf3_version', '?')}")
-    table_note = (f"Gbit/s, median of {n_reps} (min–max), {secs} s per iperf3 workload, one boot per point "
-                  f"and repetition, repetitions interleaved. **Bold** peer figure: the best peer for that "
-                  f"workload; `· N×` after a vmso figure: its median ÷ the best peer's median, same run. "
-                  f"UDP: `-b {meta.get('udp_rate', '?')} -l {meta.get('udp_len', '?')}`, the receiver's "
-                  f"throughput and loss.")
 
     md = [
         f"# vmso benchmark {meta.get('stamp', '')}",
@@ -423,9 +465,9 @@ def main():
         "",
         "## Throughput",
         "",
-        table_note,
+        table_note(b),
         "",
-        *main_table(),
+        *main_table(b),
         "",
         "## Zero-copy tool (vmso only)",
         "",
@@ -434,17 +476,17 @@ def main():
         f"{meta.get('zc_mss', '?')}-byte datagrams), then the same bytes through a UDP socket (`send()` per "
         "datagram); sender-side Gbit/s, the host receiver (`vmso-zc-recv`) validates every datagram.",
         "",
-        *(zc_table() if not meta.get("zc_skip") else [f"Skipped: {meta['zc_skip']}."]),
+        *(zc_table(b) if not meta.get("zc_skip") else [f"Skipped: {meta['zc_skip']}."]),
         "",
         "## Engine bench (`cargo bench -p vmso-device --bench engine`)",
         "",
-        *engine_table(),
+        *engine_table(b),
         "",
         "## Goals",
         "",
         f"Judged on `{GOAL_POINT}` (the default: dma_mode=virt, tso=device, LRO on); reported, not asserted.",
         "",
-        *goals_table(),
+        *goals_table(b),
         "",
         "## Per repetition",
         "",
@@ -470,13 +512,14 @@ def main():
         "(console.log, device.log, iperf3-server.log, summary.env).",
         "",
     ]
-    with open(os.path.join(out, "bench.md"), "w", encoding="utf-8") as f:
+    with open(os.path.join(b.out, "bench.md"), "w", encoding="utf-8") as f:
         f.write("\n".join(md))
 
-    # ---------------------------------------------------------------- chart
-    chart(out, meta, points, peers, vmsos, summary, ratios, zero_copy, best_peer, n_reps)
 
-    # ---------------------------------------------------------------- README section
+def readme_section(b, chart_link):
+    """The "## Performance" section for README.md (also written to readme-section.md)."""
+    meta, vmsos, zero_copy, notes = b.meta, b.vmsos, b.zero_copy, b.notes
+    m = b.data["machine"]
     link = chart_link or "bench.png"
     sec = [
         "## Performance",
@@ -489,9 +532,9 @@ def main():
         f"userspace: there is no vhost-net here). These figures change only when `ci/bench.sh` is re-run; "
         "only ratios taken in one run mean anything.",
         "",
-        table_note,
+        table_note(b),
         "",
-        *main_table(),
+        *main_table(b),
         "",
     ]
     if not meta.get("zc_skip"):
@@ -509,14 +552,29 @@ def main():
         "",
         f"Goals (judged on `{GOAL_POINT}`, reported, not asserted):",
         "",
-        *goals_table(),
+        *goals_table(b),
         "",
     ]
-    section = "\n".join(sec)
-    with open(os.path.join(out, "readme-section.md"), "w", encoding="utf-8") as f:
+    return "\n".join(sec)
+
+
+def main(argv=None):
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    b = Bench(args.out)
+    load_inputs(b)
+    summarize_all(b)
+    read_engine(b)
+    judge_goals(b)
+    collect_notes(b)
+    write_json(b)
+    write_markdown(b)
+    chart(b.out, b.meta, b.points, b.peers, b.vmsos, b.summary, b.ratios, b.zero_copy, b.best_peer,
+          n_reps_text(b))
+    section = readme_section(b, args.chart_link)
+    with open(os.path.join(b.out, "readme-section.md"), "w", encoding="utf-8") as f:
         f.write(section)
-    if readme:
-        update_readme(readme, section)
+    if args.readme:
+        update_readme(args.readme, section)
     return 0
 
 
