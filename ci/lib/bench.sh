@@ -102,11 +102,9 @@ bench_point() {
     esac
     if [[ $BP_KIND == peer ]]; then
         BP_DMA='' BP_TSO='' BP_LRO=''
-        BP_DESC=$(_bench_peer_desc "$BP_MODEL")
-        [[ -n "$BP_NETDEV" ]] && BP_DESC+=", -netdev tap,...,$BP_NETDEV"
+        BP_DESC=$(_bench_peer_desc "$BP_MODEL")${BP_NETDEV:+, -netdev tap,...,$BP_NETDEV}
     else
-        BP_DESC="vmso dma_mode=$BP_DMA tso=$BP_TSO lro=$BP_LRO"
-        [[ -n "$BP_TXMODE" ]] && BP_DESC+=" --tx-mode $BP_TXMODE"
+        BP_DESC="vmso dma_mode=$BP_DMA tso=$BP_TSO lro=$BP_LRO${BP_TXMODE:+ --tx-mode $BP_TXMODE}"
     fi
 }
 # The description of a peer: "QEMU e1000e (userspace)", "QEMU virtio-net-pci (userspace, vhost=off)"
