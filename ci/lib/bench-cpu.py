@@ -12,6 +12,10 @@ and reads /proc at each marker. For every begin/end pair it appends to OUT (key=
     NAME_cpu_<role>_s      utime+stime of each ROLE: the process tree under its PID, summed
                            over all threads (/proc/PID/stat fields 14-15: the whole thread
                            group, including threads that have exited)
+    NAME_cpu_qemu_vcpu_s   the part of NAME_cpu_qemu_s spent in QEMU's vCPU threads (threads
+                           named "CPU <n>/...": boot_guest runs QEMU with -name debug-threads=on);
+                           under TCG that is the whole guest, and also the emulation of a
+                           device's registers (e1000e even transmits from its TDT write there)
     NAME_cpu_softirq_s     /proc/stat softirq, all CPUs
     NAME_cpu_irq_s         /proc/stat irq (hard interrupts), all CPUs
     NAME_cpu_total_s       the sum of the above
@@ -67,18 +71,39 @@ def proc_table():
     return table
 
 
-def tree_ticks(table, root):
-    """utime+stime of root and all its descendants (0 if root is gone)."""
+def tree(table, root):
+    """root and all its descendants (empty if root is gone)."""
     if root not in table:
-        return 0
+        return []
     children = {}
     for pid, (ppid, _) in table.items():
         children.setdefault(ppid, []).append(pid)
-    total, todo = 0, [root]
+    out, todo = [], [root]
     while todo:
         p = todo.pop()
-        total += table[p][1]
+        out.append(p)
         todo += children.get(p, [])
+    return out
+
+
+def vcpu_ticks(pids):
+    """utime+stime of the threads named "CPU <n>/<accel>" (QEMU with debug-threads=on)."""
+    total = 0
+    for pid in pids:
+        try:
+            tids = os.listdir(f"/proc/{pid}/task")
+        except OSError:
+            continue
+        for tid in tids:
+            try:
+                with open(f"/proc/{pid}/task/{tid}/stat", encoding="ascii", errors="replace") as f:
+                    s = f.read()
+            except OSError:
+                continue
+            comm = s[s.find("(") + 1:s.rfind(")")]
+            if comm.startswith("CPU "):
+                rest = s[s.rfind(")") + 2:].split()
+                total += int(rest[11]) + int(rest[12])
     return total
 
 
@@ -130,9 +155,11 @@ def main():
     def sample():
         resolve()
         table = proc_table()
+        trees = {r: tree(table, p) for r, p in roles.items() if p is not None}
         return {
             "t": time.monotonic(),
-            "roles": {r: tree_ticks(table, p) for r, p in roles.items() if p is not None},
+            "roles": {r: sum(table[p][1] for p in t) for r, t in trees.items()},
+            "vcpu": vcpu_ticks(trees.get("qemu", [])),
             "stat": stat_cpu(),
             "tap": tap_stats(a.tap) if a.tap else {},
         }
@@ -144,6 +171,8 @@ def main():
             d = e["roles"].get(r, 0) - b["roles"].get(r, 0)
             total += d
             lines.append(f"{name}_cpu_{r}_s={d / TICK:.3f}")
+        if "qemu" in b["roles"] or "qemu" in e["roles"]:
+            lines.append(f"{name}_cpu_qemu_vcpu_s={(e['vcpu'] - b['vcpu']) / TICK:.3f}")
         for k in ("softirq", "irq"):
             d = e["stat"][k] - b["stat"][k]
             total += d

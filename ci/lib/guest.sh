@@ -38,6 +38,7 @@
 #                  as soon as it runs (ci/lib/bench-cpu.py reads it)
 #
 # Guest RAM is a shared memfd (memory-backend-memfd,share=on): vfio-user needs it.
+# QEMU runs as process qemu-vmso with named threads (debug-threads=on: the vCPU is "CPU 0/TCG").
 
 # shellcheck source=ci/lib/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
@@ -98,7 +99,7 @@ boot_guest() {
 
     [[ -n "${NS:-}" ]] && cmd=(ip netns exec "$NS")
     cmd+=(timeout -k 10 "$GUEST_TIMEOUT" "${QEMU[@]}"
-        -name "vmso-guest,process=qemu-vmso"
+        -name "vmso-guest,process=qemu-vmso,debug-threads=on"
         -accel tcg -smp "$GUEST_SMP" -m "$GUEST_MEM"
         -object "memory-backend-memfd,id=mem,size=$GUEST_MEM,share=on"
         -machine "$GUEST_MACHINE,memory-backend=mem"
