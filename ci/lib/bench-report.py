@@ -954,8 +954,7 @@ def chart(out, meta, points, peers, vmsos, summary, ratios, zero_copy, best_peer
     gp += [
         "set origin 0,0",
         f"set size {0.6 if have_zc else 1},0.48",
-        "set title 'vmso ÷ best peer as users run it (vnet_hdr TAP), per workload (log scale; grey line: 1 = "
-        "the wire-mode goal; dashed: the hand-off goal)'",
+        "set title 'vmso ÷ best default peer (vnet_hdr TAP); log scale; 1: wire-mode goal, dashed: hand-off goal'",
         "set style histogram clustered gap 1.5",
         "set logscale y",
         f"set yrange [{rlo:.4g}:{rhi:.4g}]",
