@@ -15,7 +15,7 @@
 #                    to a vnet_hdr TAP, as the default peers do)
 #   vmso-phys        the default with dma_mode=phys
 #   vmso-tso-driver  the default with tso=driver (segmentation by the guest driver)
-#   vmso-lro-off     the default with "ethtool -K <if> lro off" (no receive coalescing)
+#   vmso-lro-off     the default with "ethtool -K <if> rx-gro-hw off" (no receive coalescing)
 # Workloads (guest iperf3 client, server in the netns):
 #   TCP guest->host; TCP host->guest (-R); UDP -u -b 10G -l 1400 (receiver throughput
 #   and loss); TCP -Z (sendfile) guest->host; on vmso points also the zero-copy tool

@@ -44,7 +44,7 @@ abi_of() {
         | sed -n "s/^ *Depends: linux-$1-\([0-9][^ ]*\)-amd64\$/\1/p" | head -n1
 }
 
-HOST_PKGS=(iproute2 busybox-static iperf3 ethtool cpio kmod tshark gcc-12 make python3
+HOST_PKGS=(iproute2 busybox-static iperf3 ethtool cpio kmod tshark gcc-12 make python3 sparse
     gnuplot-nox gzip procps)
 
 # The apt lists are refreshed only when something has to be fetched or installed:

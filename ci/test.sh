@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # ci/test.sh - everything: static checks, the device-level tests (no QEMU),
 # the engine bench (figures only, nothing asserted), the guest module build,
-# and the QEMU end-to-end runs (ci/e2e.sh, guest-driver/tools/e2e-inventions.sh). Needs root and /dev/net/tun (for the e2e run).
+# the guest module's lint (checkpatch --strict, sparse), and the QEMU end-to-end runs
+# (ci/e2e.sh, guest-driver/tools/e2e-inventions.sh, guest-driver/tools/e2e-ethtool.sh). Needs root and /dev/net/tun (for the e2e run).
 #
 # Environment: E2E_SECS (iperf3 seconds per direction, default 10),
 #              VMSO_SKIP_E2E=1 to stop after the module build.
@@ -39,14 +40,20 @@ if grep -q "warning:" "$RESULTS/module-build.txt"; then
 fi
 [ -f "$REPO/guest-driver/vmso.ko" ] || die "guest-driver/vmso.ko was not built"
 
+step "guest module lint (checkpatch --strict, sparse)"
+"$REPO/guest-driver/tools/lint.sh"
+
 if [ "${VMSO_SKIP_E2E:-0}" = 1 ]; then
     step "e2e skipped (VMSO_SKIP_E2E=1)"
     exit 0
 fi
-step "QEMU end-to-end (4-level, 5-level, dma_mode=phys, LRO off)"
+step "QEMU end-to-end (4-level, 5-level, dma_mode=phys, rx-gro-hw off)"
 "$REPO/ci/e2e.sh"
 
 step "QEMU end-to-end of the inventions (zero-copy /dev/vmso0, tso=device|driver|off)"
 "$REPO/guest-driver/tools/e2e-inventions.sh"
+
+step "QEMU end-to-end of ethtool (-G -C -K -L -S -i -d, bridge, USO)"
+"$REPO/guest-driver/tools/e2e-ethtool.sh"
 
 step "all passed"

@@ -27,6 +27,12 @@
 
 #define VMSO_RESET_TIMEOUT_US	(100 * USEC_PER_MSEC)
 
+#define VMSO_MSG_DEFAULT	(NETIF_MSG_DRV | NETIF_MSG_PROBE | \
+				 NETIF_MSG_LINK | NETIF_MSG_IFUP)
+
+/* ethtool -d: the register page, BAR0 0x000..0x3ff (STAT[] is in -S) */
+#define VMSO_REGS_LEN		0x400
+
 static const struct pci_device_id vmso_pci_tbl[] = {
 	{ PCI_DEVICE(VMSO_PCI_VENDOR_ID, VMSO_PCI_DEVICE_ID) },
 	{ }
@@ -56,6 +62,7 @@ static const struct vmso_stat_desc vmso_xstats_desc[] = {
 	VMSO_XSTAT("tx_va_descs_posted", va_descs),
 	VMSO_XSTAT("tx_tso_posted", tso_packets),
 	VMSO_XSTAT("tx_csum_posted", csum_packets),
+	VMSO_XSTAT("tx_uso_posted", uso_packets),
 	VMSO_XSTAT("tx_doorbells", doorbells),
 	VMSO_XSTAT("tx_doorbells_suppressed", notified),
 	VMSO_XSTAT("tx_queue_stops", queue_stops),
@@ -226,7 +233,8 @@ static u32 vmso_drv_features(const struct vmso_priv *priv,
 		     (priv->pg_levels == 5 ? VMSO_F_PG_5L : VMSO_F_PG_4L);
 	if (features & NETIF_F_RXCSUM)
 		f |= VMSO_F_RX_CSUM;
-	if (features & NETIF_F_LRO)
+	/* The coalescer keeps GRO's rules: it is GRO_HW, not LRO */
+	if (features & NETIF_F_GRO_HW)
 		f |= VMSO_F_LRO;
 	return f & priv->dev_features;
 }
@@ -271,7 +279,7 @@ static bool vmso_update_link(struct vmso_priv *priv, u32 status)
 		netif_carrier_on(netdev);
 	else
 		netif_carrier_off(netdev);
-	netdev_info(netdev, "link %s\n", up ? "up" : "down");
+	netif_info(priv, link, netdev, "link %s\n", up ? "up" : "down");
 	return true;
 }
 
@@ -396,21 +404,20 @@ static void vmso_program(struct vmso_priv *priv)
 	vmso_wr(priv, VMSO_REG_RX_SIZE, priv->rx.size);
 }
 
-static int vmso_open(struct net_device *netdev)
+/*
+ * Starts the device on the rings in place: reset, program, enable, then
+ * NAPI, RX buffers, interrupts and the TX queue. On failure the device is
+ * reset and nothing else was started.
+ */
+static int vmso_up(struct vmso_priv *priv)
 {
-	struct vmso_priv *priv = netdev_priv(netdev);
+	struct net_device *netdev = priv->netdev;
 	u32 status;
 	int err;
 
-	err = vmso_tx_alloc(priv);
-	if (err)
-		return err;
-	err = vmso_rx_alloc(priv);
-	if (err)
-		goto err_free_tx;
 	err = vmso_dev_reset(priv, true);
 	if (err)
-		goto err_free_rx;
+		return err;
 
 	priv->fault_count = 0;	/* FAULT_COUNT restarts at reset */
 	vmso_program(priv);
@@ -419,8 +426,8 @@ static int vmso_open(struct net_device *netdev)
 	if (!(status & VMSO_STATUS_ENABLED)) {
 		netdev_err(netdev, "device refused to enable (STATUS %#x)\n",
 			   status);
-		err = -EIO;
-		goto err_reset;
+		vmso_dev_reset(priv, true);
+		return -EIO;
 	}
 
 	napi_enable(&priv->tx.napi);
@@ -437,19 +444,17 @@ static int vmso_open(struct net_device *netdev)
 		netif_carrier_off(netdev);
 	netif_tx_start_all_queues(netdev);
 	return 0;
-
-err_reset:
-	vmso_dev_reset(priv, true);
-err_free_rx:
-	vmso_rx_free(priv);
-err_free_tx:
-	vmso_tx_free(priv);
-	return err;
 }
 
-static int vmso_stop(struct net_device *netdev)
+/*
+ * Quiesces everything vmso_up() started: the TX queue (and zero-copy
+ * submissions, which check priv->up under the TX lock), NAPI, the
+ * interrupts, then resets the device, after which it does no DMA. The
+ * rings keep their buffers until vmso_tx_drain()/vmso_rx_drain().
+ */
+static void vmso_down(struct vmso_priv *priv)
 {
-	struct vmso_priv *priv = netdev_priv(netdev);
+	struct net_device *netdev = priv->netdev;
 	struct pci_dev *pdev = priv->pdev;
 	int v;
 
@@ -464,11 +469,128 @@ static int vmso_stop(struct net_device *netdev)
 		synchronize_irq(pci_irq_vector(pdev, v));
 	netif_carrier_off(netdev);
 
-	/* No DMA after this: the rings and buffers can go */
 	vmso_dev_reset(priv, true);
-	vmso_tx_free(priv);
-	vmso_rx_free(priv);
+}
+
+/* Drains both rings and frees their memory (the device is reset) */
+static void vmso_free_rings(struct vmso_priv *priv)
+{
+	struct vmso_tx_mem tx = { };
+	struct vmso_rx_mem rx = { };
+
+	vmso_tx_drain(priv);
+	vmso_rx_drain(priv);
+	vmso_tx_mem_swap(&priv->tx, &tx);
+	vmso_rx_mem_swap(&priv->rx, &rx);
+	vmso_tx_mem_free(priv, &tx);
+	vmso_rx_mem_free(priv, &rx);
+}
+
+/* Allocates both rings at the sizes ethtool -G asked for */
+static int vmso_alloc_rings(struct vmso_priv *priv)
+{
+	struct vmso_tx_mem tx = { };
+	struct vmso_rx_mem rx = { };
+	int err;
+
+	err = vmso_tx_mem_alloc(priv, priv->tx_pending, &tx);
+	if (err)
+		return err;
+	err = vmso_rx_mem_alloc(priv, priv->rx_pending, &rx);
+	if (err)
+		goto err_free_tx;
+	vmso_tx_mem_swap(&priv->tx, &tx);
+	vmso_rx_mem_swap(&priv->rx, &rx);
 	return 0;
+
+err_free_tx:
+	vmso_tx_mem_free(priv, &tx);
+	return err;
+}
+
+static int vmso_open(struct net_device *netdev)
+{
+	struct vmso_priv *priv = netdev_priv(netdev);
+	int err;
+
+	err = vmso_alloc_rings(priv);
+	if (err)
+		return err;
+	err = vmso_up(priv);
+	if (err)
+		goto err_free_rings;
+	return 0;
+
+err_free_rings:
+	vmso_free_rings(priv);
+	return err;
+}
+
+static int vmso_stop(struct net_device *netdev)
+{
+	struct vmso_priv *priv = netdev_priv(netdev);
+
+	/* Not up if a ring reconfigure could not restart the device */
+	if (priv->up)
+		vmso_down(priv);
+	/* No DMA after this: the rings and buffers can go */
+	vmso_free_rings(priv);
+	return 0;
+}
+
+/*
+ * ethtool -G on a running interface. The new rings are allocated first,
+ * so that a failed allocation leaves the old ones running untouched. Then
+ * the interface is quiesced as for ifdown, the old rings are drained (skbs
+ * freed, zero-copy submissions in flight completed with -ENETDOWN), the new
+ * ones put in place and the device restarted on them. Should the device
+ * refuse them, it is restarted on the old rings.
+ */
+static int vmso_reconfigure_rings(struct vmso_priv *priv, u32 tx_size,
+				  u32 rx_size)
+{
+	struct net_device *netdev = priv->netdev;
+	struct vmso_tx_mem tx = { };
+	struct vmso_rx_mem rx = { };
+	int err;
+
+	err = vmso_tx_mem_alloc(priv, tx_size, &tx);
+	if (err)
+		goto err_log;
+	err = vmso_rx_mem_alloc(priv, rx_size, &rx);
+	if (err)
+		goto err_free_tx;
+
+	if (priv->up)
+		vmso_down(priv);
+	vmso_tx_drain(priv);
+	vmso_rx_drain(priv);
+	/* From here on tx and rx hold the old rings */
+	vmso_tx_mem_swap(&priv->tx, &tx);
+	vmso_rx_mem_swap(&priv->rx, &rx);
+
+	err = vmso_up(priv);
+	if (err) {
+		/* vmso_up() failed before posting anything: swap back */
+		vmso_tx_mem_swap(&priv->tx, &tx);
+		vmso_rx_mem_swap(&priv->rx, &rx);
+		if (vmso_up(priv))
+			netdev_err(netdev, "device did not restart: take the interface down and up\n");
+	} else {
+		priv->tx_pending = tx_size;
+		priv->rx_pending = rx_size;
+	}
+
+	vmso_rx_mem_free(priv, &rx);
+err_free_tx:
+	vmso_tx_mem_free(priv, &tx);
+err_log:
+	if (err)
+		netdev_err(netdev, "rings stay TX %u RX %u: %s\n",
+			   priv->tx_pending, priv->rx_pending,
+			   err == -ENOMEM ? "out of memory" :
+			   "the device refused the new ones");
+	return err;
 }
 
 static void vmso_get_stats64(struct net_device *netdev,
@@ -529,7 +651,7 @@ static netdev_features_t vmso_fix_features(struct net_device *netdev,
 {
 	/* A superpacket is only usable with a verified checksum */
 	if (!(features & NETIF_F_RXCSUM))
-		features &= ~NETIF_F_LRO;
+		features &= ~NETIF_F_GRO_HW;
 	return features;
 }
 
@@ -540,7 +662,8 @@ static int vmso_set_features(struct net_device *netdev,
 	netdev_features_t changed = netdev->features ^ features;
 
 	/* TX offload toggles need no register: see vmso_drv_features() */
-	if ((changed & (NETIF_F_RXCSUM | NETIF_F_LRO)) && netif_running(netdev))
+	if ((changed & (NETIF_F_RXCSUM | NETIF_F_GRO_HW)) &&
+	    netif_running(netdev))
 		vmso_wr(priv, VMSO_REG_DRV_FEATURES,
 			vmso_drv_features(priv, features));
 	return 0;
@@ -596,13 +719,73 @@ static void vmso_get_ringparam(struct net_device *netdev,
 			       struct kernel_ethtool_ringparam *kring,
 			       struct netlink_ext_ack *extack)
 {
-	ring->rx_max_pending = VMSO_RX_RING_SIZE;
-	ring->tx_max_pending = VMSO_TX_RING_SIZE;
-	ring->rx_pending = VMSO_RX_RING_SIZE;
-	ring->tx_pending = VMSO_TX_RING_SIZE;
+	struct vmso_priv *priv = netdev_priv(netdev);
+
+	ring->rx_max_pending = VMSO_RING_MAX;
+	ring->tx_max_pending = VMSO_RING_MAX;
+	ring->rx_pending = priv->rx_pending;
+	ring->tx_pending = priv->tx_pending;
 	kring->rx_buf_len = VMSO_RX_BUF_LEN;
 }
 
+/*
+ * ethtool -G: each ring a power of two (TX_SIZE/RX_SIZE) up to
+ * VMSO_RING_MAX, and no smaller than a 64 KiB superpacket needs. On a
+ * running interface the rings are replaced at once (see
+ * vmso_reconfigure_rings()); otherwise at the next open.
+ */
+static int vmso_set_ringparam(struct net_device *netdev,
+			      struct ethtool_ringparam *ring,
+			      struct kernel_ethtool_ringparam *kring,
+			      struct netlink_ext_ack *extack)
+{
+	struct vmso_priv *priv = netdev_priv(netdev);
+	u32 tx = ring->tx_pending, rx = ring->rx_pending;
+	int err;
+
+	if (!is_power_of_2(tx) || tx < vmso_tx_ring_min() ||
+	    tx > VMSO_RING_MAX) {
+		NL_SET_ERR_MSG_MOD(extack,
+				   "tx must be a power of two from 64 (512 with tso=driver) to 4096");
+		return -EINVAL;
+	}
+	if (!is_power_of_2(rx) || rx < VMSO_RX_RING_MIN ||
+	    rx > VMSO_RING_MAX) {
+		NL_SET_ERR_MSG_MOD(extack,
+				   "rx must be a power of two from 64 to 4096");
+		return -EINVAL;
+	}
+	if (tx == priv->tx_pending && rx == priv->rx_pending)
+		return 0;
+
+	if (!netif_running(netdev)) {
+		priv->tx_pending = tx;
+		priv->rx_pending = rx;
+		return 0;
+	}
+	err = vmso_reconfigure_rings(priv, tx, rx);
+	if (err == -ENOMEM)
+		NL_SET_ERR_MSG_MOD(extack,
+				   "no memory for the new rings; the old ones stay");
+	else if (err)
+		NL_SET_ERR_MSG_MOD(extack,
+				   "the device refused the new rings; the old ones stay");
+	if (err)
+		return err;
+	netif_info(priv, ifup, netdev,
+		   "rings: TX %u RX %u (device TX_SIZE %u RX_SIZE %u)\n",
+		   priv->tx.size, priv->rx.size,
+		   vmso_rd(priv, VMSO_REG_TX_SIZE),
+		   vmso_rd(priv, VMSO_REG_RX_SIZE));
+	return 0;
+}
+
+/*
+ * The device has one ITR: the minimum gap between two interrupts of one
+ * vector, the same for the TX and the RX vector. So rx-usecs and tx-usecs
+ * are one value: -c shows the ITR as both, and -C sets the ITR to the one
+ * that changed (both at once only if they are equal).
+ */
 static int vmso_get_coalesce(struct net_device *netdev,
 			     struct ethtool_coalesce *ec,
 			     struct kernel_ethtool_coalesce *kec,
@@ -611,6 +794,7 @@ static int vmso_get_coalesce(struct net_device *netdev,
 	struct vmso_priv *priv = netdev_priv(netdev);
 
 	ec->rx_coalesce_usecs = priv->itr;
+	ec->tx_coalesce_usecs = priv->itr;
 	return 0;
 }
 
@@ -620,16 +804,72 @@ static int vmso_set_coalesce(struct net_device *netdev,
 			     struct netlink_ext_ack *extack)
 {
 	struct vmso_priv *priv = netdev_priv(netdev);
+	u32 rx = ec->rx_coalesce_usecs, tx = ec->tx_coalesce_usecs, itr;
 
-	/* ITR is one minimum gap for every vector */
-	if (ec->rx_coalesce_usecs > VMSO_ITR_MAX) {
-		NL_SET_ERR_MSG_MOD(extack, "rx-usecs is at most 10000");
+	if (rx != priv->itr && tx != priv->itr && rx != tx) {
+		NL_SET_ERR_MSG_MOD(extack,
+				   "rx-usecs and tx-usecs are the device's one ITR: set one, or both to the same value");
 		return -EINVAL;
 	}
-	priv->itr = ec->rx_coalesce_usecs;
+	itr = rx != priv->itr ? rx : tx;
+	if (itr > VMSO_ITR_MAX) {
+		NL_SET_ERR_MSG_MOD(extack, "rx-usecs/tx-usecs is at most 10000");
+		return -EINVAL;
+	}
+	priv->itr = itr;
 	if (netif_running(netdev))
 		vmso_wr(priv, VMSO_REG_ITR, priv->itr);
 	return 0;
+}
+
+/* One queue pair, one combined channel, until the ABI has more */
+static void vmso_get_channels(struct net_device *netdev,
+			      struct ethtool_channels *ch)
+{
+	ch->max_combined = 1;
+	ch->combined_count = 1;
+}
+
+static int vmso_set_channels(struct net_device *netdev,
+			     struct ethtool_channels *ch)
+{
+	/* The core has checked the counts against the maxima above */
+	return ch->combined_count == 1 ? 0 : -EINVAL;
+}
+
+static u32 vmso_get_msglevel(struct net_device *netdev)
+{
+	struct vmso_priv *priv = netdev_priv(netdev);
+
+	return priv->msg_enable;
+}
+
+static void vmso_set_msglevel(struct net_device *netdev, u32 level)
+{
+	struct vmso_priv *priv = netdev_priv(netdev);
+
+	priv->msg_enable = level;
+}
+
+static int vmso_get_regs_len(struct net_device *netdev)
+{
+	return VMSO_REGS_LEN;
+}
+
+/*
+ * ethtool -d: the 32-bit registers at BAR0 0x000..0x3ff, each at its own
+ * offset (docs/abi.md; unlisted offsets read 0). No register has a read
+ * side effect. regs->version is the VERSION register.
+ */
+static void vmso_get_regs(struct net_device *netdev, struct ethtool_regs *regs,
+			  void *p)
+{
+	struct vmso_priv *priv = netdev_priv(netdev);
+	u32 *buf = p, off;
+
+	regs->version = vmso_rd(priv, VMSO_REG_VERSION);
+	for (off = 0; off < VMSO_REGS_LEN; off += sizeof(u32))
+		buf[off / sizeof(u32)] = vmso_rd(priv, off);
 }
 
 static int vmso_get_sset_count(struct net_device *netdev, int sset)
@@ -724,12 +964,19 @@ static void vmso_get_ethtool_stats(struct net_device *netdev,
 }
 
 static const struct ethtool_ops vmso_ethtool_ops = {
-	.supported_coalesce_params = ETHTOOL_COALESCE_RX_USECS,
+	.supported_coalesce_params = ETHTOOL_COALESCE_USECS,
 	.get_drvinfo		= vmso_get_drvinfo,
 	.get_link		= ethtool_op_get_link,
+	.get_msglevel		= vmso_get_msglevel,
+	.set_msglevel		= vmso_set_msglevel,
+	.get_regs_len		= vmso_get_regs_len,
+	.get_regs		= vmso_get_regs,
 	.get_ringparam		= vmso_get_ringparam,
+	.set_ringparam		= vmso_set_ringparam,
 	.get_coalesce		= vmso_get_coalesce,
 	.set_coalesce		= vmso_set_coalesce,
+	.get_channels		= vmso_get_channels,
+	.set_channels		= vmso_set_channels,
 	.get_sset_count		= vmso_get_sset_count,
 	.get_strings		= vmso_get_strings,
 	.get_ethtool_stats	= vmso_get_ethtool_stats,
@@ -821,6 +1068,9 @@ static void vmso_setup_netdev(struct vmso_priv *priv)
 
 	if (f & VMSO_F_CSUM) {
 		hw |= NETIF_F_IP_CSUM | NETIF_F_IPV6_CSUM;
+		/* UDP_SEGMENT sockets hand over superpackets: CMD.USO */
+		if (f & VMSO_F_USO)
+			hw |= NETIF_F_GSO_UDP_L4;
 		switch (vmso_tso_mode()) {
 		case VMSO_TSO_DEVICE:
 			if (f & VMSO_F_TSO4)
@@ -840,15 +1090,25 @@ static void vmso_setup_netdev(struct vmso_priv *priv)
 			break;
 		}
 	}
+	/*
+	 * The receive coalescer (ABI feature LRO) keeps GRO's rules: it
+	 * merges only in-order segments with identical headers but for
+	 * lengths and checksums, flushes on PSH and bypasses RST/SYN/URG/FIN,
+	 * options changes and unverified checksums, and the superpacket can
+	 * be resegmented into the very frames that arrived. So it is
+	 * NETIF_F_GRO_HW, which bridging and forwarding leave on, and never
+	 * NETIF_F_LRO.
+	 */
 	if (f & VMSO_F_RX_CSUM) {
 		hw |= NETIF_F_RXCSUM;
 		if (f & VMSO_F_LRO)
-			hw |= NETIF_F_LRO;
+			hw |= NETIF_F_GRO_HW;
 	}
 	netdev->hw_features = hw;
 	netdev->features = hw | NETIF_F_HIGHDMA;
 	netdev->vlan_features = (hw & (NETIF_F_SG | NETIF_F_CSUM_MASK |
-				       NETIF_F_TSO | NETIF_F_TSO6)) |
+				       NETIF_F_TSO | NETIF_F_TSO6 |
+				       NETIF_F_GSO_UDP_L4)) |
 				NETIF_F_HIGHDMA;
 
 	vmso_read_mac(priv);
@@ -909,7 +1169,11 @@ static int vmso_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 	u64_stats_init(&priv->tx.xstats.syncp);
 	u64_stats_init(&priv->tx.cstats.syncp);
 	u64_stats_init(&priv->rx.stats.syncp);
+	skb_queue_head_init(&priv->tx.retry);
 	spin_lock_init(&priv->iotlb_lock);
+	priv->tx_pending = VMSO_TX_RING_DEFAULT;
+	priv->rx_pending = VMSO_RX_RING_DEFAULT;
+	priv->msg_enable = VMSO_MSG_DEFAULT;
 
 	err = vmso_dev_reset(priv, false);
 	if (err)

@@ -13,7 +13,12 @@
 
 #include <linux/dma-mapping.h>
 #include <linux/etherdevice.h>
+#include <linux/ip.h>
+#include <linux/ipv6.h>
 #include <linux/mm.h>
+#include <linux/tcp.h>
+#include <net/ip6_checksum.h>
+#include <net/tcp.h>
 
 #include "vmso.h"
 
@@ -173,6 +178,66 @@ fail:
 	rx->discard = true;
 }
 
+/*
+ * Makes a coalesced superpacket what tcp_gro_complete() makes of one that
+ * software GRO merged: gso_size/segs/type, and CHECKSUM_PARTIAL with the
+ * pseudo-header sum in the TCP checksum field, so that a bridge or router
+ * that sends it on can have it segmented and checksummed again. Returns
+ * false (the frame goes up as one plain verified frame) if the headers are
+ * not the ones the device coalesces.
+ */
+static bool vmso_rx_gro_complete(struct vmso_rx_ring *rx, struct sk_buff *skb)
+{
+	struct skb_shared_info *shinfo = skb_shinfo(skb);
+	u32 gso_type, thoff;
+	struct tcphdr *th;
+
+	skb_reset_network_header(skb);
+	if (rx->gso_type == VMSO_RX_GSO_TCPV4) {
+		const struct iphdr *iph;
+
+		if (skb->protocol != htons(ETH_P_IP) ||
+		    !pskb_may_pull(skb, sizeof(*iph)))
+			return false;
+		iph = ip_hdr(skb);
+		thoff = iph->ihl * 4;
+		if (iph->protocol != IPPROTO_TCP || thoff < sizeof(*iph) ||
+		    !pskb_may_pull(skb, thoff + sizeof(*th)))
+			return false;
+		iph = ip_hdr(skb);
+		skb_set_transport_header(skb, thoff);
+		th = tcp_hdr(skb);
+		th->check = ~tcp_v4_check(skb->len - thoff, iph->saddr,
+					  iph->daddr, 0);
+		gso_type = SKB_GSO_TCPV4;
+	} else {
+		const struct ipv6hdr *ip6h;
+
+		thoff = sizeof(*ip6h);
+		if (skb->protocol != htons(ETH_P_IPV6) ||
+		    !pskb_may_pull(skb, thoff + sizeof(*th)))
+			return false;
+		ip6h = ipv6_hdr(skb);
+		if (ip6h->nexthdr != IPPROTO_TCP)
+			return false;
+		skb_set_transport_header(skb, thoff);
+		th = tcp_hdr(skb);
+		th->check = ~tcp_v6_check(skb->len - thoff, &ip6h->saddr,
+					  &ip6h->daddr, 0);
+		gso_type = SKB_GSO_TCPV6;
+	}
+	if (th->cwr)
+		gso_type |= SKB_GSO_TCP_ECN;
+
+	skb->ip_summed = CHECKSUM_PARTIAL;
+	skb->csum_start = skb_transport_header(skb) - skb->head;
+	skb->csum_offset = offsetof(struct tcphdr, check);
+	shinfo->gso_size = rx->gso_size;
+	shinfo->gso_segs = rx->gso_segs;
+	shinfo->gso_type = gso_type;
+	return true;
+}
+
 /* Hands a complete frame to the stack */
 static void vmso_rx_deliver(struct vmso_rx_ring *rx)
 {
@@ -203,23 +268,16 @@ static void vmso_rx_deliver(struct vmso_rx_ring *rx)
 	}
 
 	/*
-	 * A coalesced superpacket goes up as a GSO skb, like hardware LRO,
-	 * so that the stack (and GRO, which counts gso_segs) accepts it and
-	 * can resegment it. Only checksum-verified ones qualify: the TCP
-	 * checksum of a superpacket covers the first segment only.
+	 * A coalesced superpacket goes up as a GSO skb, as software GRO
+	 * would have built it (NETIF_F_GRO_HW), so that the stack accepts,
+	 * forwards and resegments it. Only checksum-verified ones qualify:
+	 * the TCP checksum of a superpacket covers the first segment only.
 	 */
 	if ((st & VMSO_RX_STS_COALESCED) && csum_ok && rx->gso_size &&
 	    rx->gso_segs > 1 &&
 	    (rx->gso_type == VMSO_RX_GSO_TCPV4 ||
-	     rx->gso_type == VMSO_RX_GSO_TCPV6)) {
-		struct skb_shared_info *shinfo = skb_shinfo(skb);
-
-		shinfo->gso_size = rx->gso_size;
-		shinfo->gso_segs = rx->gso_segs;
-		shinfo->gso_type = rx->gso_type == VMSO_RX_GSO_TCPV4 ?
-				   SKB_GSO_TCPV4 : SKB_GSO_TCPV6;
-		gso = true;
-	}
+	     rx->gso_type == VMSO_RX_GSO_TCPV6))
+		gso = vmso_rx_gro_complete(rx, skb);
 
 	skb_record_rx_queue(skb, 0);
 
@@ -355,38 +413,73 @@ void vmso_rx_fill(struct vmso_priv *priv)
 			    rx->ntu - rx->ntc, rx->size - 1);
 }
 
-int vmso_rx_alloc(struct vmso_priv *priv)
+/* Allocates the memory of an RX ring of @size (a power of two) slots */
+int vmso_rx_mem_alloc(struct vmso_priv *priv, u32 size,
+		      struct vmso_rx_mem *m)
 {
-	struct vmso_rx_ring *rx = &priv->rx;
 	struct device *dev = &priv->pdev->dev;
 
-	rx->size = VMSO_RX_RING_SIZE;
-	rx->mask = rx->size - 1;
+	m->size = size;
+	m->desc = dma_alloc_coherent(dev, size * sizeof(*m->desc),
+				     &m->desc_dma, GFP_KERNEL);
+	if (!m->desc)
+		goto err;
+	m->bufs = kcalloc(size, sizeof(*m->bufs), GFP_KERNEL);
+	if (!m->bufs)
+		goto err_desc;
+	return 0;
+
+err_desc:
+	dma_free_coherent(dev, size * sizeof(*m->desc), m->desc, m->desc_dma);
+	m->desc = NULL;
+err:
+	return -ENOMEM;
+}
+
+/* Frees what vmso_rx_mem_alloc() allocated; @m may be empty */
+void vmso_rx_mem_free(struct vmso_priv *priv, struct vmso_rx_mem *m)
+{
+	struct device *dev = &priv->pdev->dev;
+
+	if (!m->bufs)
+		return;
+	kfree(m->bufs);
+	m->bufs = NULL;
+	dma_free_coherent(dev, m->size * sizeof(*m->desc), m->desc,
+			  m->desc_dma);
+	m->desc = NULL;
+}
+
+/*
+ * Exchanges the ring's memory with @m and starts the ring empty. The ring
+ * must be drained (vmso_rx_drain()), the device reset and the RX NAPI
+ * disabled.
+ */
+void vmso_rx_mem_swap(struct vmso_rx_ring *rx, struct vmso_rx_mem *m)
+{
+	struct vmso_rx_mem old = {
+		.desc = rx->desc, .desc_dma = rx->desc_dma,
+		.bufs = rx->bufs, .size = rx->size,
+	};
+
+	rx->desc = m->desc;
+	rx->desc_dma = m->desc_dma;
+	rx->bufs = m->bufs;
+	rx->size = m->size;
+	rx->mask = m->size ? m->size - 1 : 0;
 	rx->ntu = 0;
 	rx->ntc = 0;
 	rx->tail = 0;
 	rx->skb = NULL;
 	rx->last = NULL;
 	rx->discard = false;
-
-	rx->desc = dma_alloc_coherent(dev, rx->size * sizeof(*rx->desc),
-				      &rx->desc_dma, GFP_KERNEL);
-	if (!rx->desc)
-		return -ENOMEM;
-	rx->bufs = kcalloc(rx->size, sizeof(*rx->bufs), GFP_KERNEL);
-	if (!rx->bufs) {
-		dma_free_coherent(dev, rx->size * sizeof(*rx->desc), rx->desc,
-				  rx->desc_dma);
-		rx->desc = NULL;
-		return -ENOMEM;
-	}
-	return 0;
+	*m = old;
 }
 
-/* Frees the ring and its buffers. The device must be reset and the RX
- * NAPI disabled.
+/* Frees the buffers posted and any partial frame. The device must be reset
+ * and the RX NAPI disabled.
  */
-void vmso_rx_free(struct vmso_priv *priv)
+void vmso_rx_drain(struct vmso_priv *priv)
 {
 	struct vmso_rx_ring *rx = &priv->rx;
 	struct device *dev = &priv->pdev->dev;
@@ -404,10 +497,4 @@ void vmso_rx_free(struct vmso_priv *priv)
 		skb_free_frag(buf->va);
 		buf->va = NULL;
 	}
-
-	kfree(rx->bufs);
-	rx->bufs = NULL;
-	dma_free_coherent(dev, rx->size * sizeof(*rx->desc), rx->desc,
-			  rx->desc_dma);
-	rx->desc = NULL;
 }

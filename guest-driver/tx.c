@@ -42,6 +42,7 @@
 #include <linux/if_vlan.h>
 #include <linux/ip.h>
 #include <linux/ipv6.h>
+#include <linux/log2.h>
 #include <linux/moduleparam.h>
 #include <linux/string.h>
 #include <linux/tcp.h>
@@ -331,6 +332,33 @@ static int vmso_tx_prep_drv_tso(struct vmso_tx_ring *tx, struct sk_buff *skb,
 	return 0;
 }
 
+static int vmso_tx_prep_descs(struct vmso_tx_ring *tx, struct sk_buff *skb,
+			      struct vmso_tx_pkt *pkt, u32 hdr_len, bool virt);
+
+/*
+ * UDP segmentation (NETIF_F_GSO_UDP_L4): the device cuts the payload into
+ * gso_size-byte datagrams (CMD.USO) and fills in every datagram's UDP
+ * length, IPv4 total length, ID and checksums. This is the device's
+ * segmentation whatever tso= says: driver-level segmentation is TCP only.
+ */
+static int vmso_tx_prep_uso(struct vmso_tx_ring *tx, struct sk_buff *skb,
+			    struct vmso_tx_pkt *pkt, bool virt)
+{
+	u32 hdr_len = skb_transport_offset(skb) + sizeof(struct udphdr);
+
+	if (unlikely(!(tx->priv->dev_features & VMSO_F_USO)))
+		return -EPROTONOSUPPORT;
+	if (unlikely(hdr_len > VMSO_TX_HDR_SIZE || skb->len <= hdr_len))
+		return -EINVAL;
+	pkt->mss = skb_shinfo(skb)->gso_size;
+	if (unlikely(!pkt->mss))
+		return -EINVAL;
+	pkt->cmd = VMSO_TX_CMD_USO | VMSO_TX_CMD_L4CSUM;
+	if (vlan_get_protocol(skb) == htons(ETH_P_IP))
+		pkt->cmd |= VMSO_TX_CMD_IPCSUM;
+	return vmso_tx_prep_descs(tx, skb, pkt, hdr_len, virt);
+}
+
 /*
  * Decides the header length, offload bits and descriptor count of a packet.
  * It may pull headers into the linear part, linearize, or fall back to a
@@ -340,9 +368,7 @@ static int vmso_tx_prep(struct vmso_tx_ring *tx, struct sk_buff *skb,
 			struct vmso_tx_pkt *pkt, bool virt)
 {
 	struct vmso_priv *priv = tx->priv;
-	struct skb_shared_info *shinfo;
 	u32 hdr_len = 0;
-	int descs, i;
 
 	pkt->skb = skb;
 	pkt->cmd = 0;
@@ -358,6 +384,8 @@ static int vmso_tx_prep(struct vmso_tx_ring *tx, struct sk_buff *skb,
 	if (skb_is_gso(skb)) {
 		u32 gso_type = skb_shinfo(skb)->gso_type;
 
+		if (gso_type & SKB_GSO_UDP_L4)
+			return vmso_tx_prep_uso(tx, skb, pkt, virt);
 		if (unlikely(!(gso_type & (SKB_GSO_TCPV4 | SKB_GSO_TCPV6))))
 			return -EPROTONOSUPPORT;
 		if (vmso_tx_pull(skb, skb_transport_offset(skb) +
@@ -396,6 +424,20 @@ static int vmso_tx_prep(struct vmso_tx_ring *tx, struct sk_buff *skb,
 			return -ENOMEM;
 		hdr_len = min_t(u32, skb_headlen(skb), VMSO_TX_HDR_SIZE);
 	}
+	return vmso_tx_prep_descs(tx, skb, pkt, hdr_len, virt);
+}
+
+/*
+ * Counts the descriptors of a chain whose first @hdr_len bytes go into the
+ * header buffer (linearizing past MAX_SG) and finishes @pkt.
+ */
+static int vmso_tx_prep_descs(struct vmso_tx_ring *tx, struct sk_buff *skb,
+			      struct vmso_tx_pkt *pkt, u32 hdr_len, bool virt)
+{
+	struct vmso_priv *priv = tx->priv;
+	struct skb_shared_info *shinfo;
+	int descs, i;
+
 	if (vmso_tx_pull(skb, hdr_len))
 		return -ENOMEM;
 
@@ -734,6 +776,8 @@ publish:
 			u64_stats_inc(&tx->xstats.drv_tso_sw_csum);
 	} else if (pkt->cmd & VMSO_TX_CMD_TSO) {
 		u64_stats_inc(&tx->xstats.tso_packets);
+	} else if (pkt->cmd & VMSO_TX_CMD_USO) {
+		u64_stats_inc(&tx->xstats.uso_packets);
 	} else if (pkt->cmd & VMSO_TX_CMD_L4CSUM) {
 		u64_stats_inc(&tx->xstats.csum_packets);
 	}
@@ -773,7 +817,7 @@ void vmso_tx_doorbell(struct vmso_tx_ring *tx)
 
 void vmso_tx_maybe_stop(struct vmso_tx_ring *tx, struct netdev_queue *txq)
 {
-	if (likely(vmso_tx_unused(tx) >= VMSO_TX_STOP_THRESH))
+	if (likely(vmso_tx_unused(tx) >= tx->stop_thresh))
 		return;
 
 	netif_tx_stop_queue(txq);
@@ -783,7 +827,7 @@ void vmso_tx_maybe_stop(struct vmso_tx_ring *tx, struct netdev_queue *txq)
 
 	/* Pairs with smp_mb() in vmso_tx_clean(): catch a racing clean */
 	smp_mb();
-	if (vmso_tx_unused(tx) >= VMSO_TX_STOP_THRESH)
+	if (vmso_tx_unused(tx) >= tx->stop_thresh)
 		netif_tx_start_queue(txq);
 }
 
@@ -866,7 +910,9 @@ netdev_features_t vmso_features_check(struct sk_buff *skb,
 	    skb->csum_offset == offsetof(struct tcphdr, check) &&
 	    l4 + sizeof(struct tcphdr) <= skb_headlen(skb))
 		hdr_end = l4 + tcp_hdrlen(skb);
-	else if (proto == IPPROTO_UDP && !skb_is_gso(skb) &&
+	else if (proto == IPPROTO_UDP &&
+		 (!skb_is_gso(skb) ||
+		  (skb_shinfo(skb)->gso_type & SKB_GSO_UDP_L4)) &&
 		 skb->csum_offset == offsetof(struct udphdr, check))
 		hdr_end = l4 + sizeof(struct udphdr);
 	else
@@ -1068,7 +1114,7 @@ static bool vmso_tx_clean(struct vmso_tx_ring *tx, int budget)
 	}
 
 	if (unlikely((pkts || zc_units) && netif_running(netdev) &&
-		     vmso_tx_unused(tx) >= VMSO_TX_WAKE_THRESH)) {
+		     vmso_tx_unused(tx) >= tx->wake_thresh)) {
 		/* Pairs with smp_mb() in vmso_tx_maybe_stop() */
 		smp_mb();
 		if (netif_tx_queue_stopped(txq)) {
@@ -1101,51 +1147,104 @@ int vmso_tx_poll(struct napi_struct *napi, int budget)
 	return 0;
 }
 
-int vmso_tx_alloc(struct vmso_priv *priv)
+/* Descriptors one skb can take, which the queue keeps free */
+static u32 vmso_tx_descs_max(void)
 {
-	struct vmso_tx_ring *tx = &priv->tx;
+	return vmso_tso == VMSO_TSO_DRIVER ? VMSO_TX_DESCS_MAX :
+					     VMSO_TX_DESCS_MAX_DEV;
+}
+
+/*
+ * Smallest TX ring: the queue stops below stop_thresh free slots and wakes
+ * at twice that, so the ring must hold more than the wake threshold.
+ */
+u32 vmso_tx_ring_min(void)
+{
+	u32 min = roundup_pow_of_two(2 * (vmso_tx_descs_max() + 2) + 1);
+
+	return max_t(u32, min, VMSO_RING_MIN);
+}
+
+/* Allocates the memory of a TX ring of @size (a power of two) slots */
+int vmso_tx_mem_alloc(struct vmso_priv *priv, u32 size,
+		      struct vmso_tx_mem *m)
+{
 	struct device *dev = &priv->pdev->dev;
 
-	tx->size = VMSO_TX_RING_SIZE;
-	tx->mask = tx->size - 1;
-	tx->ntu = 0;
-	tx->ntc = 0;
-	tx->tail = 0;
-	skb_queue_head_init(&tx->retry);
-
-	tx->desc = dma_alloc_coherent(dev, tx->size * sizeof(*tx->desc),
-				      &tx->desc_dma, GFP_KERNEL);
-	if (!tx->desc)
+	m->size = size;
+	m->desc = dma_alloc_coherent(dev, size * sizeof(*m->desc),
+				     &m->desc_dma, GFP_KERNEL);
+	if (!m->desc)
 		goto err;
-	tx->hdr = dma_alloc_coherent(dev, tx->size * VMSO_TX_HDR_SIZE,
-				     &tx->hdr_dma, GFP_KERNEL);
-	if (!tx->hdr)
+	m->hdr = dma_alloc_coherent(dev, size * VMSO_TX_HDR_SIZE, &m->hdr_dma,
+				    GFP_KERNEL);
+	if (!m->hdr)
 		goto err_desc;
-	tx->bufs = kcalloc(tx->size, sizeof(*tx->bufs), GFP_KERNEL);
-	if (!tx->bufs)
+	m->bufs = kcalloc(size, sizeof(*m->bufs), GFP_KERNEL);
+	if (!m->bufs)
 		goto err_hdr;
 	return 0;
 
 err_hdr:
-	dma_free_coherent(dev, tx->size * VMSO_TX_HDR_SIZE, tx->hdr,
-			  tx->hdr_dma);
-	tx->hdr = NULL;
+	dma_free_coherent(dev, size * VMSO_TX_HDR_SIZE, m->hdr, m->hdr_dma);
+	m->hdr = NULL;
 err_desc:
-	dma_free_coherent(dev, tx->size * sizeof(*tx->desc), tx->desc,
-			  tx->desc_dma);
-	tx->desc = NULL;
+	dma_free_coherent(dev, size * sizeof(*m->desc), m->desc, m->desc_dma);
+	m->desc = NULL;
 err:
 	return -ENOMEM;
 }
 
-/* Frees the ring and every skb on it; zero-copy packets still on it
- * complete with -ENETDOWN. The device must be reset and the TX NAPI
+/* Frees what vmso_tx_mem_alloc() allocated; @m may be empty */
+void vmso_tx_mem_free(struct vmso_priv *priv, struct vmso_tx_mem *m)
+{
+	struct device *dev = &priv->pdev->dev;
+
+	if (!m->bufs)
+		return;
+	kfree(m->bufs);
+	m->bufs = NULL;
+	dma_free_coherent(dev, m->size * VMSO_TX_HDR_SIZE, m->hdr, m->hdr_dma);
+	m->hdr = NULL;
+	dma_free_coherent(dev, m->size * sizeof(*m->desc), m->desc,
+			  m->desc_dma);
+	m->desc = NULL;
+}
+
+/*
+ * Exchanges the ring's memory with @m and starts the ring empty. The ring
+ * must be drained (vmso_tx_drain()), the device reset and the TX NAPI
  * disabled.
  */
-void vmso_tx_free(struct vmso_priv *priv)
+void vmso_tx_mem_swap(struct vmso_tx_ring *tx, struct vmso_tx_mem *m)
+{
+	struct vmso_tx_mem old = {
+		.desc = tx->desc, .desc_dma = tx->desc_dma,
+		.hdr = tx->hdr, .hdr_dma = tx->hdr_dma,
+		.bufs = tx->bufs, .size = tx->size,
+	};
+
+	tx->desc = m->desc;
+	tx->desc_dma = m->desc_dma;
+	tx->hdr = m->hdr;
+	tx->hdr_dma = m->hdr_dma;
+	tx->bufs = m->bufs;
+	tx->size = m->size;
+	tx->mask = m->size ? m->size - 1 : 0;
+	tx->stop_thresh = vmso_tx_descs_max() + 2;
+	tx->wake_thresh = 2 * tx->stop_thresh;
+	tx->ntu = 0;
+	tx->ntc = 0;
+	tx->tail = 0;
+	*m = old;
+}
+
+/* Frees every skb on the ring; zero-copy packets still on it complete with
+ * -ENETDOWN. The device must be reset and the TX NAPI disabled.
+ */
+void vmso_tx_drain(struct vmso_priv *priv)
 {
 	struct vmso_tx_ring *tx = &priv->tx;
-	struct device *dev = &priv->pdev->dev;
 	u32 ntc = tx->ntc;
 
 	if (!tx->bufs)
@@ -1168,13 +1267,4 @@ void vmso_tx_free(struct vmso_priv *priv)
 	tx->ntc = ntc;
 	__skb_queue_purge(&tx->retry);
 	netdev_tx_reset_queue(netdev_get_tx_queue(priv->netdev, 0));
-
-	kfree(tx->bufs);
-	tx->bufs = NULL;
-	dma_free_coherent(dev, tx->size * VMSO_TX_HDR_SIZE, tx->hdr,
-			  tx->hdr_dma);
-	tx->hdr = NULL;
-	dma_free_coherent(dev, tx->size * sizeof(*tx->desc), tx->desc,
-			  tx->desc_dma);
-	tx->desc = NULL;
 }

@@ -17,11 +17,21 @@
 #define VMSO_DRV_VERSION	"1.0"
 
 /*
- * 1024 TX descriptors: a 64 KiB superpacket segmented by the driver
- * (tso=driver) takes up to 2 * VMSO_DRV_TSO_MAX_SEGS + MAX_SKB_FRAGS + 1.
+ * Default ring sizes (ethtool -G changes them within VMSO_RING_MAX and the
+ * minimums below). 1024 TX descriptors: a 64 KiB superpacket segmented by
+ * the driver (tso=driver) takes up to 2 * VMSO_DRV_TSO_MAX_SEGS +
+ * MAX_SKB_FRAGS + 1.
  */
-#define VMSO_TX_RING_SIZE	1024
-#define VMSO_RX_RING_SIZE	256
+#define VMSO_TX_RING_DEFAULT	1024
+#define VMSO_RX_RING_DEFAULT	256
+
+/*
+ * Smallest RX ring: a 64 KiB coalesced superpacket spans 33 buffers of
+ * VMSO_RX_BUF_LEN, and the device drops a frame that does not fit in the
+ * buffers posted. The smallest TX ring depends on the TSO mode: see
+ * vmso_tx_ring_min().
+ */
+#define VMSO_RX_RING_MIN	64
 
 /*
  * Per-slot TX header buffer: the physically addressed header descriptor.
@@ -42,8 +52,8 @@
  * below VMSO_TX_STOP_THRESH free slots.
  */
 #define VMSO_TX_DESCS_MAX	(2 * VMSO_DRV_TSO_MAX_SEGS + MAX_SKB_FRAGS + 1)
-#define VMSO_TX_STOP_THRESH	(VMSO_TX_DESCS_MAX + 2)
-#define VMSO_TX_WAKE_THRESH	(2 * VMSO_TX_STOP_THRESH)
+/* Without driver TSO: the header, the rest of the linear part, the frags */
+#define VMSO_TX_DESCS_MAX_DEV	(MAX_SKB_FRAGS + 2)
 
 /* RX buffers: page-frag with room for build_skb() around the data */
 #define VMSO_RX_BUF_LEN		2048
@@ -99,6 +109,7 @@ struct vmso_tx_xmit_stats {
 	u64_stats_t linearized;
 	u64_stats_t tso_packets;
 	u64_stats_t csum_packets;
+	u64_stats_t uso_packets;	/* UDP GSO posted with CMD.USO */
 	u64_stats_t drv_tso_packets;	/* superpackets segmented here */
 	u64_stats_t drv_tso_segments;	/* segments (chains) they became */
 	u64_stats_t drv_tso_sw_csum;	/* of which checksummed here */
@@ -116,6 +127,27 @@ struct vmso_tx_clean_stats {
 	u64_stats_t queue_wakes;
 };
 
+/*
+ * The memory of a ring, allocated apart from the ring so that ethtool -G
+ * can allocate the new rings before it stops the old ones, and keep the
+ * old ones if that fails.
+ */
+struct vmso_tx_mem {
+	struct vmso_tx_desc *desc;
+	dma_addr_t desc_dma;
+	u8 *hdr;
+	dma_addr_t hdr_dma;
+	struct vmso_tx_buf *bufs;
+	u32 size;
+};
+
+struct vmso_rx_mem {
+	struct vmso_rx_desc *desc;
+	dma_addr_t desc_dma;
+	struct vmso_rx_buf *bufs;
+	u32 size;
+};
+
 struct vmso_tx_ring {
 	struct vmso_priv *priv;
 	struct napi_struct napi;
@@ -127,6 +159,8 @@ struct vmso_tx_ring {
 	struct vmso_tx_buf *bufs;
 	u32 size;
 	u32 mask;
+	u32 stop_thresh;	/* stop the queue below this many free slots */
+	u32 wake_thresh;	/* wake it at this many (2 * stop_thresh) */
 
 	/* Free-running indices; slot = index & mask */
 	u32 ntu;	/* next to use: ndo_start_xmit, under the TX lock */
@@ -199,6 +233,9 @@ struct vmso_priv {
 	u32 max_pkt;		/* MAX_PKT */
 	u32 dev_stat_count;	/* STAT_COUNT */
 	u32 itr;		/* ITR, microseconds */
+	u32 tx_pending;		/* TX ring size for the next open (RTNL) */
+	u32 rx_pending;		/* RX ring size for the next open (RTNL) */
+	u32 msg_enable;		/* NETIF_MSG_* (ethtool msglvl) */
 
 	/* Doorbell suppression: NULL when the device or the user says no */
 	struct vmso_notify *notify;
@@ -240,8 +277,12 @@ netdev_features_t vmso_features_check(struct sk_buff *skb,
 				      struct net_device *netdev,
 				      netdev_features_t features);
 int vmso_tx_poll(struct napi_struct *napi, int budget);
-int vmso_tx_alloc(struct vmso_priv *priv);
-void vmso_tx_free(struct vmso_priv *priv);
+int vmso_tx_mem_alloc(struct vmso_priv *priv, u32 size,
+		      struct vmso_tx_mem *m);
+void vmso_tx_mem_free(struct vmso_priv *priv, struct vmso_tx_mem *m);
+void vmso_tx_mem_swap(struct vmso_tx_ring *tx, struct vmso_tx_mem *m);
+void vmso_tx_drain(struct vmso_priv *priv);
+u32 vmso_tx_ring_min(void);
 bool vmso_tx_use_va(const struct vmso_priv *priv);
 const char *vmso_dma_mode_name(void);
 enum vmso_tso_mode vmso_tso_mode(void);
@@ -254,8 +295,11 @@ void vmso_tx_maybe_stop(struct vmso_tx_ring *tx, struct netdev_queue *txq);
 
 /* rx.c */
 int vmso_rx_poll(struct napi_struct *napi, int budget);
-int vmso_rx_alloc(struct vmso_priv *priv);
-void vmso_rx_free(struct vmso_priv *priv);
+int vmso_rx_mem_alloc(struct vmso_priv *priv, u32 size,
+		      struct vmso_rx_mem *m);
+void vmso_rx_mem_free(struct vmso_priv *priv, struct vmso_rx_mem *m);
+void vmso_rx_mem_swap(struct vmso_rx_ring *rx, struct vmso_rx_mem *m);
+void vmso_rx_drain(struct vmso_priv *priv);
 void vmso_rx_fill(struct vmso_priv *priv);
 
 /* zc.c */

@@ -87,7 +87,7 @@
 /* VERSION */
 #define VMSO_VERSION_MAJOR(v)		((v) >> 16)
 #define VMSO_VERSION_MINOR(v)		((v) & 0xffff)
-#define VMSO_ABI_MAJOR			1
+#define VMSO_ABI_MAJOR			2
 #define VMSO_ABI_MINOR			1
 
 /* DEV_FEATURES / DRV_FEATURES */
@@ -334,6 +334,11 @@ enum vmso_dev_stat {
 	VMSO_STAT_BACKEND_ERRORS	= 23,
 	VMSO_STAT_TX_UFO_PACKETS	= 24,
 	VMSO_STAT_TX_USO_PACKETS	= 25,
+	VMSO_STAT_TX_HANDOFF_PACKETS	= 26,
+	VMSO_STAT_RX_GSO_PACKETS	= 27,
+	VMSO_STAT_RX_VNET_BAD		= 28,
+	VMSO_STAT_VMM_REFUSED		= 29,
+	VMSO_STAT_DMA_MAP_REFUSED	= 30,
 	VMSO_STAT_COUNT			/* = STAT_COUNT */
 };
 
@@ -367,12 +372,18 @@ static inline const char *vmso_dev_stat_name(unsigned int i)
 		[VMSO_STAT_BACKEND_ERRORS]	= "backend_errors",
 		[VMSO_STAT_TX_UFO_PACKETS]	= "tx_ufo_packets",
 		[VMSO_STAT_TX_USO_PACKETS]	= "tx_uso_packets",
+		[VMSO_STAT_TX_HANDOFF_PACKETS]	= "tx_handoff_packets",
+		[VMSO_STAT_RX_GSO_PACKETS]	= "rx_gso_packets",
+		[VMSO_STAT_RX_VNET_BAD]		= "rx_vnet_bad",
+		[VMSO_STAT_VMM_REFUSED]		= "vmm_refused",
+		[VMSO_STAT_DMA_MAP_REFUSED]	= "dma_map_refused",
 	};
 
 	return i < VMSO_STAT_COUNT ? names[i] : "unknown";
 }
 
-static_assert(VMSO_STAT_COUNT == 26);
+static_assert(VMSO_STAT_COUNT == 31);
+static_assert(VMSO_STAT_DMA_MAP_REFUSED == 30);
 static_assert(VMSO_STAT_TX_USO_PACKETS == 25);
 static_assert(VMSO_STAT_RX_PACKETS == 16);
 

@@ -471,7 +471,7 @@ static int vmso_zc_plan(const struct vmso_priv *priv,
 		p->ids_per_pkt = 1;
 	}
 	p->npkts = DIV_ROUND_UP_ULL(req->len, p->pkt_payload);
-	if (p->npkts * VMSO_ZC_DESCS_PER_PKT > VMSO_TX_RING_SIZE / 2)
+	if (p->npkts * VMSO_ZC_DESCS_PER_PKT > VMSO_TX_RING_DEFAULT / 2)
 		return -EMSGSIZE;
 	return 0;
 }
@@ -537,8 +537,13 @@ static int vmso_zc_post(struct vmso_priv *priv, struct vmso_zc_ctx *ctx,
 		err = -ENETDOWN;
 		goto out;
 	}
+	/* Never fits a ring made small with ethtool -G */
+	if (descs + tx->stop_thresh > tx->size - 1) {
+		err = -EMSGSIZE;
+		goto out;
+	}
 	/* Leave the stack room for its largest skb */
-	if (vmso_tx_unused(tx) < descs + VMSO_TX_STOP_THRESH) {
+	if (vmso_tx_unused(tx) < descs + tx->stop_thresh) {
 		vmso_zc_stat_add(ctx->zdev, VMSO_ZC_STAT_RING_FULL, 1);
 		err = -EAGAIN;
 		goto out;
@@ -722,7 +727,7 @@ static long vmso_zc_get_info(struct vmso_zc_ctx *ctx,
 	info.max_outstanding = VMSO_ZC_MAX_OUTSTANDING;
 	info.max_pkt_payload = min_t(u32, VMSO_TX_DESC_MAX_LEN,
 				     priv->max_pkt);
-	info.tx_ring = priv->tx.size ? priv->tx.size : VMSO_TX_RING_SIZE;
+	info.tx_ring = priv->tx_pending;
 	up_read(&zdev->lock);
 
 	return copy_to_user(uinfo, &info, sizeof(info)) ? -EFAULT : 0;

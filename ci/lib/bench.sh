@@ -21,7 +21,7 @@
 #                                                 superpackets handed to the TAP in one write)
 #                                vmso-phys        dma_mode=phys (otherwise the default)
 #                                vmso-tso-driver  tso=driver (otherwise the default)
-#                                vmso-lro-off     ethtool -K lro off (otherwise the default)
+#                                vmso-lro-off     ethtool -K rx-gro-hw off (otherwise the default)
 #   bench_tap_reset            TUNSETOFFLOAD 0 on $TAP: bench_run starts every boot with it
 #                              (a peer's offloads outlive it; see the comment there)
 #   bench_build_tools          builds vmso-zc (static, guest) and vmso-zc-recv (host) in the
@@ -164,13 +164,13 @@ net_up $GUEST_IP/$NET_PREFIX || { dmesg | tail -n 30; exit 1; }
 EOF
     if [[ $BP_KIND == vmso ]]; then
         cat <<EOF
-ethtool -K "\$NIC" lro $BP_LRO || { result lro_set=fail; exit 1; }
+ethtool -K "\$NIC" rx-gro-hw $BP_LRO || { result lro_set=fail; exit 1; }
 EOF
     fi
     cat <<EOF
 ethtool -i "\$NIC" | head -n 2
-ethtool -k "\$NIC" | grep -E '^(scatter-gather|tcp-segmentation-offload|tx-checksumming|rx-checksumming|generic-receive-offload|large-receive-offload):'
-result lro=\$(ethtool -k "\$NIC" | sed -n 's/^large-receive-offload: \([a-z]*\).*/\1/p') tso_feature=\$(ethtool -k "\$NIC" | sed -n 's/^tcp-segmentation-offload: \([a-z]*\).*/\1/p')
+ethtool -k "\$NIC" | grep -E '^(scatter-gather|tcp-segmentation-offload|tx-checksumming|rx-checksumming|generic-receive-offload|rx-gro-hw|large-receive-offload):'
+result lro=\$(ethtool -k "\$NIC" | sed -n 's/^rx-gro-hw: \([a-z]*\).*/\1/p') tso_feature=\$(ethtool -k "\$NIC" | sed -n 's/^tcp-segmentation-offload: \([a-z]*\).*/\1/p')
 ping_check $HOST_IP 3 || { dmesg | tail -n 30; exit 1; }
 export IPERF_TIMEOUT=$((BENCH_SECS + 30)) IPERF_MARKS=1
 iperf_run tcp_tx -c $HOST_IP -t $BENCH_SECS
@@ -446,7 +446,7 @@ bench_run() {
         local n
         [[ "$(_bench_get dma_mode)" == "$BP_DMA" ]] || checks+=("dma_mode is $(_bench_get dma_mode), expected $BP_DMA")
         [[ "$(_bench_get tso_param)" == "$BP_TSO" ]] || checks+=("tso is $(_bench_get tso_param), expected $BP_TSO")
-        [[ "$(_bench_get lro)" == "$BP_LRO" ]] || checks+=("large-receive-offload is $(_bench_get lro), expected $BP_LRO")
+        [[ "$(_bench_get lro)" == "$BP_LRO" ]] || checks+=("rx-gro-hw (the receive coalescer) is $(_bench_get lro), expected $BP_LRO")
         n=$(_bench_get stat_tx_va_packets)
         if [[ $BP_DMA == virt ]]; then
             [[ "$n" =~ ^[1-9][0-9]*$ ]] || checks+=("tx_va_packets is '$n' with dma_mode=virt (expected > 0)")

@@ -38,7 +38,7 @@
 #   VMSO_PARAMS ()       extra "modprobe vmso" parameters (dma_mode comes from the config)
 #   VMSO_DRIVER_SRC (guest-driver)  the driver sources to build vmso.ko from
 #   E2E_GUEST_SETUP ()   guest shell commands run after the link is up, before the tests
-#                        (\$NIC is the interface), e.g. 'ethtool -K \$NIC lro off'
+#                        (\$NIC is the interface), e.g. 'ethtool -K \$NIC rx-gro-hw off'
 #   E2E_GUEST_TIMEOUT    QEMU's time limit per run (120 + 3 * E2E_SECS + E2E_UDP_SECS)
 
 # shellcheck source=ci/lib/common.sh
@@ -128,7 +128,7 @@ vmso_config() {
         4l) ;;
         5l) CFG_BOOT=bzimage CFG_CPU=max CFG_LEVELS=5 ;;
         phys) CFG_DMA=phys ;;
-        lro-off) CFG_LRO=off ;; # receive coalescing off: every segment delivered
+        lro-off) CFG_LRO=off ;; # receive coalescing (rx-gro-hw) off: every segment delivered
         *) die "unknown configuration '$1' (known: ${VMSO_CONFIGS_ALL[*]})" ;;
     esac
 }
@@ -278,9 +278,9 @@ drv_levels=\$(dmesg | sed -n 's/.*vmso [0-9a-f]\{4\}:.*, \([45]\)-level paging.*
 echo "paging: la57 in /proc/cpuinfo flags: \$la57; vmso driver: \${drv_levels:-?}-level"
 result la57=\$la57 drv_levels=\${drv_levels:-unknown}
 net_up $GUEST_IP/$NET_PREFIX || { dmesg | tail -n 30; exit 1; }
-ethtool -K \$NIC lro $CFG_LRO || echo "RESULT lro_set=fail"
+ethtool -K \$NIC rx-gro-hw $CFG_LRO || echo "RESULT lro_set=fail"
 ${E2E_GUEST_SETUP:-}
-ethtool -k "\$NIC" | grep -E '^(scatter-gather|tcp-segmentation-offload|tx-checksumming|rx-checksumming|large-receive-offload):'
+ethtool -k "\$NIC" | grep -E '^(scatter-gather|tcp-segmentation-offload|tx-checksumming|rx-checksumming|rx-gro-hw|large-receive-offload):'
 ping_check $HOST_IP 3 || { dmesg | tail -n 30; exit 1; }
 g_csum0=\$(awk '\$1 == "Tcp:" && \$2 ~ /^[0-9]/ { print \$NF }' /proc/net/snmp)
 export IPERF_TIMEOUT=$((E2E_SECS + 30))
@@ -497,7 +497,7 @@ vmso_run() {
         # Receive coalescing: superpackets with LRO on (the -R test), none without.
         local coal
         coal=$(res stat_rx_coalesced)
-        [[ "$(res lro_set)" != fail ]] || _vmso_fail "$cfg" "ethtool -K lro $CFG_LRO failed in the guest"
+        [[ "$(res lro_set)" != fail ]] || _vmso_fail "$cfg" "ethtool -K rx-gro-hw $CFG_LRO failed in the guest"
         if [[ "$CFG_LRO" == on ]]; then
             if ! [[ "$coal" =~ ^[0-9]+$ ]] || (( coal == 0 )); then
                 _vmso_fail "$cfg" "rx_coalesced is '$coal' with LRO on (expected > 0)"

@@ -3,7 +3,8 @@
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
-/// A packet backend. Frames are whole Ethernet frames without any prefix.
+/// A packet backend. Frames are whole Ethernet frames, each preceded by a
+/// virtio-net header of [`Backend::vnet_hdr_len`] bytes (0: no header).
 pub trait Backend: Send {
     /// Sends one frame gathered from `iov`.
     fn send(&mut self, iov: &[libc::iovec]) -> io::Result<usize>;
@@ -11,6 +12,11 @@ pub trait Backend: Send {
     fn recv(&mut self, buf: &mut [u8]) -> io::Result<usize>;
     /// The fd to poll for readability.
     fn fd(&self) -> RawFd;
+    /// Length of the virtio-net header on every frame, both ways: 0 or
+    /// [`crate::vnet::LEN`].
+    fn vnet_hdr_len(&self) -> usize {
+        0
+    }
 }
 
 /// writev(2) on a raw fd.
@@ -42,9 +48,18 @@ pub fn read_fd(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
 /// Rootless, for tests and for running the device without a TAP.
 pub struct SocketBackend {
     fd: OwnedFd,
+    vnet: bool,
 }
 
 impl SocketBackend {
+    /// Like [`SocketBackend::pair`], with a virtio-net header on every
+    /// frame both ways, as on a vnet-header TAP.
+    pub fn pair_vnet() -> io::Result<(Self, OwnedFd)> {
+        let (mut b, peer) = Self::pair()?;
+        b.vnet = true;
+        Ok((b, peer))
+    }
+
     /// Returns the device's backend and the peer end (non-blocking device side).
     pub fn pair() -> io::Result<(Self, OwnedFd)> {
         let mut fds = [0 as libc::c_int; 2];
@@ -76,7 +91,7 @@ impl SocketBackend {
                 );
             }
         }
-        Ok((Self { fd: a }, b))
+        Ok((Self { fd: a, vnet: false }, b))
     }
 }
 
@@ -89,6 +104,13 @@ impl Backend for SocketBackend {
     }
     fn fd(&self) -> RawFd {
         self.fd.as_raw_fd()
+    }
+    fn vnet_hdr_len(&self) -> usize {
+        if self.vnet {
+            crate::vnet::LEN
+        } else {
+            0
+        }
     }
 }
 

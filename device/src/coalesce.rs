@@ -58,9 +58,11 @@ pub enum Reason {
     TableFull,
     Idle,
     NotTcp,
+    /// A superpacket of the flow arrived whole from the host.
+    HostGso,
 }
 
-const REASONS: usize = 12;
+const REASONS: usize = 13;
 
 /// Counts per reason, and segments merged.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -132,6 +134,16 @@ impl Coalescer {
     fn flush_key(&mut self, key: &[u8; 36], why: Reason, out: &mut Deliver) {
         if let Some(i) = self.flows.iter().position(|f| &f.key == key) {
             self.flush_at(i, why, out);
+        }
+    }
+
+    /// Flushes the queue of the flow `frame` belongs to, so that a frame
+    /// delivered around the coalescer (a host superpacket) keeps its order.
+    pub fn flush_flow_of(&mut self, frame: &[u8], out: &mut Deliver) {
+        if let Ok(h) = wire::parse(frame) {
+            if h.l4 == L4::Tcp {
+                self.flush_key(&flow_key(frame, &h), Reason::HostGso, out);
+            }
         }
     }
 

@@ -43,6 +43,13 @@ counters! {
     23 backend_errors,
     24 tx_ufo_packets,
     25 tx_uso_packets,
+    26 tx_handoff_packets,
+    27 rx_gso_packets,
+    28 rx_vnet_bad,
+    29 vmm_refused,
+    30 dma_map_refused,
+    31 bad_queue_regs,
+    32 rx_steered,
 }
 
 pub const STAT_COUNT: usize = STAT_NAMES.len();
@@ -106,9 +113,14 @@ mod tests {
 
     #[test]
     fn names_match_indices() {
-        assert_eq!(STAT_COUNT, 26);
+        assert_eq!(STAT_COUNT, 33);
         assert_eq!(STAT_NAMES[Stat::iotlb_hits as usize], "iotlb_hits");
         assert_eq!(STAT_NAMES[Stat::tx_uso_packets as usize], "tx_uso_packets");
+        assert_eq!(STAT_NAMES[Stat::vmm_refused as usize], "vmm_refused");
+        assert_eq!(
+            STAT_NAMES[Stat::dma_map_refused as usize],
+            "dma_map_refused"
+        );
         let c = Counters::default();
         c.add(Stat::tx_bytes, 5);
         c.inc(Stat::tx_bytes);

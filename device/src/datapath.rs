@@ -1,11 +1,13 @@
-//! The data-path thread: an event-manager loop over the TX and RX doorbells,
-//! the backend's readability, the moderation timer and shutdown.
+//! A queue worker: one thread per queue pair, an event-manager loop over
+//! its wake-up eventfd (doorbells and commands), the backend's readability,
+//! the moderation timer and shutdown. It owns its [`QueuePair`] and its
+//! backend; nothing it holds is shared under a lock across a syscall.
 
 use std::io;
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use event_manager::{EventOps, EventSet, Events, MutEventSubscriber};
 use log::{error, warn};
@@ -13,20 +15,26 @@ use vmm_sys_util::eventfd::EventFd;
 use vmm_sys_util::timerfd::TimerFd;
 
 use crate::backend::Backend;
-use crate::server::Kicks;
-use crate::state::DeviceState;
+use crate::command::CmdChannel;
+use crate::counters::Stat;
+use crate::queue::QueuePair;
+use crate::shared::Shared;
 
 /// Frames taken from the backend per wake-up before yielding to TX.
 const RX_BUDGET: usize = 256;
 /// Largest frame the backend can hand us.
 const RX_FRAME_MAX: usize = 65536 + 64;
 /// Longest stretch `service` runs before yielding to the event loop.
-const SERVICE_MAX: std::time::Duration = std::time::Duration::from_millis(10);
+const SERVICE_MAX: Duration = Duration::from_millis(10);
 
 pub struct DataPath {
-    state: Arc<Mutex<DeviceState>>,
+    queue: QueuePair,
+    shared: Arc<Shared>,
     backend: Box<dyn Backend>,
-    kicks: Arc<Kicks>,
+    /// This worker's command channel.
+    cmds: Arc<CmdChannel>,
+    /// Every worker's, to wake a pair that RSS steered a frame to.
+    peers: Vec<Arc<CmdChannel>>,
     stop: EventFd,
     timer: TimerFd,
     exit: Arc<AtomicBool>,
@@ -35,16 +43,19 @@ pub struct DataPath {
 
 impl DataPath {
     pub fn new(
-        state: Arc<Mutex<DeviceState>>,
+        queue: QueuePair,
+        shared: Arc<Shared>,
         backend: Box<dyn Backend>,
-        kicks: Arc<Kicks>,
+        peers: Vec<Arc<CmdChannel>>,
         stop: EventFd,
         exit: Arc<AtomicBool>,
     ) -> io::Result<Self> {
         Ok(Self {
-            state,
+            cmds: peers[queue.index()].clone(),
+            peers,
+            queue,
+            shared,
             backend,
-            kicks,
             stop,
             timer: TimerFd::new().map_err(io::Error::from)?,
             exit,
@@ -52,34 +63,46 @@ impl DataPath {
         })
     }
 
-    fn state(&self) -> std::sync::MutexGuard<'_, DeviceState> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    fn commands(&mut self) {
+        let q = &mut self.queue;
+        self.cmds.drain(|c| q.apply(c));
+    }
+
+    /// Re-queues this worker behind whatever else is pending.
+    fn come_back(&self) {
+        let _ = self.cmds.wake.write(1);
     }
 
     /// Services both queues. With the notify block in use, keeps polling the
     /// driver's published tails (and the backend) for the poll window after
     /// the last work, so that a busy driver needs no doorbells; then asks for
     /// doorbells again. Bounded: after `SERVICE_MAX` it re-queues itself so
-    /// that other events (shutdown among them) are seen.
+    /// that other events (shutdown among them) are seen. Commands are
+    /// applied between packets.
     fn service(&mut self) {
         let start = Instant::now();
         let mut last_work = start;
         loop {
-            let tx = {
-                let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
-                st.sync_tails();
-                st.tx_active();
-                st.service_tx(self.backend.as_mut())
-            };
+            self.commands();
+            self.queue.sync_tails();
+            self.queue.tx_active();
+            let cmds = self.cmds.clone();
+            let (done, more) = self
+                .queue
+                .service_tx(self.backend.as_mut(), &|| cmds.pending());
             let rx = self.drain_rx();
-            let Some(window) = self.state().poll_window() else {
-                return;
-            };
             let now = Instant::now();
+            let tx = done > 0 || more;
             if now.duration_since(start) > SERVICE_MAX {
-                let _ = self.kicks.tx.write(1);
+                self.come_back();
                 return;
             }
+            let Some(window) = self.queue.poll_window() else {
+                if more || self.cmds.pending() {
+                    continue;
+                }
+                return;
+            };
             if tx || rx {
                 last_work = now;
                 continue;
@@ -88,7 +111,7 @@ impl DataPath {
                 std::thread::yield_now();
                 continue;
             }
-            if !self.state().tx_idle() {
+            if !self.queue.tx_idle() {
                 return;
             }
         }
@@ -96,72 +119,98 @@ impl DataPath {
 
     /// Moves frames from the backend into the RX ring; true if any moved.
     fn drain_rx(&mut self) -> bool {
-        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        st.sync_tails();
+        let me = self.queue.index();
+        let q = &mut self.queue;
+        q.sync_tails();
         let mut more = false;
         let now = Instant::now();
-        let held = st.rx_held_len();
-        let all_out = st.deliver_held();
-        let mut delivered = held - st.rx_held_len();
-        if !all_out && !st.rx_blocked() {
+        let vnet_len = self.backend.vnet_hdr_len();
+        let held = q.rx_held_len();
+        let all_out = q.deliver_held();
+        let mut delivered = held - q.rx_held_len();
+        // Reads other pairs steered here first: they were read earlier.
+        let mut inbox = self.shared.queues[me].take_inbox();
+        while let Some(mut read) = inbox.pop_front() {
+            if !q.enabled() {
+                break;
+            }
+            delivered += 1;
+            q.receive_read(&mut read, vnet_len, now);
+        }
+        if !all_out && !q.rx_blocked() {
             // Still no room: wait for the next RX doorbell.
             if delivered > 0 {
-                st.raise_rx();
+                q.raise_rx();
             }
             return delivered > 0;
         }
-        while st.rx_ready() {
-            if delivered == RX_BUDGET {
-                more = true;
+        let mut empty = 0;
+        while q.rx_ready() {
+            if delivered + empty == RX_BUDGET || self.cmds.pending() {
+                // A budget spent on empty reads only is a closed peer.
+                more = delivered > 0 || empty < RX_BUDGET;
                 break;
             }
             match self.backend.recv(&mut self.buf) {
-                Ok(0) => break,
+                Ok(0) => {
+                    // An empty read carries no frame, but more may follow:
+                    // the backend is edge-triggered, so keep reading.
+                    self.shared.queues[me].counters.inc(Stat::backend_errors);
+                    empty += 1;
+                }
                 Ok(n) => {
                     delivered += 1;
-                    if !st.receive(&self.buf[..n], now) {
+                    let read = &mut self.buf[..n];
+                    if let Some(t) = q.steer(read, vnet_len) {
+                        let target = &self.shared.queues[t];
+                        let c = &self.shared.queues[me].counters;
+                        if target.post(read) {
+                            c.inc(Stat::rx_steered);
+                            let _ = self.peers[t].wake.write(1);
+                        } else {
+                            c.inc(Stat::rx_dropped);
+                        }
+                        continue;
+                    }
+                    if !q.receive_read(read, vnet_len, now) {
                         break;
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    st.receive_idle();
+                    q.receive_idle();
                     break;
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
-                    warn!("backend read failed: {e}");
-                    st.counters.inc(crate::counters::Stat::backend_errors);
+                    warn!("queue pair {me}: backend read failed: {e}");
+                    self.shared.queues[me].counters.inc(Stat::backend_errors);
                     break;
                 }
             }
         }
-        if st.rx_ready() {
-            st.rx_unblocked();
-        } else if st.enabled() && st.rx_blocked() {
+        if q.rx_ready() {
+            q.rx_unblocked();
+        } else if q.enabled() && q.rx_blocked() {
             more = true; // buffers arrived while we looked: go on
         }
         if delivered > 0 {
-            st.raise_rx();
+            q.raise_rx();
         }
-        drop(st);
         if more {
             // The backend is edge-triggered: come back for the rest after
             // whatever else is pending.
-            let _ = self.kicks.rx.write(1);
+            self.come_back();
         }
         delivered > 0
     }
 
     fn rearm_timer(&mut self) {
-        let next = {
-            let mut guard = self.state();
-            let st = &mut *guard;
-            st.irqs.fire_due(Instant::now(), &st.counters)
-        };
+        let (fire, next) = self.shared.irqs.lock().fire_due(Instant::now());
+        fire.signal(&self.shared.queues[self.queue.index()].counters);
         let next = next.map(|d| d.saturating_duration_since(Instant::now()));
         let r = match next {
             Some(d) if !d.is_zero() => self.timer.reset(d, None),
-            Some(_) => self.timer.reset(std::time::Duration::from_micros(1), None),
+            Some(_) => self.timer.reset(Duration::from_micros(1), None),
             None => self.timer.clear(),
         };
         if let Err(e) = r {
@@ -173,8 +222,7 @@ impl DataPath {
 impl MutEventSubscriber for DataPath {
     fn init(&mut self, ops: &mut EventOps) {
         let fds = [
-            Events::new(&self.kicks.tx, EventSet::IN),
-            Events::new(&self.kicks.rx, EventSet::IN),
+            Events::new(&self.cmds.wake, EventSet::IN),
             Events::new_raw(self.backend.fd(), EventSet::IN | EventSet::EDGE_TRIGGERED),
             Events::new(&self.timer, EventSet::IN),
             Events::new(&self.stop, EventSet::IN),
@@ -188,11 +236,8 @@ impl MutEventSubscriber for DataPath {
 
     fn process(&mut self, events: Events, _ops: &mut EventOps) {
         let fd = events.fd();
-        if fd == self.kicks.tx.as_raw_fd() {
-            let _ = self.kicks.tx.read();
-            self.service();
-        } else if fd == self.kicks.rx.as_raw_fd() {
-            let _ = self.kicks.rx.read();
+        if fd == self.cmds.wake.as_raw_fd() {
+            let _ = self.cmds.wake.read();
             self.service();
         } else if fd == self.backend.fd() {
             self.service();
@@ -200,6 +245,7 @@ impl MutEventSubscriber for DataPath {
             let _ = self.timer.wait();
         } else if fd == self.stop.as_raw_fd() {
             let _ = self.stop.read();
+            self.commands();
             self.exit.store(true, Ordering::SeqCst);
             return;
         }

@@ -9,6 +9,8 @@
 pub mod abi;
 pub mod backend;
 pub mod coalesce;
+pub mod command;
+pub mod control;
 pub mod counters;
 pub mod csum;
 pub mod datapath;
@@ -20,12 +22,15 @@ pub mod memory;
 pub mod mmu;
 pub mod offload;
 pub mod pci;
+pub mod queue;
 pub mod ring;
+pub mod rss;
 pub mod rx;
 pub mod server;
-pub mod state;
+pub mod shared;
 pub mod tap;
 pub mod tx;
+pub mod vnet;
 pub mod wire;
 
-pub use device::Device;
+pub use device::{Device, DeviceConfig};

@@ -5,11 +5,12 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use log::{error, info};
+use log::{error, info, warn};
 
 use vmso_device::backend::Backend;
 use vmso_device::tap::Tap;
-use vmso_device::Device;
+use vmso_device::tx::TxMode;
+use vmso_device::{Device, DeviceConfig};
 
 #[derive(Parser, Debug)]
 #[command(version, about = "vmso: a vfio-user PCIe NIC with virtual-address DMA")]
@@ -29,6 +30,27 @@ struct Args {
     /// Serve one VMM connection, then exit (default: keep serving).
     #[arg(long)]
     once: bool,
+    /// What reaches the TAP for a TSO/USO packet: `wire` segments in the
+    /// device (only MTU frames, each marked checksum-valid); `handoff`
+    /// writes the whole superpacket with its GSO metadata, as QEMU's NICs
+    /// do, and lets the host segment it if it must.
+    #[arg(long, value_enum, default_value_t = TxModeArg::Wire)]
+    tx_mode: TxModeArg,
+    /// Queue pairs (1..=16): one worker thread and one TAP queue each
+    /// (IFF_MULTI_QUEUE when more than one).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=16))]
+    queues: u16,
+    /// Open the TAP without a virtio-net header: the host then segments and
+    /// checksums every superpacket it sends, and `--tx-mode handoff` falls
+    /// back to wire.
+    #[arg(long)]
+    no_vnet_hdr: bool,
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum TxModeArg {
+    Wire,
+    Handoff,
 }
 
 fn parse_mac(s: &str) -> Result<[u8; 6], String> {
@@ -82,11 +104,40 @@ fn run(args: Args) -> Result<(), String> {
             args.socket.display()
         ));
     }
-    let tap = Tap::open(&args.tap).map_err(|e| e.to_string())?;
-    info!("attached TAP {}", tap.name());
+    let taps = Tap::open_queues(&args.tap, usize::from(args.queues), !args.no_vnet_hdr)
+        .map_err(|e| e.to_string())?;
+    let tap = &taps[0];
+    info!(
+        "attached TAP {} ({} queue{}, {})",
+        tap.name(),
+        taps.len(),
+        if taps.len() == 1 { "" } else { "s" },
+        if tap.has_vnet_hdr() {
+            "virtio-net header, host offloads on"
+        } else {
+            "no virtio-net header"
+        }
+    );
+    let tx_mode = match args.tx_mode {
+        TxModeArg::Handoff if tap.has_vnet_hdr() => TxMode::Handoff,
+        TxModeArg::Handoff => {
+            warn!(
+                "--tx-mode handoff needs a TAP with a virtio-net header: segmenting in the device"
+            );
+            TxMode::Wire
+        }
+        TxModeArg::Wire => TxMode::Wire,
+    };
     handle_signals(args.socket.clone()).map_err(|e| format!("signal thread: {e}"))?;
-    let backend: Box<dyn Backend> = Box::new(tap);
-    let device = Device::start(args.mac, backend).map_err(|e| format!("start device: {e}"))?;
+    let backends: Vec<Box<dyn Backend>> = taps
+        .into_iter()
+        .map(|t| Box::new(t) as Box<dyn Backend>)
+        .collect();
+    let cfg = DeviceConfig {
+        mac: args.mac,
+        tx_mode,
+    };
+    let device = Device::start_queues(cfg, backends).map_err(|e| format!("start device: {e}"))?;
     let server = vfio_user::Server::new(
         &args.socket,
         true,
@@ -97,17 +148,19 @@ fn run(args: Args) -> Result<(), String> {
     info!("listening on {}", args.socket.display());
     loop {
         let mut vfio = device.vfio();
-        if let Err(e) = server.run(&mut vfio) {
-            error!("vfio-user connection ended with an error: {e}");
-        } else {
-            info!("VMM disconnected");
+        // Defence in depth: a panic while serving one VMM drops that
+        // connection, and the next VMM is served.
+        let served =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| server.run(&mut vfio)));
+        match served {
+            Ok(Ok(())) => info!("VMM disconnected"),
+            Ok(Err(e)) => error!("vfio-user connection ended with an error: {e}"),
+            Err(_) => error!("vfio-user connection handler panicked: connection dropped"),
         }
-        info!("device counters:\n{}", device.counters().summary());
-        device
-            .state()
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .reset();
+        info!("device counters:\n{}", device.summary());
+        // Quiesces the queues, resets the device and drops the VMM's guest
+        // RAM mappings and interrupt eventfds: the next VMM starts afresh.
+        drop(vfio);
         if args.once {
             return Ok(());
         }

@@ -130,10 +130,30 @@ pub struct Emitted {
     pub bytes: u64,
 }
 
+/// The GSO metadata of a superpacket handed off unsegmented.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Gso {
+    /// `vnet::gso::TCPV4`, `TCPV6` or `UDP_L4`.
+    pub gso_type: u8,
+    pub gso_size: u16,
+    pub hdr_len: u16,
+    /// The L4 checksum: over `csum_start..`, stored at `csum_start +
+    /// csum_offset`, which holds the pseudo-header sum.
+    pub csum_start: u16,
+    pub csum_offset: u16,
+}
+
 /// Receives each frame: a rebuilt header (possibly empty) and payload slices.
 pub trait Sink {
     /// Returns false if the frame could not be sent.
     fn frame(&mut self, header: &[u8], payload: &[Slice]) -> bool;
+
+    /// A whole TSO/USO packet for a receiver that segments it itself (see
+    /// [`handoff`]). Returns false if it could not be sent; a sink that
+    /// cannot take superpackets keeps this default.
+    fn superpacket(&mut self, _gso: &Gso, _header: &[u8], _payload: &[Slice]) -> bool {
+        false
+    }
 }
 
 struct Out<'s, S: Sink> {
@@ -244,6 +264,68 @@ pub fn process<S: Sink>(stream: &Stream, req: &Request, sink: &mut S) -> Result<
         return Err(TxError::Backend);
     }
     Ok(out.emitted)
+}
+
+/// Hands a TSO or USO packet to the sink in one piece, as a receiver with
+/// segmentation offload (a vnet-header TAP) takes it: IP lengths and the
+/// IPv4 checksum set for the whole packet, the L4 checksum field holding the
+/// pseudo-header sum, and the GSO metadata beside it. Returns `Ok(None)`
+/// when the packet is not one to hand off (not TSO/USO, a single segment,
+/// or over 64 KiB at L3); the caller then runs [`process`].
+pub fn handoff<S: Sink>(
+    stream: &Stream,
+    req: &Request,
+    sink: &mut S,
+) -> Result<Option<Emitted>, TxError> {
+    if !(req.tso || req.uso) || req.ufo || req.snapshot {
+        return Ok(None);
+    }
+    let mut hdr = [0u8; MAX_HDR];
+    let (h, _) = headers(stream, &mut hdr)?;
+    let mss = usize::from(req.mss);
+    let l3_len = stream.len().saturating_sub(h.l3_off);
+    let payload = stream.len().saturating_sub(h.hdr_len);
+    let fits = l3_len <= usize::from(u16::MAX) && h.hdr_len - h.l3_off + mss <= req.mtu as usize;
+    let l4_ok = match h.l4 {
+        L4::Tcp => req.tso,
+        L4::Udp => req.uso,
+    };
+    if mss == 0 || payload <= mss || !fits || !l4_ok {
+        return Ok(None);
+    }
+    let hdr = &mut hdr[..h.hdr_len];
+    set_ip_len(&h, hdr, l3_len);
+    if h.l3 == L3::Ipv4 {
+        ipv4_checksum(&h, hdr);
+    }
+    let l4_len = stream.len() - h.l4_off;
+    if h.l4 == L4::Udp {
+        wire::put16(hdr, h.l4_off + 4, l4_len as u16);
+    }
+    let (src, dst) = h.addrs(hdr);
+    let pseudo = csum::fold(csum::pseudo_header(src, dst, h.proto(), l4_len as u32));
+    let co = h.l4_csum_off();
+    hdr[co..co + 2].copy_from_slice(&pseudo.to_ne_bytes());
+    let gso = Gso {
+        gso_type: match (h.l4, h.l3) {
+            (L4::Tcp, L3::Ipv4) => crate::vnet::gso::TCPV4,
+            (L4::Tcp, L3::Ipv6) => crate::vnet::gso::TCPV6,
+            (L4::Udp, _) => crate::vnet::gso::UDP_L4,
+        },
+        gso_size: req.mss,
+        hdr_len: h.hdr_len as u16,
+        csum_start: h.l4_off as u16,
+        csum_offset: (co - h.l4_off) as u16,
+    };
+    let mut slices = Vec::with_capacity(16);
+    stream.slices(h.hdr_len, payload, &mut slices);
+    if !sink.superpacket(&gso, hdr, &slices) {
+        return Err(TxError::Backend);
+    }
+    Ok(Some(Emitted {
+        frames: 1,
+        bytes: stream.len() as u64,
+    }))
 }
 
 fn checksum_only<S: Sink>(

@@ -17,6 +17,9 @@ pub struct RxMeta {
     pub gso_size: u16,
     pub gso_segs: u16,
     pub gso_type: u8,
+    /// RSS hash and [`crate::rss::HashType`] (0: none).
+    pub hash: u32,
+    pub hash_type: u8,
 }
 
 /// Verifies the checksums of a received frame: IP_OK / L4_OK / CSUM_ERR.
@@ -49,6 +52,20 @@ pub fn verify_checksums(frame: &[u8]) -> u16 {
         st | rxstat::L4_OK
     } else {
         st | rxstat::CSUM_ERR
+    }
+}
+
+/// The verdict for a frame whose checksums the host vouched for (or the
+/// device just wrote): IP_OK for IPv4, L4_OK for unfragmented TCP/UDP.
+pub fn trusted_status(frame: &[u8]) -> u16 {
+    let Ok(h) = wire::parse(frame) else {
+        return 0;
+    };
+    let ip = if h.l3 == L3::Ipv4 { rxstat::IP_OK } else { 0 };
+    if h.is_fragment {
+        ip
+    } else {
+        ip | rxstat::L4_OK
     }
 }
 
@@ -125,10 +142,14 @@ pub fn deliver(
             d.gso_size = meta.gso_size;
             d.gso_segs = meta.gso_segs;
             d.gso_type = meta.gso_type;
+            d.hash = meta.hash;
+            d.hash_type = meta.hash_type;
         } else {
             d.gso_size = 0;
             d.gso_segs = 0;
             d.gso_type = GSO_TYPE_NONE;
+            d.hash = 0;
+            d.hash_type = 0;
         }
         if i + 1 == count {
             d.status |= rxstat::EOP;

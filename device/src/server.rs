@@ -5,7 +5,6 @@
 use std::fs::File;
 use std::io;
 use std::os::fd::{FromRawFd, IntoRawFd};
-use std::sync::{Arc, Mutex};
 
 use log::{debug, info, warn};
 use vfio_bindings::bindings::vfio::{
@@ -18,19 +17,21 @@ use vfio_user::{DmaMapFlags, DmaUnmapFlags, IrqInfo, ServerBackend, ServerRegion
 use vmm_sys_util::eventfd::EventFd;
 
 use crate::abi::{BAR0_SIZE, NUM_VECTORS};
+use crate::control::Control;
+use crate::counters::Stat;
 use crate::pci::{PciConfig, CONFIG_SIZE};
-use crate::state::DeviceState;
 
-/// Eventfds that wake the data-path thread.
-pub struct Kicks {
-    pub tx: EventFd,
-    pub rx: EventFd,
+/// One VMM connection's view of the device. Dropping it (the connection
+/// ended) turns the device over for the next VMM.
+pub struct VfioDevice {
+    control: Control,
+    config: PciConfig,
 }
 
-pub struct VfioDevice {
-    pub state: Arc<Mutex<DeviceState>>,
-    pub kicks: Arc<Kicks>,
-    config: PciConfig,
+impl Drop for VfioDevice {
+    fn drop(&mut self) {
+        self.control.turnover();
+    }
 }
 
 fn einval(msg: String) -> io::Error {
@@ -38,27 +39,19 @@ fn einval(msg: String) -> io::Error {
 }
 
 impl VfioDevice {
-    pub fn new(state: Arc<Mutex<DeviceState>>, kicks: Arc<Kicks>) -> Self {
+    pub fn new(control: Control) -> Self {
         Self {
-            state,
-            kicks,
+            control,
             config: PciConfig::new(),
         }
     }
 
-    fn state(&self) -> std::sync::MutexGuard<'_, DeviceState> {
-        // A panic while holding the lock would be a device bug; keep serving
-        // with whatever state is there rather than propagating the poison.
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
     fn bar_read(&self, offset: u64, data: &mut [u8]) -> io::Result<()> {
         check_bar_access(offset, data.len())?;
-        if offset < 0x1000 {
-            let st = self.state();
+        if offset < crate::abi::reg::END {
             let aligned = offset & !3;
-            let lo = st.read_reg(aligned);
-            let hi = st.read_reg(aligned + 4);
+            let lo = self.control.read_reg(aligned);
+            let hi = self.control.read_reg(aligned + 4);
             let v = u64::from(lo) | (u64::from(hi) << 32);
             let shift = (offset - aligned) * 8;
             let bytes = (v >> shift).to_le_bytes();
@@ -69,9 +62,9 @@ impl VfioDevice {
         Ok(())
     }
 
-    fn bar_write(&self, offset: u64, data: &[u8]) -> io::Result<()> {
+    fn bar_write(&mut self, offset: u64, data: &[u8]) -> io::Result<()> {
         check_bar_access(offset, data.len())?;
-        if offset >= 0x1000 {
+        if offset >= crate::abi::reg::END {
             return Ok(()); // MSI-X table/PBA belong to the VMM; the rest is unused
         }
         if !offset.is_multiple_of(4) || (data.len() != 4 && data.len() != 8) {
@@ -81,22 +74,9 @@ impl VfioDevice {
             );
             return Ok(());
         }
-        let mut st = self.state();
-        let mut kick = crate::state::Kick::default();
         for (i, w) in data.chunks_exact(4).enumerate() {
             let v = u32::from_le_bytes([w[0], w[1], w[2], w[3]]);
-            let k = st.write_reg(offset + 4 * i as u64, v);
-            kick = crate::state::Kick {
-                tx: kick.tx || k.tx,
-                rx: kick.rx || k.rx,
-            };
-        }
-        drop(st);
-        if kick.tx {
-            let _ = self.kicks.tx.write(1);
-        }
-        if kick.rx {
-            let _ = self.kicks.rx.write(1);
+            self.control.write_reg(offset + 4 * i as u64, v);
         }
         Ok(())
     }
@@ -169,24 +149,34 @@ impl ServerBackend for VfioDevice {
         if fd.is_none() {
             info!("DMA_MAP {address:#x}+{size:#x} came without an fd: the device cannot reach it (use a shared memfd memory backend for guest RAM)");
         }
-        self.state()
-            .ram
-            .map(address, size, offset, fd)
-            .map_err(|e| einval(e.to_string()))
+        let mut ram = self.control.ram.lock().unwrap_or_else(|p| p.into_inner());
+        ram.map_with(address, size, offset, flags, fd).map_err(|e| {
+            self.control.shared().counters.inc(Stat::dma_map_refused);
+            io::Error::from(e)
+        })
     }
 
-    fn dma_unmap(&mut self, _flags: DmaUnmapFlags, address: u64, size: u64) -> io::Result<()> {
-        debug!("DMA_UNMAP {address:#x}+{size:#x}");
-        let mut st = self.state();
-        st.iotlb.invalidate_all();
-        st.ram
-            .unmap(address, size)
-            .map_err(|e| einval(e.to_string()))
+    fn dma_unmap(&mut self, flags: DmaUnmapFlags, address: u64, size: u64) -> io::Result<()> {
+        debug!("DMA_UNMAP {address:#x}+{size:#x} flags {flags:?}");
+        // The workers take a fresh snapshot of guest RAM per pass, and their
+        // translations must not outlive the mapping: drop them all first.
+        self.control.invalidate_all();
+        let mut ram = self.control.ram.lock().unwrap_or_else(|p| p.into_inner());
+        if flags.contains(DmaUnmapFlags::UNMAP_ALL) {
+            ram.clear();
+            return Ok(());
+        }
+        ram.unmap(address, size).map_err(io::Error::from)
+    }
+
+    fn message_refused(&mut self, _error: &vfio_user::Error) {
+        // The vfio-user layer has logged the error; count it.
+        self.control.shared().counters.inc(Stat::vmm_refused);
     }
 
     fn reset(&mut self) -> io::Result<()> {
         info!("device reset through vfio-user");
-        self.state().reset();
+        self.control.reset();
         self.config = PciConfig::new();
         Ok(())
     }
@@ -224,10 +214,10 @@ impl ServerBackend for VfioDevice {
         if flags & VFIO_IRQ_SET_ACTION_TRIGGER == 0 {
             return Ok(()); // mask/unmask actions: the VMM emulates the table
         }
-        let mut st = self.state();
+        let mut irqs = self.control.shared().irqs.lock();
         if flags & VFIO_IRQ_SET_DATA_NONE != 0 && count == 0 {
             for v in 0..NUM_VECTORS as usize {
-                st.irqs.set_fd(v, None);
+                irqs.set_fd(v, None);
             }
             return Ok(());
         }
@@ -248,7 +238,7 @@ impl ServerBackend for VfioDevice {
                 // EventFd takes sole ownership of it.
                 unsafe { EventFd::from_raw_fd(f.into_raw_fd()) }
             });
-            st.irqs.set_fd(v as usize, fd);
+            irqs.set_fd(v as usize, fd);
         }
         Ok(())
     }

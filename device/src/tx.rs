@@ -15,16 +15,26 @@ use crate::memory::Mem;
 use crate::mmu::{Fault, PagingMode};
 use crate::offload::{self, Request, Sink, Slice, Stream};
 use crate::ring::Ring;
+use crate::vnet::{self, VnetHdr};
 
-/// Sends frames to the backend as iovecs: header, then guest-memory slices.
+/// Sends frames to the backend as iovecs: the virtio-net header if the
+/// backend has one, the frame's header, then guest-memory slices.
 pub struct BackendSink<'a> {
     pub backend: &'a mut dyn Backend,
     pub iov: Vec<libc::iovec>,
+    /// The virtio-net header for the frames of the current packet.
+    pub vnet: Option<[u8; vnet::LEN]>,
 }
 
-impl Sink for BackendSink<'_> {
-    fn frame(&mut self, header: &[u8], payload: &[Slice]) -> bool {
+impl BackendSink<'_> {
+    fn send(&mut self, vnet: Option<[u8; vnet::LEN]>, header: &[u8], payload: &[Slice]) -> bool {
         self.iov.clear();
+        if let Some(v) = &vnet {
+            self.iov.push(libc::iovec {
+                iov_base: v.as_ptr() as *mut libc::c_void,
+                iov_len: v.len(),
+            });
+        }
         if !header.is_empty() {
             self.iov.push(libc::iovec {
                 iov_base: header.as_ptr() as *mut libc::c_void,
@@ -39,12 +49,45 @@ impl Sink for BackendSink<'_> {
     }
 }
 
+impl Sink for BackendSink<'_> {
+    fn frame(&mut self, header: &[u8], payload: &[Slice]) -> bool {
+        self.send(self.vnet, header, payload)
+    }
+
+    fn superpacket(&mut self, gso: &offload::Gso, header: &[u8], payload: &[Slice]) -> bool {
+        if self.vnet.is_none() {
+            return false;
+        }
+        let h = VnetHdr {
+            flags: vnet::flags::NEEDS_CSUM,
+            gso_type: gso.gso_type,
+            hdr_len: gso.hdr_len,
+            gso_size: gso.gso_size,
+            csum_start: gso.csum_start,
+            csum_offset: gso.csum_offset,
+        };
+        self.send(Some(h.to_bytes()), header, payload)
+    }
+}
+
+/// What the device puts on the backend for a TSO/USO packet.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum TxMode {
+    /// Segment in the device: only MTU frames reach the backend.
+    #[default]
+    Wire,
+    /// Hand TSO/USO superpackets to the backend in one write, with their
+    /// GSO metadata in the virtio-net header (needs a vnet-header backend).
+    Handoff,
+}
+
 /// Everything one TX pass needs.
 pub struct TxPass<'a> {
     pub mem: &'a Mem,
     pub iotlb: &'a mut Iotlb,
     pub counters: &'a Counters,
     pub mtu: u32,
+    pub mode: TxMode,
     /// Faults seen in this pass, for the fault log.
     pub faults: Vec<Fault>,
     /// A descriptor ring or status write fell outside guest RAM.
@@ -155,17 +198,28 @@ impl TxPass<'_> {
         }
     }
 
-    /// Processes every published chain; returns the number of packets completed.
-    pub fn run(&mut self, ring: &mut Ring, backend: &mut dyn Backend) -> usize {
+    /// Processes published chains, at most `budget` packets, and stops
+    /// early when `interrupted()` (checked between packets) says so.
+    /// Returns the number of packets completed.
+    pub fn run(
+        &mut self,
+        ring: &mut Ring,
+        backend: &mut dyn Backend,
+        budget: usize,
+        interrupted: &dyn Fn() -> bool,
+    ) -> usize {
         let mut slices = Vec::with_capacity(64);
+        let has_vnet = backend.vnet_hdr_len() == vnet::LEN;
         let mut sink = BackendSink {
             backend,
             iov: Vec::with_capacity(64),
+            vnet: None,
         };
         let mut done = 0;
         // At most ring.size descriptors are between head and tail, and each
-        // chain consumes at least one, so this loop is bounded.
-        while ring.head != ring.tail {
+        // chain consumes at least one, so this loop is bounded, and the
+        // budget bounds it further.
+        while ring.head != ring.tail && done < budget && !interrupted() {
             let Some(first) = self.read_desc(ring, ring.head) else {
                 warn!("TX ring at {:#x} is outside guest RAM", ring.base);
                 self.ring_error = true;
@@ -180,6 +234,13 @@ impl TxPass<'_> {
                 // RAM that stays mapped for this whole pass.
                 let stream = unsafe { Stream::new(&slices) };
                 let req = request(&first, self.mtu);
+                sink.vnet = has_vnet.then(|| vnet_for(&req).to_bytes());
+                if has_vnet && self.mode == TxMode::Handoff {
+                    if let Some(e) = offload::handoff(&stream, &req, &mut sink)? {
+                        self.counters.inc(Stat::tx_handoff_packets);
+                        return Ok(e);
+                    }
+                }
                 offload::process(&stream, &req, &mut sink)
             });
             let err = match result {
@@ -221,6 +282,17 @@ impl TxPass<'_> {
         if first.cmd & (cmd::IPCSUM | cmd::L4CSUM | cmd::TSO | cmd::USO | cmd::UFO) != 0 {
             c.add(Stat::tx_csum_offload, e.frames);
         }
+    }
+}
+
+/// The virtio-net header of a segmented or checksummed frame: DATA_VALID
+/// when the device wrote its L4 checksum (not for IPv4 fragments, whose
+/// UDP checksum only the reassembled datagram can show).
+fn vnet_for(req: &Request) -> VnetHdr {
+    if (req.l4_csum || req.tso || req.uso) && !req.ufo {
+        VnetHdr::data_valid()
+    } else {
+        VnetHdr::default()
     }
 }
 

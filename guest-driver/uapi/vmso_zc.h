@@ -98,7 +98,8 @@ struct vmso_zc_info {
  * or -1 with errno:
  *   EFAULT      the struct, or some page of the buffer, is not readable
  *   EINVAL      bad template, flags, mss or length
- *   EMSGSIZE    too many packets for one submission (see max_submit)
+ *   EMSGSIZE    too many packets for one submission (see max_submit), or
+ *               more descriptors than the TX ring (ethtool -G) can take
  *   EOPNOTSUPP  the device cannot do this offload or VA DMA here
  *   EAGAIN      ring or max_outstanding full: nothing posted, retry
  *   ENETDOWN    the interface is down

@@ -5,11 +5,13 @@
 
 pub mod frames;
 pub mod pagetable;
+pub mod vmm;
 
 use std::fs::File;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use vfio_bindings::bindings::vfio::{
@@ -19,11 +21,15 @@ use vfio_bindings::bindings::vfio::{
 use vm_memory::{Bytes, FileOffset, GuestAddress, GuestMemoryMmap, GuestRegionMmap, MmapRegion};
 use vmm_sys_util::eventfd::EventFd;
 use vmso_device::abi::{ctrl, feat, reg, RxDesc, TxDesc};
-use vmso_device::backend::SocketBackend;
+use vmso_device::backend::{Backend, SocketBackend};
 use vmso_device::counters::Stat;
-use vmso_device::Device;
+use vmso_device::{Device, DeviceConfig};
 
 pub use vmso_device::abi;
+
+/// Everything the device offers but the multi-queue features: the ABI 1.x
+/// view of queue pair 0 (vectors TX, RX, misc), as most tests use it.
+pub const ABI1_FEATURES: u32 = feat::DEVICE & !(feat::MQ | feat::RSS);
 
 /// Guest RAM: two DMA regions of one memfd, 0..1 GiB and 1..2 GiB + 64 MiB,
 /// so that 1 GiB pages and region boundaries can both be exercised.
@@ -50,6 +56,8 @@ pub struct Harness {
     pub irqs: Vec<EventFd>,
     pub socket: PathBuf,
     server: Option<std::thread::JoinHandle<()>>,
+    /// Set when the harness is dropped: the server stops accepting.
+    stop: Arc<AtomicBool>,
     pub tx_tail: u32,
     pub tx_head: u32,
     pub rx_tail: u32,
@@ -57,9 +65,20 @@ pub struct Harness {
     pub pt: pagetable::Pool,
 }
 
+/// A socketpair backend (no virtio-net header), wrapped by `wrap`.
+fn plain(
+    wrap: impl FnOnce(SocketBackend) -> Box<dyn Backend>,
+) -> impl FnOnce() -> (Box<dyn Backend>, OwnedFd) {
+    move || {
+        let (b, peer) = SocketBackend::pair().expect("socketpair");
+        (wrap(b), peer)
+    }
+}
+
 static NEXT: AtomicU32 = AtomicU32::new(0);
 
-fn memfd(size: u64) -> File {
+/// A memfd of `size` bytes.
+pub fn memfd(size: u64) -> File {
     let name = c"vmso-test-ram";
     // SAFETY: memfd_create with a valid C string; the returned fd is owned by
     // the File below.
@@ -83,9 +102,95 @@ impl Harness {
 
     /// A connected device with RAM and IRQs but no rings programmed.
     pub fn bare() -> Self {
-        let (backend, peer) = SocketBackend::pair().expect("socketpair");
-        let device =
-            Device::start([0x52, 0x54, 0, 0x76, 0x6d, 1], Box::new(backend)).expect("device");
+        Self::start(
+            plain(|b| Box::new(b)),
+            DeviceConfig::default(),
+            false,
+            |_, _| {},
+        )
+    }
+
+    /// Like [`Harness::new`], on a backend whose frames carry a virtio-net
+    /// header both ways, as a vnet-header TAP's do.
+    pub fn vnet(cfg: DeviceConfig) -> Self {
+        let make = || {
+            let (b, peer) = SocketBackend::pair_vnet().expect("socketpair");
+            (Box::new(b) as Box<dyn Backend>, peer)
+        };
+        let mut h = Self::start(make, cfg, false, |_, _| {});
+        h.setup_rings();
+        h.enable();
+        h
+    }
+
+    /// Like [`Harness::new`], but the server goes on accepting connections
+    /// after one ends (as `vmso-device` does), and `first` runs before the
+    /// harness's own client connects: another VMM on the same device, which
+    /// must have closed its connection when `first` returns.
+    pub fn after(first: impl FnOnce(&Path, &Device)) -> Self {
+        let mut h = Self::start(plain(|b| Box::new(b)), DeviceConfig::default(), true, first);
+        h.setup_rings();
+        h.enable();
+        h
+    }
+
+    /// Like [`Harness::new`], on the socketpair backend wrapped by `wrap`.
+    pub fn with_backend(
+        wrap: impl FnOnce(SocketBackend) -> Box<dyn Backend>,
+        cfg: DeviceConfig,
+    ) -> Self {
+        let mut h = Self::start(plain(wrap), cfg, false, |_, _| {});
+        h.setup_rings();
+        h.enable();
+        h
+    }
+
+    /// A connected device with `n` queue pairs, each on its own socketpair
+    /// backend, and no rings programmed. Pair 0's peer is `peer`; the
+    /// others are returned, in order.
+    pub fn multi(n: usize) -> (Self, Vec<OwnedFd>) {
+        let mut peers = Vec::new();
+        let mut backends: Vec<Box<dyn Backend>> = Vec::new();
+        for _ in 0..n {
+            let (b, p) = SocketBackend::pair().expect("socketpair");
+            backends.push(Box::new(b));
+            peers.push(p);
+        }
+        let peer0 = peers.remove(0);
+        let h = Self::start_queues(
+            move || (backends, peer0),
+            DeviceConfig::default(),
+            false,
+            |_, _| {},
+        );
+        (h, peers)
+    }
+
+    fn start(
+        make: impl FnOnce() -> (Box<dyn Backend>, OwnedFd),
+        cfg: DeviceConfig,
+        serve_many: bool,
+        first: impl FnOnce(&Path, &Device),
+    ) -> Self {
+        Self::start_queues(
+            move || {
+                let (b, p) = make();
+                (vec![b], p)
+            },
+            cfg,
+            serve_many,
+            first,
+        )
+    }
+
+    fn start_queues(
+        make: impl FnOnce() -> (Vec<Box<dyn Backend>>, OwnedFd),
+        cfg: DeviceConfig,
+        serve_many: bool,
+        first: impl FnOnce(&Path, &Device),
+    ) -> Self {
+        let (backends, peer) = make();
+        let device = Device::start_queues(cfg, backends).expect("device");
         let socket = std::env::temp_dir().join(format!(
             "vmso-test-{}-{}.sock",
             std::process::id(),
@@ -99,10 +204,20 @@ impl Harness {
             vmso_device::server::regions(),
         )
         .expect("server");
-        let mut vfio = device.vfio();
-        let server = std::thread::spawn(move || {
+        let connector = device.connector();
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = stop.clone();
+        // One VfioDevice per connection, as vmso-device serves them: its
+        // drop turns the device over for the next VMM.
+        let server = std::thread::spawn(move || loop {
+            let mut vfio = connector.vfio();
             let _ = server.run(&mut vfio);
+            drop(vfio);
+            if !serve_many || stopped.load(Ordering::SeqCst) {
+                break;
+            }
         });
+        first(&socket, &device);
         let mut client = vfio_user::Client::new(&socket).expect("client connects");
 
         let ram = memfd(RAM_SIZE);
@@ -128,19 +243,22 @@ impl Harness {
         ])
         .unwrap();
 
-        let irqs: Vec<EventFd> = (0..3)
+        let irqs: Vec<EventFd> = (0..abi::NUM_VECTORS)
             .map(|_| EventFd::new(libc::EFD_NONBLOCK).unwrap())
             .collect();
         let fds: Vec<i32> = irqs.iter().map(|e| e.as_raw_fd()).collect();
-        client
-            .set_irqs(
-                VFIO_PCI_MSIX_IRQ_INDEX,
-                VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER,
-                0,
-                3,
-                &fds,
-            )
-            .expect("set irqs");
+        // At most 16 fds per message (the protocol's limit), as QEMU splits.
+        for (i, chunk) in fds.chunks(16).enumerate() {
+            client
+                .set_irqs(
+                    VFIO_PCI_MSIX_IRQ_INDEX,
+                    VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER,
+                    16 * i as u32,
+                    chunk.len() as u32,
+                    chunk,
+                )
+                .expect("set irqs");
+        }
         Self {
             client,
             mem,
@@ -149,6 +267,7 @@ impl Harness {
             irqs,
             socket,
             server: Some(server),
+            stop,
             tx_tail: 0,
             tx_head: 0,
             rx_tail: 0,
@@ -199,7 +318,7 @@ impl Harness {
     }
 
     pub fn enable(&mut self) {
-        self.write_reg(reg::DRV_FEATURES, feat::DEVICE);
+        self.write_reg(reg::DRV_FEATURES, ABI1_FEATURES);
         self.write_reg(reg::CTRL, ctrl::ENABLE);
         self.write_reg(reg::INT_MASK_CLR, abi::cause::ALL);
     }
@@ -208,6 +327,16 @@ impl Harness {
         self.mem
             .write_slice(data, GuestAddress(gpa))
             .expect("guest write");
+    }
+
+    /// Zeroes TX descriptor `idx` (for a ring that restarts at 0).
+    pub fn mem_clear_tx(&self, idx: u32) {
+        self.mem
+            .write_obj(
+                TxDesc::default(),
+                GuestAddress(TX_RING + u64::from(idx % TX_SIZE) * 32),
+            )
+            .unwrap();
     }
 
     pub fn read_tx_desc(&self, idx: u32) -> TxDesc {
@@ -363,11 +492,75 @@ impl Default for Harness {
 
 impl Drop for Harness {
     fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
         let _ = self.client.shutdown();
         if let Some(t) = self.server.take() {
             let _ = t.join();
         }
         let _ = std::fs::remove_file(&self.socket);
+    }
+}
+
+/// A backend whose sends block while its gate is closed, so that a test can
+/// hold the queue worker inside a syscall.
+pub struct GatedBackend {
+    inner: SocketBackend,
+    gate: Gate,
+}
+
+/// The test's end of a [`GatedBackend`].
+#[derive(Clone, Default)]
+pub struct Gate(std::sync::Arc<(std::sync::Mutex<GateState>, std::sync::Condvar)>);
+
+#[derive(Default)]
+struct GateState {
+    closed: bool,
+    /// Sends that reached the gate.
+    entered: u64,
+}
+
+impl Gate {
+    pub fn wrap(&self, inner: SocketBackend) -> Box<dyn Backend> {
+        Box::new(GatedBackend {
+            inner,
+            gate: self.clone(),
+        })
+    }
+
+    pub fn set_closed(&self, closed: bool) {
+        self.0 .0.lock().unwrap().closed = closed;
+        self.0 .1.notify_all();
+    }
+
+    /// Waits until `n` sends have reached the gate; false after 5 s.
+    pub fn wait_entered(&self, n: u64) -> bool {
+        let g = self.0 .0.lock().unwrap();
+        let (_guard, t) = self
+            .0
+             .1
+            .wait_timeout_while(g, Duration::from_secs(5), |s| s.entered < n)
+            .unwrap();
+        !t.timed_out()
+    }
+}
+
+impl Backend for GatedBackend {
+    fn send(&mut self, iov: &[libc::iovec]) -> std::io::Result<usize> {
+        {
+            let mut g = self.gate.0 .0.lock().unwrap();
+            g.entered += 1;
+            self.gate.0 .1.notify_all();
+            while g.closed {
+                g = self.gate.0 .1.wait(g).unwrap();
+            }
+        }
+        self.inner.send(iov)
+    }
+    fn recv(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.inner.recv(buf)
+    }
+    fn fd(&self) -> std::os::fd::RawFd {
+        self.inner.fd()
     }
 }
 

@@ -175,3 +175,28 @@ fn hostile_notify_block_and_tails() {
     assert_eq!(h.wait_done(i), 0, "still serves");
     assert_eq!(h.frames(), vec![frame]);
 }
+
+/// QEMU posts register writes: a doorbell can reach the device after the
+/// block has moved on. Its stale tail must not rewind the ring (which would
+/// replay old descriptors, whose buffers the driver has reused).
+#[test]
+fn a_late_doorbell_does_not_rewind_the_ring() {
+    let mut h = setup(0);
+    for i in 0..10u8 {
+        h.write(DATA_POOL + 0x1000 * u64::from(i), &[i; 64]);
+        h.post(&[desc(DATA_POOL + 0x1000 * u64::from(i), 64, cmd::EOP)]);
+    }
+    h.mem
+        .write_obj(10u32, GuestAddress(BLOCK + notify::TX_TAIL))
+        .unwrap();
+    fence(Ordering::SeqCst);
+    h.write_reg(reg::TX_TAIL, 10);
+    assert_eq!(h.wait_done(9), 0);
+    assert_eq!(h.frames().len(), 10);
+    // The stale doorbell from before the last five were posted.
+    h.write_reg(reg::TX_TAIL, 5);
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    assert!(h.frames().is_empty(), "no descriptor replayed");
+    assert_eq!(h.read_reg(reg::TX_HEAD), 10);
+    assert_eq!(h.stat(Stat::tx_packets), 10);
+}
