@@ -69,6 +69,7 @@ COLORS = {
     "virtio-net-wire": "#969696",
     "vmso-virt": "#1f77b4",
     "vmso-handoff": "#17becf",
+    "vmso-hostgro": "#9467bd",
     "vmso-phys": "#ff7f0e",
     "vmso-tso-driver": "#2ca02c",
     "vmso-lro-off": "#d62728",

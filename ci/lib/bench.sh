@@ -19,6 +19,8 @@
 #                                                 wire mode: the device segments)
 #                                vmso-handoff     the default with --tx-mode handoff (TSO/USO
 #                                                 superpackets handed to the TAP in one write)
+#                                vmso-hostgro     the default with --host-gro-us 50 (IFF_NAPI TAP:
+#                                                 the host coalesces the device's MTU frames)
 #                                vmso-phys        dma_mode=phys (otherwise the default)
 #                                vmso-tso-driver  tso=driver (otherwise the default)
 #                                vmso-lro-off     ethtool -K rx-gro-hw off (otherwise the default)
@@ -64,7 +66,7 @@
 # shellcheck source=ci/lib/vmso.sh
 source "$(dirname "${BASH_SOURCE[0]}")/vmso.sh"
 
-BENCH_POINTS_ALL=(e1000e igb virtio-net e1000e-wire virtio-net-wire vmso-virt vmso-handoff vmso-phys
+BENCH_POINTS_ALL=(e1000e igb virtio-net e1000e-wire virtio-net-wire vmso-virt vmso-handoff vmso-hostgro vmso-phys
     vmso-tso-driver vmso-lro-off)
 BENCH_WORKLOADS=(tcp_tx tcp_rx udp tcp_tx_z)
 BENCH_SECS=${BENCH_SECS:-10}
@@ -88,6 +90,7 @@ BENCH_ZC_TIMEOUT=${BENCH_ZC_TIMEOUT:-120}
 
 bench_point() {
     BP_KIND=vmso BP_MODEL=vmso BP_DMA=virt BP_TSO=device BP_LRO=on BP_NETDEV='' BP_TXMODE='' BP_TX=wire
+    BP_DEVARGS=''
     case $1 in
         e1000e | igb) BP_KIND=peer BP_MODEL=$1 BP_TX=gso ;;
         virtio-net) BP_KIND=peer BP_MODEL=virtio-net-pci BP_TX=gso ;;
@@ -95,6 +98,7 @@ bench_point() {
         virtio-net-wire) BP_KIND=peer BP_MODEL=virtio-net-pci BP_NETDEV=vnet_hdr=off ;;
         vmso-virt) ;;
         vmso-handoff) BP_TXMODE=handoff BP_TX=gso ;;
+        vmso-hostgro) BP_DEVARGS='--host-gro-us 50' ;;
         vmso-phys) BP_DMA=phys ;;
         vmso-tso-driver) BP_TSO=driver ;;
         vmso-lro-off) BP_LRO=off ;;
@@ -104,7 +108,7 @@ bench_point() {
         BP_DMA='' BP_TSO='' BP_LRO=''
         BP_DESC=$(_bench_peer_desc "$BP_MODEL")${BP_NETDEV:+, -netdev tap,...,$BP_NETDEV}
     else
-        BP_DESC="vmso dma_mode=$BP_DMA tso=$BP_TSO lro=$BP_LRO${BP_TXMODE:+ --tx-mode $BP_TXMODE}"
+        BP_DESC="vmso dma_mode=$BP_DMA tso=$BP_TSO lro=$BP_LRO${BP_TXMODE:+ --tx-mode $BP_TXMODE}${BP_DEVARGS:+ $BP_DEVARGS}"
     fi
 }
 # The description of a peer: "QEMU e1000e (userspace)", "QEMU virtio-net-pci (userspace, vhost=off)"
@@ -261,6 +265,8 @@ bench_run() {
         sock=$tmp/vmso.sock
         dev_args=(--socket "$sock" --tap "$TAP" --mac "$VMSO_MAC" --log-level info --once)
         [[ -n "$BP_TXMODE" ]] && dev_args+=(--tx-mode "$BP_TXMODE")
+        # shellcheck disable=SC2206 # BP_DEVARGS is a list of options
+        [[ -n "$BP_DEVARGS" ]] && dev_args+=($BP_DEVARGS)
         ns_bg "$dir/device.log" "$VMSO_DEVICE" "${dev_args[@]}"
         dev_pid=$BG_PID
         # As in vmso_run: the device must go after QEMU (cleanup kills the tracked pids,
