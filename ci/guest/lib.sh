@@ -69,14 +69,19 @@ ping_check() {
 }
 
 # iperf_run NAME ARGS... ; IPERF_TIMEOUT (default 60 s) bounds the client.
+# Interrupts taken so far by every MSI/MSI-X line (in these guests: the NIC's).
+msi_irqs() {
+    awk '/MSI/ { for (i = 2; i <= NF && $i ~ /^[0-9]+$/; i++) s += $i } END { print s + 0 }' /proc/interrupts
+}
+
 iperf_run() {
     _name=$1
     shift
     _log=/tmp/iperf-$_name.txt
-    [ "${IPERF_MARKS:-0}" = 1 ] && echo "BENCH-MARK begin $_name"
+    [ "${IPERF_MARKS:-0}" = 1 ] && echo "BENCH-MARK begin $_name irqs=$(msi_irqs)"
     timeout "${IPERF_TIMEOUT:-60}" iperf3 -f g "$@" >"$_log" 2>&1
     _rc=$?
-    [ "${IPERF_MARKS:-0}" = 1 ] && echo "BENCH-MARK end $_name"
+    [ "${IPERF_MARKS:-0}" = 1 ] && echo "BENCH-MARK end $_name irqs=$(msi_irqs)"
     cat "$_log"
     _parsed=$(awk -v n="$_name" '
         /receiver$/ || /sender$/ {

@@ -50,7 +50,33 @@ import sys
 import time
 
 TICK = os.sysconf("SC_CLK_TCK")
-MARK = re.compile(r"BENCH-MARK (begin|end) ([A-Za-z0-9_]+)")
+MARK = re.compile(r"BENCH-MARK (begin|end) ([A-Za-z0-9_]+)(?: irqs=(\d+))?")
+# A line of QEMU's "log" trace backend: "PID@SEC.USEC:event_name args".
+TRACE_EVENT = re.compile(rb"^\d+@[\d.]+:(\w+)")
+
+
+class TraceCounter:
+    """Counts the events in QEMU's trace log (-D FILE) so far, by name."""
+
+    def __init__(self, path):
+        self.path, self.pos, self.partial, self.counts = path, 0, b"", {}
+
+    def poll(self):
+        try:
+            with open(self.path, "rb") as f:
+                f.seek(self.pos)
+                chunk = f.read()
+        except OSError:
+            return dict(self.counts)
+        self.pos += len(chunk)
+        lines = (self.partial + chunk).split(b"\n")
+        self.partial = lines.pop()
+        for line in lines:
+            m = TRACE_EVENT.match(line)
+            if m:
+                k = m.group(1).decode()
+                self.counts[k] = self.counts.get(k, 0) + 1
+        return dict(self.counts)
 TAP_STATS = ("rx_bytes", "rx_packets", "rx_dropped", "tx_bytes", "tx_packets", "tx_dropped")
 
 
@@ -133,10 +159,12 @@ def main():
     ap.add_argument("--pidfile", action="append", default=[], metavar="ROLE=FILE",
                     help="the pid is read from FILE at the first marker (QEMU: boot_guest writes it)")
     ap.add_argument("--tap")
+    ap.add_argument("--trace", help="QEMU's trace log: count its events per window")
     ap.add_argument("--timeout", type=float, default=3600)
     ap.add_argument("--poll", type=float, default=0.05)
     a = ap.parse_args()
 
+    tracer = TraceCounter(a.trace) if a.trace else None
     roles = {}
     for spec in a.pid:
         role, pid = spec.split("=", 1)
@@ -162,6 +190,7 @@ def main():
             "vcpu": vcpu_ticks(trees.get("qemu", [])),
             "stat": stat_cpu(),
             "tap": tap_stats(a.tap) if a.tap else {},
+            "events": tracer.poll() if tracer else {},
         }
 
     def report(name, b, e):
@@ -183,6 +212,10 @@ def main():
             x, y = b["tap"].get(k), e["tap"].get(k)
             if x is not None and y is not None:
                 lines.append(f"{name}_tap_{k}={y - x}")
+        for k in sorted(set(b["events"]) | set(e["events"])):
+            lines.append(f"{name}_ev_{k}={e['events'].get(k, 0) - b['events'].get(k, 0)}")
+        if b.get("irqs") is not None and e.get("irqs") is not None:
+            lines.append(f"{name}_guest_irqs={e['irqs'] - b['irqs']}")
         with open(a.out, "a", encoding="utf-8") as f:
             f.write("\n".join(lines) + "\n")
 
@@ -206,6 +239,7 @@ def main():
             m = MARK.search(line)
             if m:
                 s = sample()
+                s["irqs"] = int(m.group(3)) if m.group(3) else None
                 if m.group(1) == "begin":
                     begun[m.group(2)] = s
                 elif m.group(2) in begun:

@@ -335,6 +335,15 @@ bench_run() {
     [[ -n "$dev_pid" ]] && cpu_roles+=(--pid "device=$dev_pid")
     rm -f "$dir/qemu.pid" "$dir/cpu.env"
     : >"$dir/console.log"
+    # BENCH_TRACE=1: QEMU logs its MMIO writes/reads and notifications per NIC model
+    # (the "log" trace backend), counted per workload window: per-packet costs.
+    if [[ "${BENCH_TRACE:-0}" == 1 ]]; then
+        : >"$dir/trace.log"
+        cpu_roles+=(--trace "$dir/trace.log")
+        qemu_args+=(-D "$dir/trace.log" -trace "enable=e1000e_core_write" -trace "enable=e1000e_core_read"
+            -trace "enable=vfio_region_write" -trace "enable=vfio_region_read"
+            -trace "enable=virtio_queue_notify" -trace "enable=virtio_notify")
+    fi
     ns_bg "$dir/cpu.log" python3 "$REPO/ci/lib/bench-cpu.py" "$dir/console.log" "$dir/cpu.env" \
         --pidfile "qemu=$dir/qemu.pid" "${cpu_roles[@]}" --tap "$TAP" --timeout $((guest_timeout + 30))
     cpu_pid=$BG_PID
