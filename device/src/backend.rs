@@ -17,6 +17,13 @@ pub trait Backend: Send {
     fn vnet_hdr_len(&self) -> usize {
         0
     }
+    /// Sends one frame on queue `queue` of a multi-queue backend (a TAP
+    /// queue another worker reads); a single-queue backend sends it on its
+    /// own.
+    fn send_to(&mut self, queue: usize, iov: &[libc::iovec]) -> io::Result<usize> {
+        let _ = queue;
+        self.send(iov)
+    }
 }
 
 /// writev(2) on a raw fd.

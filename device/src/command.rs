@@ -26,6 +26,9 @@ pub struct RingConfig {
 pub struct QueueConfig {
     /// This pair is in use and the device is enabled.
     pub enabled: bool,
+    /// The device is enabled (a pair beyond QUEUES still reads its backend
+    /// and hands every frame to a pair in use).
+    pub device_enabled: bool,
     /// Queue pairs in use (QUEUES), for RSS steering.
     pub queues: usize,
     pub tx: RingConfig,

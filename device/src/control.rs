@@ -191,6 +191,7 @@ impl Control {
             let p = self.pairs[q];
             w.call(Cmd::Configure(QueueConfig {
                 enabled: self.enabled && q < self.queues,
+                device_enabled: self.enabled,
                 queues: self.queues,
                 tx: p.tx,
                 rx: p.rx,

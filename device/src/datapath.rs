@@ -117,8 +117,39 @@ impl DataPath {
         }
     }
 
+    /// A pair beyond QUEUES: hands what its backend queue receives to the
+    /// pairs in use, so that nothing the host sends there is stranded.
+    fn forward_rx(&mut self) -> bool {
+        let me = self.queue.index();
+        let vnet_len = self.backend.vnet_hdr_len();
+        let mut reads = 0;
+        while reads < RX_BUDGET {
+            match self.backend.recv(&mut self.buf) {
+                Ok(n) => {
+                    reads += 1;
+                    let read = &self.buf[..n];
+                    let t = self.queue.steer(read, vnet_len).unwrap_or(0);
+                    let c = &self.shared.queues[me].counters;
+                    if n > 0 && self.shared.queues[t].post(read) {
+                        c.inc(Stat::rx_steered);
+                        let _ = self.peers[t].wake.write(1);
+                    } else if n > 0 {
+                        c.inc(Stat::rx_dropped);
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => return reads > 0,
+            }
+        }
+        self.come_back();
+        true
+    }
+
     /// Moves frames from the backend into the RX ring; true if any moved.
     fn drain_rx(&mut self) -> bool {
+        if self.queue.forwarding() {
+            return self.forward_rx();
+        }
         let me = self.queue.index();
         let q = &mut self.queue;
         q.sync_tails();

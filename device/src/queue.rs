@@ -293,6 +293,8 @@ impl QueuePair {
             counters: &self.shared.queues[self.index].counters,
             mtu: self.cfg.mtu,
             mode: self.tx_mode,
+            pin: (self.cfg.features & feat::RSS != 0 && self.cfg.queues > 1)
+                .then_some((&self.rss, self.cfg.queues)),
             faults: Vec::new(),
             ring_error: false,
         };
@@ -554,14 +556,27 @@ impl QueuePair {
     }
 
     /// The queue pair RSS picks for a read from the backend, if it is not
-    /// this one (the caller hands the read over).
+    /// this one (the caller hands the read over). A pair beyond QUEUES hands
+    /// every read to a pair in use (pair 0 without RSS).
     pub fn steer(&self, read: &[u8], vnet_len: usize) -> Option<usize> {
-        if !self.rss_on() || self.cfg.queues < 2 {
+        let unused = !self.cfg.enabled && self.cfg.device_enabled;
+        if !unused && (!self.rss_on() || self.cfg.queues < 2) {
             return None;
         }
-        let (hash, _) = self.rss.hash(read.get(vnet_len..)?)?;
-        let q = self.rss.queue(hash, self.cfg.queues);
+        let q = if self.rss_on() {
+            let frame = read.get(vnet_len..).unwrap_or_default();
+            self.rss
+                .hash(frame)
+                .map_or(0, |(h, _)| self.rss.queue(h, self.cfg.queues))
+        } else {
+            0
+        };
         (q != self.index).then_some(q)
+    }
+
+    /// A pair beyond QUEUES on an enabled device: it only forwards reads.
+    pub fn forwarding(&self) -> bool {
+        !self.cfg.enabled && self.cfg.device_enabled
     }
 }
 

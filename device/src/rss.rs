@@ -58,23 +58,45 @@ impl Rss {
     /// The hash of a frame and what it covers; `None` for a frame that is
     /// not IPv4/IPv6.
     pub fn hash(&self, frame: &[u8]) -> Option<(u32, HashType)> {
+        Some(self.hash_flow(&flow_fields(frame)?))
+    }
+
+    fn hash_flow(&self, f: &Flow) -> (u32, HashType) {
         let Flow {
             l3,
             src,
             dst,
             ports,
-        } = flow_fields(frame)?;
+        } = *f;
         let alen = if l3 == L3::Ipv4 { 4 } else { 16 };
         let mut input = [0u8; 36];
         input[..alen].copy_from_slice(src);
         input[alen..2 * alen].copy_from_slice(dst);
-        Some(match ports {
+        match ports {
             Some(p) => {
                 input[2 * alen..2 * alen + 4].copy_from_slice(p);
                 (toeplitz(&self.key, &input[..2 * alen + 4]), HashType::L4)
             }
             None => (toeplitz(&self.key, &input[..2 * alen]), HashType::L3),
-        })
+        }
+    }
+
+    /// The hash a reply to `frame` will have: its addresses and ports
+    /// swapped (for pinning a flow's sends to the pair that receives it).
+    pub fn reply_hash(&self, frame: &[u8]) -> Option<u32> {
+        let f = flow_fields(frame)?;
+        let reply = Flow {
+            l3: f.l3,
+            src: f.dst,
+            dst: f.src,
+            ports: None,
+        };
+        let mut ports = [0u8; 4];
+        let ports = f.ports.map(|p| {
+            ports = [p[2], p[3], p[0], p[1]];
+            &ports[..]
+        });
+        Some(self.hash_flow(&Flow { ports, ..reply }).0)
     }
 
     /// The queue pair for `hash`, among `queues` in use: an entry out of
@@ -91,6 +113,7 @@ impl Rss {
 
 /// What a hash covers: the L3 type, source and destination addresses and,
 /// for unfragmented TCP/UDP, the 4 bytes of ports.
+#[derive(Clone, Copy)]
 struct Flow<'a> {
     l3: L3,
     src: &'a [u8],
@@ -279,6 +302,14 @@ mod tests {
             0,
             "entry beyond the pairs in use"
         );
+        // The reply (161.142.100.80:1766 -> 66.9.149.187:2794) hashes as a
+        // frame in the other direction would.
+        let mut r = f.clone();
+        r[26..30].copy_from_slice(&[161, 142, 100, 80]);
+        r[30..34].copy_from_slice(&[66, 9, 149, 187]);
+        r[34..36].copy_from_slice(&1766u16.to_be_bytes());
+        r[36..38].copy_from_slice(&2794u16.to_be_bytes());
+        assert_eq!(rss.reply_hash(&r), Some(0x51cc_c178));
         // Another protocol: addresses only.
         f[23] = 47;
         assert_eq!(rss.hash(&f), Some((0x323e_8fc2, HashType::L3)));

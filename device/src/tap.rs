@@ -11,6 +11,7 @@
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
+use std::sync::Arc;
 
 use log::warn;
 
@@ -79,7 +80,10 @@ fn hold_host_gro(name: &str, hold: std::time::Duration) {
 const OFFLOADS: libc::c_uint = libc::TUN_F_CSUM | libc::TUN_F_TSO4 | libc::TUN_F_TSO6;
 
 pub struct Tap {
-    file: File,
+    file: Arc<File>,
+    /// Every queue of the TAP (this one among them), shared so that a
+    /// queue's fd stays open while any worker may still send on it.
+    queues: Arc<Vec<Arc<File>>>,
     name: String,
     vnet: bool,
     /// TUNSETOFFLOAD took: the host may send superpackets.
@@ -144,6 +148,10 @@ impl Tap {
         if let (true, Some(hold)) = (flags.napi, opts.host_gro) {
             hold_host_gro(name, hold);
         }
+        let all = Arc::new(v.iter().map(|t| t.file.clone()).collect::<Vec<_>>());
+        for t in &mut v {
+            t.queues = all.clone();
+        }
         Ok(v)
     }
 
@@ -201,7 +209,9 @@ impl Tap {
             }
             offloads = r == 0;
         }
+        let file = Arc::new(file);
         Ok(Self {
+            queues: Arc::new(vec![file.clone()]),
             file,
             name: name.to_string(),
             vnet,
@@ -239,6 +249,12 @@ impl Backend for Tap {
             vnet::LEN
         } else {
             0
+        }
+    }
+    fn send_to(&mut self, queue: usize, iov: &[libc::iovec]) -> io::Result<usize> {
+        match self.queues.get(queue) {
+            Some(f) => writev_fd(f.as_raw_fd(), iov),
+            None => self.send(iov),
         }
     }
 }

@@ -15,6 +15,7 @@ use crate::memory::Mem;
 use crate::mmu::{Fault, PagingMode};
 use crate::offload::{self, Request, Sink, Slice, Stream};
 use crate::ring::Ring;
+use crate::rss::Rss;
 use crate::vnet::{self, VnetHdr};
 
 /// Sends frames to the backend as iovecs: the virtio-net header if the
@@ -22,6 +23,8 @@ use crate::vnet::{self, VnetHdr};
 pub struct BackendSink<'a> {
     pub backend: &'a mut dyn Backend,
     pub iov: Vec<libc::iovec>,
+    /// The backend queue for the current packet (None: the worker's own).
+    pub queue: Option<usize>,
     /// The virtio-net header for the frames of the current packet.
     pub vnet: Option<[u8; vnet::LEN]>,
 }
@@ -45,7 +48,10 @@ impl BackendSink<'_> {
             iov_base: s.ptr as *mut libc::c_void,
             iov_len: s.len,
         }));
-        self.backend.send(&self.iov).is_ok()
+        match self.queue {
+            Some(q) => self.backend.send_to(q, &self.iov).is_ok(),
+            None => self.backend.send(&self.iov).is_ok(),
+        }
     }
 }
 
@@ -88,6 +94,12 @@ pub struct TxPass<'a> {
     pub counters: &'a Counters,
     pub mtu: u32,
     pub mode: TxMode,
+    /// With RSS over several pairs: each packet goes out on the backend
+    /// queue of the pair that RSS picks for its replies, so that the host
+    /// (a multi-queue TAP learns a flow's queue from what it is sent) hands
+    /// every flow back on one queue, to the worker that delivers it, and no
+    /// flow is split between two workers (which would reorder it).
+    pub pin: Option<(&'a Rss, usize)>,
     /// Faults seen in this pass, for the fault log.
     pub faults: Vec<Fault>,
     /// A descriptor ring or status write fell outside guest RAM.
@@ -214,6 +226,7 @@ impl TxPass<'_> {
             backend,
             iov: Vec::with_capacity(64),
             vnet: None,
+            queue: None,
         };
         let mut done = 0;
         // At most ring.size descriptors are between head and tail, and each
@@ -235,6 +248,11 @@ impl TxPass<'_> {
                 let stream = unsafe { Stream::new(&slices) };
                 let req = request(&first, self.mtu);
                 sink.vnet = has_vnet.then(|| vnet_for(&req).to_bytes());
+                sink.queue = self.pin.and_then(|(rss, n)| {
+                    let mut hdr = [0u8; 128];
+                    let len = stream.copy_out(0, &mut hdr);
+                    rss.reply_hash(&hdr[..len]).map(|h| rss.queue(h, n))
+                });
                 if has_vnet && self.mode == TxMode::Handoff {
                     if let Some(e) = offload::handoff(&stream, &req, &mut sink)? {
                         self.counters.inc(Stat::tx_handoff_packets);

@@ -349,3 +349,32 @@ fn hostile_queue_registers_are_refused_and_counted() {
     h.write_reg(reg::CTRL, ctrl::ENABLE);
     assert_eq!(h.read_reg(reg::CTRL), 1);
 }
+
+#[test]
+fn a_pair_beyond_queues_hands_what_its_backend_receives_to_the_pairs_in_use() {
+    let (mut h, owned) = Harness::multi(2);
+    h.write_reg(reg::DRV_FEATURES, feat::DEVICE);
+    h.write_reg(reg::QUEUES, 1);
+    h.write_reg(qoff(0, qreg::TX_BASE_LO), tx_ring(0) as u32);
+    h.write_reg(qoff(0, qreg::TX_SIZE), RING);
+    h.write_reg(qoff(0, qreg::RX_BASE_LO), rx_ring(0) as u32);
+    h.write_reg(qoff(0, qreg::RX_SIZE), RING);
+    h.write_reg(reg::CTRL, ctrl::ENABLE);
+    let mut m = Mq {
+        peers: vec![h.peer.as_raw_fd(), owned[0].as_raw_fd()],
+        h,
+        _owned: owned,
+        tx_tail: [0; N],
+        rx_next: [0; N],
+        rss: Rss::default(),
+    };
+    m.post_rx(0);
+    // The host put a frame on TAP queue 1, which no pair in use reads.
+    let f = flow_frame(40001, false);
+    m.inject(1, &f);
+    let (got, _) = m
+        .recv(0, Duration::from_secs(5))
+        .expect("delivered on pair 0");
+    assert_eq!(got, f);
+    assert_eq!(m.h.stat(Stat::rx_steered), 1);
+}
