@@ -51,8 +51,9 @@ import time
 
 TICK = os.sysconf("SC_CLK_TCK")
 MARK = re.compile(r"BENCH-MARK (begin|end) ([A-Za-z0-9_]+)(?: irqs=(\d+))?")
-# A line of QEMU's "log" trace backend: "PID@SEC.USEC:event_name args".
-TRACE_EVENT = re.compile(rb"^\d+@[\d.]+:(\w+)")
+# A line of QEMU's "log" trace backend: "event_name args" (with -msg timestamp=on,
+# prefixed by "PID@SEC.USEC:").
+TRACE_EVENT = re.compile(rb"^(?:\d+@[\d.]+:)?([a-z0-9_]+) ")
 
 
 class TraceCounter:

@@ -21,6 +21,8 @@
 #                                                 superpackets handed to the TAP in one write)
 #                                vmso-hostgro     the default with --host-gro-us 50 (IFF_NAPI TAP:
 #                                                 the host coalesces the device's MTU frames)
+#                                vmso-1x          the default with vmso.ko mq=0: the ABI 1.x layout
+#                                                 (a TX, an RX and a misc vector; for ci/perpacket.sh)
 #                                vmso-phys        dma_mode=phys (otherwise the default)
 #                                vmso-tso-driver  tso=driver (otherwise the default)
 #                                vmso-lro-off     ethtool -K rx-gro-hw off (otherwise the default)
@@ -90,7 +92,7 @@ BENCH_ZC_TIMEOUT=${BENCH_ZC_TIMEOUT:-120}
 
 bench_point() {
     BP_KIND=vmso BP_MODEL=vmso BP_DMA=virt BP_TSO=device BP_LRO=on BP_NETDEV='' BP_TXMODE='' BP_TX=wire
-    BP_DEVARGS=''
+    BP_DEVARGS='' BP_MODPARAMS=''
     case $1 in
         e1000e | igb) BP_KIND=peer BP_MODEL=$1 BP_TX=gso ;;
         virtio-net) BP_KIND=peer BP_MODEL=virtio-net-pci BP_TX=gso ;;
@@ -99,6 +101,7 @@ bench_point() {
         vmso-virt) ;;
         vmso-handoff) BP_TXMODE=handoff BP_TX=gso ;;
         vmso-hostgro) BP_DEVARGS='--host-gro-us 50' ;;
+        vmso-1x) BP_MODPARAMS='mq=0' ;;
         vmso-phys) BP_DMA=phys ;;
         vmso-tso-driver) BP_TSO=driver ;;
         vmso-lro-off) BP_LRO=off ;;
@@ -108,7 +111,7 @@ bench_point() {
         BP_DMA='' BP_TSO='' BP_LRO=''
         BP_DESC=$(_bench_peer_desc "$BP_MODEL")${BP_NETDEV:+, -netdev tap,...,$BP_NETDEV}
     else
-        BP_DESC="vmso dma_mode=$BP_DMA tso=$BP_TSO lro=$BP_LRO${BP_TXMODE:+ --tx-mode $BP_TXMODE}${BP_DEVARGS:+ $BP_DEVARGS}"
+        BP_DESC="vmso dma_mode=$BP_DMA tso=$BP_TSO lro=$BP_LRO${BP_TXMODE:+ --tx-mode $BP_TXMODE}${BP_DEVARGS:+ $BP_DEVARGS}${BP_MODPARAMS:+ vmso.ko $BP_MODPARAMS}"
     fi
 }
 # The description of a peer: "QEMU e1000e (userspace)", "QEMU virtio-net-pci (userspace, vhost=off)"
@@ -159,7 +162,7 @@ result modprobe=ok
 EOF
     else
         cat <<EOF
-modprobe vmso dma_mode=$BP_DMA tso=$BP_TSO || { result modprobe=fail; dmesg | tail -n 30; exit 1; }
+modprobe vmso dma_mode=$BP_DMA tso=$BP_TSO $BP_MODPARAMS || { result modprobe=fail; dmesg | tail -n 30; exit 1; }
 result modprobe=ok dma_mode=\$(cat /sys/module/vmso/parameters/dma_mode) tso=\$(cat /sys/module/vmso/parameters/tso)
 EOF
     fi
