@@ -1,6 +1,7 @@
 //! Device statistics: one struct of atomic counters, readable by the guest
 //! through the STAT block of BAR0 and printed by the binary on exit.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 macro_rules! counters {
@@ -91,6 +92,16 @@ impl Counters {
         }
     }
 
+    /// Every counter by its `docs/abi.md` name, zeros included: what the
+    /// metrics document (`crate::metrics`) serialises.
+    pub fn snapshot(&self) -> BTreeMap<&'static str, u64> {
+        STAT_NAMES
+            .iter()
+            .zip(&self.values)
+            .map(|(n, v)| (*n, v.load(Ordering::Relaxed)))
+            .collect()
+    }
+
     /// `name value` lines of every counter that is not zero.
     pub fn summary(&self) -> String {
         STAT_NAMES
@@ -125,6 +136,10 @@ mod tests {
         assert_eq!(c.get(Stat::tx_bytes), 6);
         assert_eq!(c.get_index(STAT_COUNT), None);
         assert_eq!(c.summary(), "tx_bytes 6");
+        let snap = c.snapshot();
+        assert_eq!(snap.len(), STAT_COUNT);
+        assert_eq!(snap["tx_bytes"], 6);
+        assert_eq!(snap["rx_bytes"], 0);
         c.clear();
         assert_eq!(c.get(Stat::tx_bytes), 0);
     }

@@ -55,6 +55,7 @@ fn ring(r: RingConfig) -> Ring {
 
 impl QueuePair {
     pub fn new(shared: Arc<Shared>, ram: GuestMemoryAtomic<Mem>, tx_mode: TxMode) -> Self {
+        let flush = shared.flush.clone();
         Self {
             shared,
             ram,
@@ -65,7 +66,7 @@ impl QueuePair {
             tx: Ring::default(),
             rx: Ring::default(),
             iotlb: Iotlb::default(),
-            coalescer: Coalescer::new(coalesce::Params::default()),
+            coalescer: Coalescer::with_stats(coalesce::Params::default(), flush),
             rx_held: VecDeque::new(),
             tx_mode,
         }
@@ -95,7 +96,7 @@ impl QueuePair {
                     self.set_kick(notify::RX_KICK, 1);
                 }
                 if !c.enabled {
-                    self.coalescer = Coalescer::new(self.coalescer.params);
+                    self.coalescer = self.coalescer.renewed();
                     self.rx_held.clear();
                 }
             }
@@ -112,7 +113,7 @@ impl QueuePair {
                 self.tx = Ring::default();
                 self.rx = Ring::default();
                 self.iotlb.invalidate_all();
-                self.coalescer = Coalescer::new(self.coalescer.params);
+                self.coalescer = self.coalescer.renewed();
                 self.rx_held.clear();
             }
         }

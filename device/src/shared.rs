@@ -4,9 +4,10 @@
 //! worker (see [`crate::queue`]).
 
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::abi::cause;
+use crate::coalesce::FlushStats;
 use crate::counters::Counters;
 use crate::irq::IrqLine;
 
@@ -87,6 +88,8 @@ pub struct Shared {
     /// ERROR_COUNT: ERROR causes raised since the last reset.
     pub errors: AtomicU32,
     pub queue: QueueRegs,
+    /// The receive coalescer's flush reasons (for the metrics).
+    pub flush: Arc<FlushStats>,
 }
 
 impl Shared {
