@@ -157,3 +157,16 @@ impl Drop for Device {
         }
     }
 }
+
+impl Device {
+    /// Where the metrics document reads this device's counters: the
+    /// totals, each queue pair's set and each coalescer's flush reasons.
+    pub fn metrics_sources(&self) -> crate::metrics::Sources<'_> {
+        crate::metrics::Sources {
+            device: &self.shared.counters,
+            // One queue pair: its counters are the device's.
+            queues: vec![&self.shared.counters],
+            coalescers: vec![&self.shared.flush],
+        }
+    }
+}

@@ -10,7 +10,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, RawFd};
 
 use log::warn;
 
@@ -153,5 +153,91 @@ impl Backend for Tap {
         } else {
             0
         }
+    }
+}
+
+/// Why an fd handed over with `--tap-fd` cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum TapFdError {
+    #[error("--tap-fd {0}: fd {0} is not open (the manager must pass it to vmso-device without FD_CLOEXEC)")]
+    Closed(RawFd),
+    #[error("--tap-fd {fd}: fd {fd} is not a TAP (TUNGETIFF: {source}): pass an fd of /dev/net/tun attached with TUNSETIFF IFF_TAP|IFF_NO_PI")]
+    NotTap { fd: RawFd, source: io::Error },
+    #[error("--tap-fd {fd}: {name} is a TUN (layer 3) device: vmso needs a TAP (IFF_TAP)")]
+    Tun { fd: RawFd, name: String },
+    #[error("--tap-fd {fd}: TAP {name} was attached without IFF_NO_PI: reopen it with IFF_TAP|IFF_NO_PI")]
+    PacketInfo { fd: RawFd, name: String },
+    #[error("--tap-fd {fd}: TAP {name} carries a virtio-net header (IFF_VNET_HDR) but --no-vnet-hdr was given: drop --no-vnet-hdr or attach the TAP without IFF_VNET_HDR")]
+    VnetUnwanted { fd: RawFd, name: String },
+    #[error("--tap-fd {fd}: set up TAP {name}: {op}: {source}")]
+    Setup {
+        fd: RawFd,
+        name: String,
+        op: &'static str,
+        source: io::Error,
+    },
+}
+
+impl Tap {
+    /// Takes over a TAP that a manager opened and attached (QEMU's
+    /// `-netdev tap,fd=N`): checks with TUNGETIFF that it is an
+    /// `IFF_TAP | IFF_NO_PI` interface, and uses a virtio-net header
+    /// (with the host offloads of [`Tap::open`]) exactly when the fd was
+    /// attached with `IFF_VNET_HDR`. `vnet_hdr` false refuses such an fd.
+    pub fn from_fd(fd: RawFd, vnet_hdr: bool) -> Result<Self, TapFdError> {
+        // SAFETY: F_GETFD on any integer is harmless; it fails with EBADF
+        // when nothing is open there.
+        if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
+            return Err(TapFdError::Closed(fd));
+        }
+        let mut req = IfReq {
+            name: [0; libc::IFNAMSIZ],
+            flags: 0,
+            _pad: [0; 22],
+        };
+        // SAFETY: TUNGETIFF writes one `struct ifreq` (name and flags), which
+        // IfReq matches in size and layout; on a non-TUN fd it fails.
+        let r = unsafe { libc::ioctl(fd, libc::TUNGETIFF, &mut req) };
+        if r < 0 {
+            return Err(TapFdError::NotTap {
+                fd,
+                source: io::Error::last_os_error(),
+            });
+        }
+        let len = req.name.iter().position(|&b| b == 0).unwrap_or(req.name.len());
+        let name = String::from_utf8_lossy(&req.name[..len]).into_owned();
+        let flags = libc::c_int::from(req.flags);
+        if flags & libc::IFF_TAP == 0 {
+            return Err(TapFdError::Tun { fd, name });
+        }
+        if flags & libc::IFF_NO_PI == 0 {
+            return Err(TapFdError::PacketInfo { fd, name });
+        }
+        let vnet = flags & libc::IFF_VNET_HDR != 0;
+        if vnet && !vnet_hdr {
+            return Err(TapFdError::VnetUnwanted { fd, name });
+        }
+        let setup = |op, source| TapFdError::Setup {
+            fd,
+            name: name.clone(),
+            op,
+            source,
+        };
+        // SAFETY: `fd` is open (checked above) and handed to us to own: the
+        // manager passed it for this process's exclusive use.
+        let file = unsafe { File::from_raw_fd(fd) };
+        // SAFETY: F_SETFD with FD_CLOEXEC on an fd we own.
+        if unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) } < 0 {
+            return Err(setup("F_SETFD FD_CLOEXEC", io::Error::last_os_error()));
+        }
+        set_nonblocking(fd).map_err(|e| setup("O_NONBLOCK", e))?;
+        if vnet {
+            ioctl_int(fd, libc::TUNSETVNETHDRSZ, vnet::LEN as libc::c_int)
+                .map_err(|e| setup("TUNSETVNETHDRSZ", e))?;
+            if let Err(e) = ioctl_int(fd, libc::TUNSETOFFLOAD, OFFLOADS as libc::c_int) {
+                warn!("TAP {name}: TUNSETOFFLOAD refused ({e}): the host will segment superpackets itself");
+            }
+        }
+        Ok(Self { file, name, vnet })
     }
 }
