@@ -8,6 +8,7 @@
 
 pub mod abi;
 pub mod backend;
+pub mod cli;
 pub mod coalesce;
 pub mod command;
 pub mod control;
@@ -26,6 +27,7 @@ pub mod pcap;
 pub mod pci;
 pub mod queue;
 pub mod ring;
+pub mod runtime;
 pub mod rx;
 pub mod server;
 pub mod shared;

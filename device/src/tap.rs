@@ -204,7 +204,11 @@ impl Tap {
                 source: io::Error::last_os_error(),
             });
         }
-        let len = req.name.iter().position(|&b| b == 0).unwrap_or(req.name.len());
+        let len = req
+            .name
+            .iter()
+            .position(|&b| b == 0)
+            .unwrap_or(req.name.len());
         let name = String::from_utf8_lossy(&req.name[..len]).into_owned();
         let flags = libc::c_int::from(req.flags);
         if flags & libc::IFF_TAP == 0 {
