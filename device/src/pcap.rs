@@ -462,6 +462,94 @@ mod tests {
         assert!(c.contains("completed by the host"), "{c}");
     }
 
+    fn iov(parts: &[&[u8]]) -> Vec<libc::iovec> {
+        parts
+            .iter()
+            .map(|p| libc::iovec {
+                iov_base: p.as_ptr() as *mut libc::c_void,
+                iov_len: p.len(),
+            })
+            .collect()
+    }
+
+    /// A hand-off superpacket and a frame from the host, both with a
+    /// virtio-net header: the capture holds the frames without it, the
+    /// superpacket commented, read back by pcap-parser.
+    #[test]
+    fn vnet_frames_are_stripped_and_superpackets_commented() {
+        use pcap_parser::pcapng::Block;
+        use pcap_parser::traits::PcapNGPacketBlock;
+        use std::os::fd::AsRawFd;
+
+        let path =
+            std::env::temp_dir().join(format!("vmso-pcap-unit-{}.pcapng", std::process::id()));
+        let h = PcapSink::create(PcapConfig {
+            path: path.clone(),
+            snaplen: SNAPLEN_DEFAULT,
+            max_bytes: 0,
+            iface: "unit0".into(),
+            comment: "unit".into(),
+        })
+        .unwrap();
+        let (b, peer) = crate::backend::SocketBackend::pair_vnet().unwrap();
+        let mut b = h.wrap(Box::new(b));
+        let gso = VnetHdr {
+            flags: vnet::flags::NEEDS_CSUM,
+            gso_type: vnet::gso::TCPV4,
+            hdr_len: 54,
+            gso_size: 1448,
+            csum_start: 34,
+            csum_offset: 16,
+        }
+        .to_bytes();
+        let head: Vec<u8> = (0..54u8).collect();
+        let body = vec![0xab; 3000];
+        b.send(&iov(&[&gso[..4], &gso[4..], &head, &body])).unwrap();
+        let plain = VnetHdr::data_valid().to_bytes();
+        let mut inbound = plain.to_vec();
+        inbound.extend_from_slice(&[7u8; 60]);
+        // SAFETY: a valid buffer and fd.
+        let n = unsafe { libc::send(peer.as_raw_fd(), inbound.as_ptr().cast(), inbound.len(), 0) };
+        assert_eq!(n as usize, inbound.len());
+        let mut buf = vec![0u8; 4096];
+        assert_eq!(b.recv(&mut buf).unwrap(), inbound.len());
+        h.close();
+
+        let bytes = std::fs::read(&path).unwrap();
+        let mut rest = &bytes[..];
+        let mut epbs = Vec::new();
+        while !rest.is_empty() {
+            let (r, blk) = pcap_parser::pcapng::parse_block_le(rest).unwrap();
+            rest = r;
+            if let Block::EnhancedPacket(e) = blk {
+                let comment = e.options.iter().find(|o| o.code.0 == 1).map(|o| {
+                    String::from_utf8_lossy(&o.value()[..usize::from(o.len)]).into_owned()
+                });
+                epbs.push((e.packet_data().to_vec(), e.orig_len(), comment));
+            }
+        }
+        assert_eq!(epbs.len(), 2);
+        let mut want = head.clone();
+        want.extend_from_slice(&body);
+        assert_eq!(epbs[0].0, want, "outbound superpacket without its header");
+        assert_eq!(epbs[0].1 as usize, want.len());
+        let c = epbs[0].2.as_deref().unwrap();
+        assert!(c.contains("hand-off") && c.contains("gso_size 1448"), "{c}");
+        assert_eq!(epbs[1].0, vec![7u8; 60], "inbound frame without its header");
+        assert_eq!(epbs[1].2, None);
+        let s = h.stats();
+        assert_eq!(
+            (
+                s.frames_out,
+                s.frames_in,
+                s.gso_frames,
+                s.partial_csum_frames
+            ),
+            (1, 1, 1, 1)
+        );
+        std::fs::remove_file(&path).unwrap();
+    }
+
     #[test]
     fn epb_size_is_padded() {
         assert_eq!(epb_size(60, None), 12 + 20 + 60 + 8 + 4);
