@@ -363,3 +363,109 @@ fn socket_fd_serves_a_vmm() {
     drop(vmm);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// `--tap-fd`: a TAP opened by the test (the manager) in a private network
+/// namespace; frames cross it both ways. Needs root (skipped otherwise).
+#[test]
+fn tap_fd_serves_a_vmm() {
+    if !common::private_netns() {
+        eprintln!("SKIPPED tap_fd_serves_a_vmm: needs root and /dev/net/tun");
+        return;
+    }
+    let dir = tmpdir("tapfd");
+    let sock = dir.join("d.sock");
+    let metrics = dir.join("m.json");
+    let tap = common::open_tap("vmsotfd0");
+    common::link_up("vmsotfd0");
+    let host = common::packet_socket("vmsotfd0");
+    let tfd = tap.as_raw_fd();
+    let mut child = spawn(
+        &[
+            "--socket-path",
+            sock.to_str().unwrap(),
+            "--tap-fd",
+            &tfd.to_string(),
+            "--metrics",
+            metrics.to_str().unwrap(),
+        ],
+        &[tfd],
+        &sock,
+        &dir.join("device.log"),
+    );
+    drop(tap);
+    let v = wait_json(&metrics, |_| true);
+    assert_eq!(v["process"]["wire"], "vmsotfd0");
+    assert_eq!(v["process"]["vnet_hdr"], true);
+    let mut vmm = Vmm::connect(&sock);
+    let out = frame(400, 1);
+    vmm.send(&out);
+    assert!(
+        common::wait_frame(host.as_raw_fd(), &out),
+        "the host saw the frame"
+    );
+    vmm.post_rx(32);
+    let inn = frame(200, 2);
+    send_fd(host.as_raw_fd(), &inn);
+    let mut got = false;
+    while let Some(f) = vmm.recv() {
+        if f == inn {
+            got = true;
+            break;
+        }
+    }
+    assert!(got, "the guest received the host's frame");
+    signal(&child, libc::SIGTERM);
+    assert_eq!(wait_exit(&mut child), 0);
+    drop(vmm);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// The default MAC: two instances (two TAPs) differ, a restart keeps its
+/// address, and it is the derived one. Needs root (skipped otherwise).
+#[test]
+fn default_macs_differ_per_tap_and_survive_a_restart() {
+    if !common::private_netns() {
+        eprintln!("SKIPPED default_macs_differ_per_tap_and_survive_a_restart: needs root and /dev/net/tun");
+        return;
+    }
+    let dir = tmpdir("mac");
+    let start = |name: &str, tag: &str| {
+        let sock = dir.join(format!("{tag}.sock"));
+        let metrics = dir.join(format!("{tag}.json"));
+        let tap = common::open_tap(name);
+        let mut child = spawn(
+            &[
+                "--socket-path",
+                sock.to_str().unwrap(),
+                "--tap-fd",
+                &tap.as_raw_fd().to_string(),
+                "--metrics",
+                metrics.to_str().unwrap(),
+            ],
+            &[tap.as_raw_fd()],
+            &sock,
+            &dir.join(format!("{tag}.log")),
+        );
+        drop(tap);
+        let v = wait_json(&metrics, |_| true);
+        let mac = v["process"]["mac"].as_str().unwrap().to_string();
+        let guest = Vmm::connect(&sock)
+            .mac()
+            .map(|b| format!("{b:02x}"))
+            .join(":");
+        assert_eq!(guest, mac, "the guest sees the derived MAC");
+        signal(&child, libc::SIGTERM);
+        assert_eq!(wait_exit(&mut child), 0);
+        mac
+    };
+    let a = start("vmsomacA", "a1");
+    let b = start("vmsomacB", "b1");
+    assert_ne!(a, b, "two instances with defaults collide");
+    let a2 = start("vmsomacA", "a2");
+    assert_eq!(a, a2, "a restart keeps the MAC");
+    assert_eq!(
+        a,
+        vmso_device::cli::format_mac(&vmso_device::cli::derive_mac("vmsomacA"))
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

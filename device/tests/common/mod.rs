@@ -330,3 +330,114 @@ pub fn send_fd(fd: RawFd, b: &[u8]) {
         std::io::Error::last_os_error()
     );
 }
+
+/// Moves the calling thread (a test's own) into a new network namespace,
+/// so that TAPs and packet sockets it makes are private; false without the
+/// privilege (or without /dev/net/tun), and the test should skip.
+pub fn private_netns() -> bool {
+    if !Path::new("/dev/net/tun").exists() {
+        return false;
+    }
+    // SAFETY: unshare(2) of the network namespace, for this thread only.
+    if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
+        return false;
+    }
+    // No IPv6 chatter (DAD, router solicitations) on the test's interfaces.
+    let _ = std::fs::write("/proc/sys/net/ipv6/conf/default/disable_ipv6", "1");
+    true
+}
+
+#[repr(C)]
+struct IfReq {
+    name: [u8; libc::IFNAMSIZ],
+    flags: libc::c_short,
+    _pad: [u8; 22],
+}
+
+fn ifreq(name: &str, flags: libc::c_int) -> IfReq {
+    let mut r = IfReq {
+        name: [0; libc::IFNAMSIZ],
+        flags: flags as libc::c_short,
+        _pad: [0; 22],
+    };
+    r.name[..name.len()].copy_from_slice(name.as_bytes());
+    r
+}
+
+/// A TAP `name` as a manager opens it: IFF_TAP|IFF_NO_PI|IFF_VNET_HDR,
+/// close-on-exec (pass it with [`command`]).
+pub fn open_tap(name: &str) -> OwnedFd {
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/net/tun")
+        .unwrap();
+    let mut r = ifreq(name, libc::IFF_TAP | libc::IFF_NO_PI | libc::IFF_VNET_HDR);
+    // SAFETY: TUNSETIFF reads and writes one ifreq-sized struct.
+    let rc = unsafe { libc::ioctl(f.as_raw_fd(), libc::TUNSETIFF, &mut r) };
+    assert_eq!(rc, 0, "TUNSETIFF: {}", std::io::Error::last_os_error());
+    f.into()
+}
+
+/// Sets interface `name` up.
+pub fn link_up(name: &str) {
+    // SAFETY: a plain datagram socket for the interface ioctls.
+    let s = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    assert!(s >= 0);
+    // SAFETY: a fresh fd we own.
+    let s = unsafe { OwnedFd::from_raw_fd(s) };
+    let mut r = ifreq(name, 0);
+    // SAFETY: SIOCGIFFLAGS/SIOCSIFFLAGS read and write one ifreq.
+    unsafe {
+        assert_eq!(libc::ioctl(s.as_raw_fd(), libc::SIOCGIFFLAGS, &mut r), 0);
+        r.flags |= libc::IFF_UP as libc::c_short;
+        assert_eq!(libc::ioctl(s.as_raw_fd(), libc::SIOCSIFFLAGS, &mut r), 0);
+    }
+}
+
+/// An AF_PACKET socket on interface `name`: the host's side of the TAP.
+pub fn packet_socket(name: &str) -> OwnedFd {
+    let proto = (libc::ETH_P_ALL as u16).to_be();
+    // SAFETY: socket(2) with constant arguments.
+    let s = unsafe {
+        libc::socket(
+            libc::AF_PACKET,
+            libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+            i32::from(proto),
+        )
+    };
+    assert!(s >= 0, "AF_PACKET: {}", std::io::Error::last_os_error());
+    // SAFETY: a fresh fd we own.
+    let s = unsafe { OwnedFd::from_raw_fd(s) };
+    let c = std::ffi::CString::new(name).unwrap();
+    // SAFETY: a valid C string.
+    let idx = unsafe { libc::if_nametoindex(c.as_ptr()) };
+    assert!(idx > 0);
+    // SAFETY: zeroed sockaddr_ll, then filled; bind with its size.
+    unsafe {
+        let mut sa: libc::sockaddr_ll = std::mem::zeroed();
+        sa.sll_family = libc::AF_PACKET as u16;
+        sa.sll_protocol = proto;
+        sa.sll_ifindex = idx as i32;
+        let r = libc::bind(
+            s.as_raw_fd(),
+            (&sa as *const libc::sockaddr_ll).cast(),
+            std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+        );
+        assert_eq!(r, 0, "bind AF_PACKET: {}", std::io::Error::last_os_error());
+    }
+    s
+}
+
+/// Waits up to 5 s for `want` among the frames on `fd` (others skipped).
+pub fn wait_frame(fd: RawFd, want: &[u8]) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        for f in drain(fd, 1) {
+            if f == want {
+                return true;
+            }
+        }
+    }
+    false
+}
