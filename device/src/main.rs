@@ -167,6 +167,17 @@ fn check_listen(args: &Args) -> Result<Listen, String> {
             path.display()
         ));
     }
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    if !dir.is_dir() {
+        return Err(format!(
+            "--socket-path {}: directory {} does not exist (create it, or choose another path)",
+            path.display(),
+            dir.display()
+        ));
+    }
     Ok(Listen::Path(path))
 }
 
@@ -269,7 +280,12 @@ fn run(args: Args) -> Result<(), String> {
     let (server, created) = match listen {
         Listen::Path(p) => (
             vfio_user::Server::new(&p, true, irqs, regions)
-                .map_err(|e| format!("--socket-path {}: listen: {e}", p.display()))?,
+                .map_err(|e| {
+                    format!(
+                        "--socket-path {}: cannot listen ({e}): the directory must be writable and the path at most 107 bytes",
+                        p.display()
+                    )
+                })?,
             Some(p),
         ),
         Listen::Fd(fd, _) => (

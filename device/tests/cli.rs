@@ -134,6 +134,15 @@ fn bad_option_values_get_one_line_and_fail() {
             "required arguments were not provided",
         ),
         (
+            vec![
+                "--socket-path",
+                "/nonexistent-vmso/d.sock",
+                "--socketpair-fd",
+                &pfd,
+            ],
+            "directory /nonexistent-vmso does not exist",
+        ),
+        (
             vec!["--socket-path", s, "--tap", "t0", "--tap-fd", "3"],
             "cannot be used with",
         ),
