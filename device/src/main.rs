@@ -85,6 +85,9 @@ struct Args {
     pcap_max_bytes: u64,
 }
 
+/// How often the capture is flushed when no metrics ticker does it.
+const PCAP_FLUSH_SECS: u64 = 5;
+
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
 enum TxModeArg {
     Wire,
@@ -328,10 +331,14 @@ fn start_runtime(
         .map_err(|e| cleanup(e.to_string()))?;
     rt.spawn_signal_thread()
         .map_err(|e| cleanup(format!("start the signal thread: {e}")))?;
-    if args.metrics.is_some() {
-        rt.spawn_ticker(Duration::from_secs(args.metrics_interval))
-            .map_err(|e| cleanup(format!("start the metrics thread: {e}")))?;
-    }
+    // Without --metrics, the ticker only flushes the capture.
+    let every = match (&args.metrics, &args.pcap) {
+        (Some(_), _) => args.metrics_interval,
+        (None, Some(_)) => PCAP_FLUSH_SECS,
+        (None, None) => 0,
+    };
+    rt.spawn_ticker(Duration::from_secs(every))
+        .map_err(|e| cleanup(format!("start the metrics thread: {e}")))?;
     Ok(rt)
 }
 
