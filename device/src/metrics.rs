@@ -31,13 +31,19 @@ pub struct Sources<'a> {
     pub coalescers: Vec<&'a FlushStats>,
 }
 
-/// The device's part of the document.
+/// The device's part of the document. Everything counts from the start
+/// of the process except `device_since_reset`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct DeviceMetrics {
+    /// Device totals, device resets included.
     pub device: BTreeMap<&'static str, u64>,
+    /// Per queue pair totals, device resets included.
     pub queues: Vec<BTreeMap<&'static str, u64>>,
     /// Flush reasons summed over the queue pairs.
     pub coalescer: BTreeMap<&'static str, u64>,
+    /// The device counters as the guest reads them now (STAT[]): cleared
+    /// by every device reset.
+    pub device_since_reset: BTreeMap<&'static str, u64>,
 }
 
 /// Reads every counter of `src` once.
@@ -52,9 +58,10 @@ pub fn snapshot(src: &Sources) -> DeviceMetrics {
         coalescer = FlushStats::default().snapshot();
     }
     DeviceMetrics {
-        device: src.device.snapshot(),
-        queues: src.queues.iter().map(|q| q.snapshot()).collect(),
+        device: src.device.snapshot_total(),
+        queues: src.queues.iter().map(|q| q.snapshot_total()).collect(),
         coalescer,
+        device_since_reset: src.device.snapshot(),
     }
 }
 
@@ -373,6 +380,11 @@ mod tests {
             crate::counters::STAT_COUNT
         );
         assert_eq!(v["queues"][0]["tx_packets"], 3);
+        c.clear();
+        c.inc(Stat::tx_packets);
+        let v = serde_json::to_value(doc(&c, &f)).unwrap();
+        assert_eq!(v["device"]["tx_packets"], 4, "totals survive a reset");
+        assert_eq!(v["device_since_reset"]["tx_packets"], 1);
         assert_eq!(v["coalescer"]["idle"], 0);
         assert!(v["pcap"].is_null());
     }
