@@ -454,6 +454,13 @@ vmso_run() {
     if ! dev_counters=$(vmso_metrics_counters "$dir/metrics.json" 2>"$dir/metrics.err"); then
         _vmso_fail "$cfg" "no final metrics document from vmso-device: $(head -n 1 "$dir/metrics.err") (see $dir/metrics.json)"
         dev_counters=
+    elif (( ok )); then
+        # The device's own account of the run (totals across the driver's resets).
+        local m
+        for m in tx_tso_segments rx_packets; do
+            [[ " $dev_counters " == *" $m="[1-9]* ]] \
+                || _vmso_fail "$cfg" "the device's metrics show no $m (see $dir/metrics.json)"
+        done
     fi
 
     if (( capture )); then
