@@ -4,8 +4,15 @@
 # TCG with -smp 1 and QEMU's default CPU model for every point.
 #
 # Points (one guest boot per point and repetition, all workloads in that boot):
-#   e1000e, igb, virtio-net   QEMU's NICs on the TAP (virtio-net-pci: userspace, vhost=off)
+#   e1000e, igb, virtio-net   QEMU's NICs on the TAP as users run them (QEMU's default
+#                    vnet_hdr TAP: GSO superpackets handed to the host; virtio-net-pci:
+#                    userspace, vhost=off)
+#   e1000e-wire, virtio-net-wire  the same with -netdev tap,...,vnet_hdr=off: like vmso's
+#                    default, they must put real MTU frames on the TAP
 #   vmso-virt        vmso, dma_mode=virt tso=device, LRO on: the default configuration
+#                    (wire mode: the device segments, the TAP sees MTU frames)
+#   vmso-handoff     the default with vmso-device --tx-mode handoff (superpackets handed
+#                    to a vnet_hdr TAP, as the default peers do)
 #   vmso-phys        the default with dma_mode=phys
 #   vmso-tso-driver  the default with tso=driver (segmentation by the guest driver)
 #   vmso-lro-off     the default with "ethtool -K <if> rx-gro-hw off" (no receive coalescing)
@@ -15,7 +22,12 @@
 #   guest-driver/tools/vmso-zc against its copy path (skipped with a note if the tools
 #   do not build).
 # Repetitions are interleaved (rep 1 of every point, then rep 2, ...); the report gives the
-# median with min-max, and every vmso figure as a ratio to the best peer of the same run.
+# median with min-max, and every vmso figure as a ratio to two peers of the same run: the
+# best peer as users run it (vnet_hdr TAP) and the best peer in the matched configuration
+# (vnet_hdr=off for vmso's wire mode, the default for its hand-off mode).
+# Host CPU-seconds per GB moved, per point and workload: QEMU, vmso-device and the host
+# iperf3 (utime+stime, all threads), plus softirq and irq time of all CPUs, sampled over
+# each workload's window (ci/lib/bench-cpu.py, keyed on markers the guest prints).
 # Also runs the engine bench (cargo bench -p vmso-device --bench engine).
 # Nothing is asserted: the goals are reported as met / not met. Exits non-zero only if
 # the harness fails, or if no boot ran its workloads.
@@ -145,7 +157,7 @@ log "netns $NS, $TAP = $HOST_IP/$NET_PREFIX; points: ${POINTS[*]}; $REPS rep(s),
 : >"$OUT/points.tsv"
 for p in "${POINTS[@]}"; do
     bench_point "$p"
-    printf '%s\t%s\t%s\n' "$p" "$BP_KIND" "$BP_DESC" >>"$OUT/points.tsv"
+    printf '%s\t%s\t%s\t%s\n' "$p" "$BP_KIND" "$BP_DESC" "$BP_TX" >>"$OUT/points.tsv"
 done
 : >"$OUT/runs.tsv"
 runs_total=$((REPS * ${#POINTS[@]}))
@@ -191,7 +203,7 @@ for ((rep = 1; rep <= REPS; rep++)); do
         eta=$(awk -v a="$T_GUESTS" -v b="$(now)" -v d="$runs_done" -v t="$runs_total" 'BEGIN { printf "%.0f", (b - a) / d * (t - d) }')
         zc_note=''
         [[ "$(g zc_gbps)" != - ]] && zc_note=", zero-copy $(g zc_gbps) / copy $(g copy_gbps)"
-        log "[$runs_done/$runs_total] $p rep $rep: TCP g->h $(g tcp_tx_gbps), h->g $(g tcp_rx_gbps), UDP $(g udp_gbps) (loss $(g udp_loss_pct)%), -Z $(g tcp_tx_z_gbps)$zc_note Gbit/s; boot $(g boot_s)s, total $(g total_s)s; ~${eta}s left"
+        log "[$runs_done/$runs_total] $p rep $rep: TCP g->h $(g tcp_tx_gbps), h->g $(g tcp_rx_gbps), UDP $(g udp_gbps) (loss $(g udp_loss_pct)%), -Z $(g tcp_tx_z_gbps)$zc_note Gbit/s; host CPU s in TCP g->h $(g tcp_tx_cpu_total_s); boot $(g boot_s)s, total $(g total_s)s; ~${eta}s left"
     done
 done
 ELAPSED=$(awk -v a="$START" -v b="$(now)" 'BEGIN { printf "%.0f", b - a }')
@@ -223,6 +235,10 @@ done
     echo "engine_disturbed=$ENGINE_DISTURBED"
     echo "wait_idle_s=$BENCH_WAIT_IDLE"
     echo "retries=$BENCH_RETRIES"
+    # tick-based accounting without it charges softirq ticks to the interrupted task too
+    # (see ci/lib/bench-cpu.py): y, n or ? (no kernel config to read)
+    echo "irq_time_accounting=$(bench_irq_time_accounting)"
+    echo "clk_tck=$(getconf CLK_TCK)"
     bench_machine_env | sed 's/^/m_/'
 } >"$OUT/meta.env"
 

@@ -36,10 +36,10 @@ static void vmso_rx_doorbell(struct vmso_rx_ring *rx)
 
 	if (rx->ntu == rx->tail)
 		return;
-	ring = vmso_notify_publish(rx->priv, false, rx->ntu & rx->mask);
+	ring = vmso_notify_publish(rx->qp->notify, false, rx->ntu & rx->mask);
 	/* writel() orders the descriptor stores before the MMIO write */
 	if (ring)
-		vmso_wr(rx->priv, VMSO_REG_RX_TAIL, rx->ntu & rx->mask);
+		vmso_wr(rx->priv, rx->tail_reg, rx->ntu & rx->mask);
 	rx->tail = rx->ntu;
 	u64_stats_update_begin(&rx->stats.syncp);
 	if (ring)
@@ -92,8 +92,9 @@ static bool vmso_rx_refill(struct vmso_rx_ring *rx, bool napi, bool force)
 		desc->gso_size = 0;
 		desc->gso_segs = 0;
 		desc->gso_type = 0;
-		desc->rsvd0 = 0;
-		desc->rsvd1 = 0;
+		desc->hash_type = 0;
+		desc->hash = 0;
+		desc->rsvd = 0;
 		rx->ntu++;
 	}
 
@@ -244,7 +245,7 @@ static void vmso_rx_deliver(struct vmso_rx_ring *rx)
 	struct net_device *netdev = rx->priv->netdev;
 	struct sk_buff *skb = rx->skb;
 	u16 st = rx->first_status;
-	bool csum_ok = false, gso = false;
+	bool csum_ok = false, gso = false, hashed = false;
 	unsigned int len = skb->len;
 
 	rx->skb = NULL;
@@ -279,7 +280,15 @@ static void vmso_rx_deliver(struct vmso_rx_ring *rx)
 	     rx->gso_type == VMSO_RX_GSO_TCPV6))
 		gso = vmso_rx_gro_complete(rx, skb);
 
-	skb_record_rx_queue(skb, 0);
+	skb_record_rx_queue(skb, rx->qid);
+	/* The device's Toeplitz hash: RPS/RFS and the socket use it as is */
+	if (rx->hash_type != VMSO_RX_HASH_NONE &&
+	    (netdev->features & NETIF_F_RXHASH)) {
+		skb_set_hash(skb, rx->hash,
+			     rx->hash_type == VMSO_RX_HASH_L4 ?
+			     PKT_HASH_TYPE_L4 : PKT_HASH_TYPE_L3);
+		hashed = true;
+	}
 
 	u64_stats_update_begin(&rx->stats.syncp);
 	u64_stats_inc(&rx->stats.packets);
@@ -294,9 +303,11 @@ static void vmso_rx_deliver(struct vmso_rx_ring *rx)
 		u64_stats_inc(&rx->stats.csum_err);
 	if (gso)
 		u64_stats_inc(&rx->stats.coalesced);
+	if (hashed)
+		u64_stats_inc(&rx->stats.hashed);
 	u64_stats_update_end(&rx->stats.syncp);
 
-	napi_gro_receive(&rx->napi, skb);
+	napi_gro_receive(&rx->qp->napi, skb);
 }
 
 /* Reads completed descriptors; returns the number of frames finished */
@@ -331,6 +342,8 @@ static int vmso_rx_clean(struct vmso_rx_ring *rx, int budget)
 			rx->gso_size = le16_to_cpu(desc->gso_size);
 			rx->gso_segs = le16_to_cpu(desc->gso_segs);
 			rx->gso_type = desc->gso_type;
+			rx->hash_type = desc->hash_type;
+			rx->hash = le32_to_cpu(desc->hash);
 		}
 
 		if (unlikely(len > VMSO_RX_BUF_LEN)) {
@@ -365,7 +378,7 @@ static int vmso_rx_clean(struct vmso_rx_ring *rx, int budget)
 	return done;
 }
 
-static bool vmso_rx_work_pending(const struct vmso_rx_ring *rx)
+bool vmso_rx_work_pending(const struct vmso_rx_ring *rx)
 {
 	const struct vmso_rx_desc *desc = &rx->desc[rx->ntc & rx->mask];
 
@@ -373,43 +386,29 @@ static bool vmso_rx_work_pending(const struct vmso_rx_ring *rx)
 	       (le16_to_cpu(READ_ONCE(desc->status)) & VMSO_RX_STS_DD);
 }
 
-int vmso_rx_poll(struct napi_struct *napi, int budget)
+/*
+ * The RX half of a queue pair's NAPI poll (budget > 0): frames, then
+ * refill. Returns the frames finished; *starved is set when the ring has
+ * no buffer at all and none could be allocated, so the poll must go on
+ * rather than wait for an interrupt that cannot come.
+ */
+int vmso_rx_poll(struct vmso_rx_ring *rx, int budget, bool *starved)
 {
-	struct vmso_rx_ring *rx = container_of(napi, struct vmso_rx_ring, napi);
 	bool refilled;
 	int done;
 
-	/* budget 0 is netpoll, which must not receive */
-	if (unlikely(!budget))
-		return 0;
-
 	done = vmso_rx_clean(rx, budget);
 	refilled = vmso_rx_refill(rx, true, false);
-
-	if (done == budget)
-		return budget;
-	/* No buffer at all and none to be had: poll again rather than wait
-	 * for an interrupt that cannot come.
-	 */
-	if (unlikely(!refilled && rx->ntu == rx->ntc))
-		return budget;
-
-	if (napi_complete_done(napi, done)) {
-		/* Ack (unmask) -> barrier -> recheck */
-		vmso_irq_rearm(rx->priv, VMSO_INT_RX);
-		if (vmso_rx_work_pending(rx))
-			napi_schedule(napi);
-	}
+	*starved = !refilled && rx->ntu == rx->ntc;
 	return done;
 }
 
 /* Posts the initial buffers and rings RX_TAIL. The device is enabled. */
-void vmso_rx_fill(struct vmso_priv *priv)
+void vmso_rx_fill(struct vmso_rx_ring *rx)
 {
-	struct vmso_rx_ring *rx = &priv->rx;
-
 	if (!vmso_rx_refill(rx, false, true))
-		netdev_warn(priv->netdev, "RX ring: only %u of %u buffers\n",
+		netdev_warn(rx->priv->netdev,
+			    "RX ring %u: only %u of %u buffers\n", rx->qid,
 			    rx->ntu - rx->ntc, rx->size - 1);
 }
 
@@ -479,10 +478,9 @@ void vmso_rx_mem_swap(struct vmso_rx_ring *rx, struct vmso_rx_mem *m)
 /* Frees the buffers posted and any partial frame. The device must be reset
  * and the RX NAPI disabled.
  */
-void vmso_rx_drain(struct vmso_priv *priv)
+void vmso_rx_drain(struct vmso_rx_ring *rx)
 {
-	struct vmso_rx_ring *rx = &priv->rx;
-	struct device *dev = &priv->pdev->dev;
+	struct device *dev = &rx->priv->pdev->dev;
 
 	if (!rx->bufs)
 		return;

@@ -33,8 +33,10 @@
  * computes them), or with tso_csum=driver (or without TX checksum offload)
  * the driver computes them over the payload in place and sets no CMD bit.
  *
- * Zero-copy user submissions (zc.c) post their own units on this ring; the
- * completion path hands them back to zc.c.
+ * Each queue pair has its own ring; the stack picks the queue (XPS maps a
+ * CPU to the pair whose vector it serves). Zero-copy user submissions
+ * (zc.c) post their own units on queue pair 0's ring; the completion path
+ * hands them back to zc.c.
  */
 
 #include <linux/dma-mapping.h>
@@ -797,15 +799,14 @@ unwind:
 void vmso_tx_doorbell(struct vmso_tx_ring *tx)
 {
 	u32 ntu = tx->ntu;
-
 	bool ring;
 
 	if (ntu == tx->tail)
 		return;
-	ring = vmso_notify_publish(tx->priv, true, ntu & tx->mask);
+	ring = vmso_notify_publish(tx->qp->notify, true, ntu & tx->mask);
 	/* writel() orders the descriptor stores before the MMIO write */
 	if (ring)
-		vmso_wr(tx->priv, VMSO_REG_TX_TAIL, ntu & tx->mask);
+		vmso_wr(tx->priv, tx->tail_reg, ntu & tx->mask);
 	tx->tail = ntu;
 	u64_stats_update_begin(&tx->xstats.syncp);
 	if (ring)
@@ -834,8 +835,9 @@ void vmso_tx_maybe_stop(struct vmso_tx_ring *tx, struct netdev_queue *txq)
 netdev_tx_t vmso_start_xmit(struct sk_buff *skb, struct net_device *netdev)
 {
 	struct vmso_priv *priv = netdev_priv(netdev);
-	struct vmso_tx_ring *tx = &priv->tx;
-	struct netdev_queue *txq = netdev_get_tx_queue(netdev, 0);
+	u16 q = skb_get_queue_mapping(skb);
+	struct vmso_tx_ring *tx = &priv->qp[q].tx;
+	struct netdev_queue *txq = netdev_get_tx_queue(netdev, q);
 	struct vmso_tx_pkt pkt;
 	unsigned int len;
 
@@ -964,7 +966,7 @@ static u16 vmso_tx_unit_error(const struct vmso_tx_ring *tx, u32 first, u32 n)
 	return VMSO_TX_ERR_OK;
 }
 
-static bool vmso_tx_work_pending(struct vmso_tx_ring *tx)
+bool vmso_tx_work_pending(struct vmso_tx_ring *tx)
 {
 	u32 ntc = tx->ntc;
 
@@ -1024,11 +1026,11 @@ static void vmso_tx_resend(struct vmso_tx_ring *tx, struct netdev_queue *txq,
  * Returns true if work is left (ring not fully scanned, or re-sends
  * pending).
  */
-static bool vmso_tx_clean(struct vmso_tx_ring *tx, int budget)
+bool vmso_tx_clean(struct vmso_tx_ring *tx, int budget)
 {
 	struct vmso_priv *priv = tx->priv;
 	struct net_device *netdev = priv->netdev;
-	struct netdev_queue *txq = netdev_get_tx_queue(netdev, 0);
+	struct netdev_queue *txq = netdev_get_tx_queue(netdev, tx->qid);
 	u32 ntc = tx->ntc, limit = tx->size;
 	unsigned int pkts = 0, bytes = 0;	/* BQL: skbs released */
 	u64 ok_pkts = 0, ok_bytes = 0, errors = 0, fallbacks = 0;
@@ -1128,25 +1130,6 @@ static bool vmso_tx_clean(struct vmso_tx_ring *tx, int budget)
 	return more;
 }
 
-int vmso_tx_poll(struct napi_struct *napi, int budget)
-{
-	struct vmso_tx_ring *tx = container_of(napi, struct vmso_tx_ring, napi);
-
-	if (vmso_tx_clean(tx, budget))
-		return budget;
-
-	/* budget 0 is netpoll: clean, but leave the NAPI state alone */
-	if (likely(budget) && napi_complete_done(napi, 0)) {
-		/* Ack (unmask) -> barrier -> recheck, or lose a completion
-		 * that landed after the last scan.
-		 */
-		vmso_irq_rearm(tx->priv, VMSO_INT_TX);
-		if (vmso_tx_work_pending(tx))
-			napi_schedule(napi);
-	}
-	return 0;
-}
-
 /* Descriptors one skb can take, which the queue keeps free */
 static u32 vmso_tx_descs_max(void)
 {
@@ -1242,9 +1225,8 @@ void vmso_tx_mem_swap(struct vmso_tx_ring *tx, struct vmso_tx_mem *m)
 /* Frees every skb on the ring; zero-copy packets still on it complete with
  * -ENETDOWN. The device must be reset and the TX NAPI disabled.
  */
-void vmso_tx_drain(struct vmso_priv *priv)
+void vmso_tx_drain(struct vmso_tx_ring *tx)
 {
-	struct vmso_tx_ring *tx = &priv->tx;
 	u32 ntc = tx->ntc;
 
 	if (!tx->bufs)
@@ -1266,5 +1248,5 @@ void vmso_tx_drain(struct vmso_priv *priv)
 	}
 	tx->ntc = ntc;
 	__skb_queue_purge(&tx->retry);
-	netdev_tx_reset_queue(netdev_get_tx_queue(priv->netdev, 0));
+	netdev_tx_reset_queue(netdev_get_tx_queue(tx->priv->netdev, tx->qid));
 }

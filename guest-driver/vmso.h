@@ -14,7 +14,7 @@
 #include "vmso_hw.h"
 
 #define VMSO_DRV_NAME		"vmso"
-#define VMSO_DRV_VERSION	"1.0"
+#define VMSO_DRV_VERSION	"2.0"
 
 /*
  * Default ring sizes (ethtool -G changes them within VMSO_RING_MAX and the
@@ -58,11 +58,18 @@
 /* RX buffers: page-frag with room for build_skb() around the data */
 #define VMSO_RX_BUF_LEN		2048
 #define VMSO_RX_HEADROOM	(NET_SKB_PAD + NET_IP_ALIGN)
+/*
+ * Per-queue device counters (QSTAT[q][i]) shown by ethtool -S and kept
+ * across resets: see vmso_qstat_idx[] in main.c
+ */
+#define VMSO_N_QSTATS		8
+
 #define VMSO_RX_FRAG_SIZE					\
 	(SKB_DATA_ALIGN(VMSO_RX_HEADROOM + VMSO_RX_BUF_LEN) +	\
 	 SKB_DATA_ALIGN(sizeof(struct skb_shared_info)))
 
 struct vmso_priv;
+struct vmso_qpair;
 struct vmso_zc_sub;
 struct vmso_zc_dev;
 
@@ -150,7 +157,9 @@ struct vmso_rx_mem {
 
 struct vmso_tx_ring {
 	struct vmso_priv *priv;
-	struct napi_struct napi;
+	struct vmso_qpair *qp;
+	u32 tail_reg;		/* TX_TAIL of this pair (legacy or block) */
+	u16 qid;		/* queue pair index = netdev TX queue */
 
 	struct vmso_tx_desc *desc;	/* coherent descriptor ring */
 	dma_addr_t desc_dma;
@@ -194,11 +203,14 @@ struct vmso_rx_stats {
 	u64_stats_t csum_err;		/* CSUM_ERR reported by the device */
 	u64_stats_t doorbells;		/* RX_TAIL writes */
 	u64_stats_t notified;		/* posted without an RX_TAIL write */
+	u64_stats_t hashed;		/* frames with an RSS hash (skb_set_hash) */
 };
 
 struct vmso_rx_ring {
 	struct vmso_priv *priv;
-	struct napi_struct napi;
+	struct vmso_qpair *qp;
+	u32 tail_reg;		/* RX_TAIL of this pair (legacy or block) */
+	u16 qid;
 
 	struct vmso_rx_desc *desc;	/* coherent descriptor ring */
 	dma_addr_t desc_dma;
@@ -218,9 +230,34 @@ struct vmso_rx_ring {
 	u16 gso_size;
 	u16 gso_segs;
 	u8 gso_type;
+	u8 hash_type;
+	u32 hash;
 	bool discard;		/* drop the rest of the current frame */
 
 	struct vmso_rx_stats stats;
+};
+
+/*
+ * A queue pair: one TX and one RX ring, one NAPI that cleans both, one
+ * MSI-X vector (1 + qid with MQ; without MQ queue pair 0 owns the TX and
+ * RX vectors 0 and 1) and, with the notify block on, one 64-byte block.
+ */
+struct vmso_qpair {
+	struct vmso_priv *priv;
+	struct napi_struct napi;
+	struct vmso_tx_ring tx;
+	struct vmso_rx_ring rx;
+	struct vmso_notify *notify;	/* NULL: every post rings */
+	dma_addr_t notify_dma;
+	u32 unmask_reg;		/* MQ: this pair's INT_UNMASK, else 0 */
+	u16 qid;
+	int cpu;		/* affinity hint and XPS home, -1 if none */
+};
+
+/* Ring memory of every queue pair, for the -G/-L reconfigure */
+struct vmso_qmem {
+	struct vmso_tx_mem tx;
+	struct vmso_rx_mem rx;
 };
 
 struct vmso_priv {
@@ -237,9 +274,26 @@ struct vmso_priv {
 	u32 rx_pending;		/* RX ring size for the next open (RTNL) */
 	u32 msg_enable;		/* NETIF_MSG_* (ethtool msglvl) */
 
-	/* Doorbell suppression: NULL when the device or the user says no */
+	/* Doorbell suppression: one block per queue pair, NULL when the
+	 * device or the user says no
+	 */
 	struct vmso_notify *notify;
 	dma_addr_t notify_dma;
+	u16 notify_n;		/* blocks allocated */
+
+	/* Queue pairs: qp[0..max_queues) have a NAPI and a vector, the
+	 * first num_queues run (RTNL). Without MQ max_queues is 1.
+	 */
+	bool mq;		/* MQ negotiated: per-pair blocks and vectors */
+	bool rss;		/* RSS negotiated */
+	u16 max_queues;
+	u16 num_queues;
+	u16 nvec;		/* MSI-X vectors allocated */
+	u16 misc_vec;
+
+	/* RSS: the key and table programmed at each up and by ethtool -X */
+	u8 rss_key[VMSO_RSS_KEY_SIZE];
+	u8 rss_indir[VMSO_RSS_INDIR_SIZE];
 
 	/* VA payload DMA: kernel page tables, kept alive probe..remove */
 	struct mm_struct *mm;
@@ -252,11 +306,11 @@ struct vmso_priv {
 	/* Zero-copy user sends (/dev/vmsoN), see zc.c */
 	struct vmso_zc_dev *zdev;
 
-	struct vmso_tx_ring tx;
-	struct vmso_rx_ring rx;
+	struct vmso_qpair qp[VMSO_MAX_QUEUES];
 
 	/* Device statistics accumulated over device resets (RTNL) */
 	u64 stat_base[VMSO_STAT_COUNT];
+	u64 qstat_base[VMSO_MAX_QUEUES][VMSO_N_QSTATS];
 
 	/* Misc vector, updated from its IRQ thread */
 	u64 link_changes;
@@ -265,23 +319,24 @@ struct vmso_priv {
 	u32 fault_count;	/* FAULT_COUNT last seen */
 
 	bool up;		/* queues enabled (RTNL; read by misc) */
-	char irq_name[VMSO_NUM_VECTORS][32];
+	char irq_name[VMSO_MQ_NUM_VECTORS][32];
 };
 
 /* main.c */
-bool vmso_notify_publish(struct vmso_priv *priv, bool tx, u32 tail);
+bool vmso_notify_publish(struct vmso_notify *n, bool tx, u32 tail);
 
 /* tx.c */
 netdev_tx_t vmso_start_xmit(struct sk_buff *skb, struct net_device *netdev);
 netdev_features_t vmso_features_check(struct sk_buff *skb,
 				      struct net_device *netdev,
 				      netdev_features_t features);
-int vmso_tx_poll(struct napi_struct *napi, int budget);
+bool vmso_tx_clean(struct vmso_tx_ring *tx, int budget);
+bool vmso_tx_work_pending(struct vmso_tx_ring *tx);
 int vmso_tx_mem_alloc(struct vmso_priv *priv, u32 size,
 		      struct vmso_tx_mem *m);
 void vmso_tx_mem_free(struct vmso_priv *priv, struct vmso_tx_mem *m);
 void vmso_tx_mem_swap(struct vmso_tx_ring *tx, struct vmso_tx_mem *m);
-void vmso_tx_drain(struct vmso_priv *priv);
+void vmso_tx_drain(struct vmso_tx_ring *tx);
 u32 vmso_tx_ring_min(void);
 bool vmso_tx_use_va(const struct vmso_priv *priv);
 const char *vmso_dma_mode_name(void);
@@ -294,13 +349,14 @@ void vmso_tx_doorbell(struct vmso_tx_ring *tx);
 void vmso_tx_maybe_stop(struct vmso_tx_ring *tx, struct netdev_queue *txq);
 
 /* rx.c */
-int vmso_rx_poll(struct napi_struct *napi, int budget);
+int vmso_rx_poll(struct vmso_rx_ring *rx, int budget, bool *starved);
+bool vmso_rx_work_pending(const struct vmso_rx_ring *rx);
 int vmso_rx_mem_alloc(struct vmso_priv *priv, u32 size,
 		      struct vmso_rx_mem *m);
 void vmso_rx_mem_free(struct vmso_priv *priv, struct vmso_rx_mem *m);
 void vmso_rx_mem_swap(struct vmso_rx_ring *rx, struct vmso_rx_mem *m);
-void vmso_rx_drain(struct vmso_priv *priv);
-void vmso_rx_fill(struct vmso_priv *priv);
+void vmso_rx_drain(struct vmso_rx_ring *rx);
+void vmso_rx_fill(struct vmso_rx_ring *rx);
 
 /* zc.c */
 int vmso_zc_register(struct vmso_priv *priv);
@@ -312,7 +368,7 @@ const char *vmso_zc_stat_name(int i);
 void vmso_zc_get_stats(const struct vmso_priv *priv, u64 *data);
 
 /* main.c */
-void vmso_irq_rearm(struct vmso_priv *priv, u32 cause);
+int vmso_poll(struct napi_struct *napi, int budget);
 void vmso_iotlb_inv_pdbr(struct vmso_priv *priv, u64 pdbr);
 
 static inline u32 vmso_rd(const struct vmso_priv *priv, u32 reg)

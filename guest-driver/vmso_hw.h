@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * vmso device ABI, version 1.0.
+ * vmso device ABI, version 2.0.
  *
  * This header mirrors docs/abi.md, which is the one contract between the
  * device (device/src/abi.rs) and this driver. Change the document first.
@@ -27,11 +27,17 @@
 #define VMSO_MSIX_TABLE_OFFSET		0x2000
 #define VMSO_MSIX_PBA_OFFSET		0x3000
 
-/* MSI-X vectors */
+/* MSI-X vectors without MQ (ABI 1.x layout, queue pair 0 only) */
 #define VMSO_VEC_TX			0
 #define VMSO_VEC_RX			1
 #define VMSO_VEC_MISC			2
 #define VMSO_NUM_VECTORS		3
+
+/* MSI-X vectors with MQ: 0 misc, 1 + q queue pair q */
+#define VMSO_MQ_VEC_MISC		0
+#define VMSO_MQ_VEC_QP(q)		(1 + (q))
+#define VMSO_MAX_QUEUES			16
+#define VMSO_MQ_NUM_VECTORS		(1 + VMSO_MAX_QUEUES)
 
 /* Registers (32 bits wide, 4-byte accesses) */
 #define VMSO_REG_VERSION		0x000
@@ -53,6 +59,7 @@
 #define VMSO_REG_NOTIFY_LO		0x040
 #define VMSO_REG_NOTIFY_HI		0x044
 #define VMSO_REG_POLL_US		0x048
+#define VMSO_REG_QUEUES			0x04C
 
 #define VMSO_REG_TX_BASE_LO		0x100
 #define VMSO_REG_TX_BASE_HI		0x104
@@ -79,16 +86,56 @@
 #define VMSO_REG_FAULT_REASON		0x250
 #define VMSO_REG_FAULT_COUNT		0x254
 #define VMSO_REG_ERROR_COUNT		0x258
+#define VMSO_REG_FAULT_QUEUE		0x25C
 
 #define VMSO_REG_STAT_COUNT		0x3FC
 /* STAT[i]: 64-bit counter i, low word at +0, high word at +4 */
 #define VMSO_REG_STAT(i)		(0x400 + 8 * (i))
 
+/* RSS: a 40-byte Toeplitz key and a 128-entry indirection table, packed
+ * little-endian into 32-bit registers (byte 4w + b in bits 8b + 7:8b)
+ */
+#define VMSO_REG_RSS_KEY(w)		(0x600 + 4 * (w))
+#define VMSO_REG_RSS_INDIR(w)		(0x680 + 4 * (w))
+#define VMSO_RSS_KEY_SIZE		40
+#define VMSO_RSS_INDIR_SIZE		128
+#define VMSO_RSS_KEY_WORDS		(VMSO_RSS_KEY_SIZE / 4)
+#define VMSO_RSS_INDIR_WORDS		(VMSO_RSS_INDIR_SIZE / 4)
+
+/* Queue pair q's block; queue 0's aliases 0x040 and 0x100..0x150 */
+#define VMSO_REG_QP(q)			(0x800 + 0x40 * (q))
+#define VMSO_QP_TX_BASE_LO		0x00
+#define VMSO_QP_TX_BASE_HI		0x04
+#define VMSO_QP_TX_SIZE			0x08
+#define VMSO_QP_TX_HEAD			0x0C
+#define VMSO_QP_TX_TAIL			0x10
+#define VMSO_QP_RX_BASE_LO		0x14
+#define VMSO_QP_RX_BASE_HI		0x18
+#define VMSO_QP_RX_SIZE			0x1C
+#define VMSO_QP_RX_HEAD			0x20
+#define VMSO_QP_RX_TAIL			0x24
+#define VMSO_QP_NOTIFY_LO		0x28
+#define VMSO_QP_NOTIFY_HI		0x2C
+#define VMSO_QP_INT_UNMASK		0x30
+#define VMSO_QP_BLOCK_SIZE		0x40
+
+/* QSTAT[q][i]: counter i of queue pair q, 64 bits as STAT[i] */
+#define VMSO_REG_QSTAT(q, i)		(0x1000 + 0x100 * (q) + 8 * (i))
+/* Counters that fit a queue's 0x100-byte QSTAT window */
+#define VMSO_QSTAT_MAX			32
+
+static_assert(VMSO_REG_QP(0) + VMSO_QP_NOTIFY_LO == 0x828);
+static_assert(VMSO_REG_QP(VMSO_MAX_QUEUES) == 0xC00);
+static_assert(VMSO_REG_RSS_INDIR(VMSO_RSS_INDIR_WORDS) == 0x700);
+static_assert(VMSO_REG_QSTAT(VMSO_MAX_QUEUES, 0) == VMSO_MSIX_TABLE_OFFSET);
+
 /* VERSION */
 #define VMSO_VERSION_MAJOR(v)		((v) >> 16)
 #define VMSO_VERSION_MINOR(v)		((v) & 0xffff)
-#define VMSO_ABI_MAJOR			1
-#define VMSO_ABI_MINOR			1
+#define VMSO_ABI_MAJOR			2
+#define VMSO_ABI_MINOR			0
+/* Oldest major still driven: 1.x, one queue pair, no MQ/RSS */
+#define VMSO_ABI_MAJOR_MIN		1
 
 /* DEV_FEATURES / DRV_FEATURES */
 #define VMSO_F_CSUM			BIT(0)
@@ -104,6 +151,8 @@
 #define VMSO_F_RX_CSUM			BIT(10)
 #define VMSO_F_LRO			BIT(11)
 #define VMSO_F_NOTIFY			BIT(12)
+#define VMSO_F_MQ			BIT(13)
+#define VMSO_F_RSS			BIT(14)
 
 /* CTRL */
 #define VMSO_CTRL_ENABLE		BIT(0)
@@ -275,8 +324,9 @@ struct vmso_rx_desc {
 	__le16 gso_size;	/* device: segment size of a coalesced frame */
 	__le16 gso_segs;	/* device: segments in a coalesced frame */
 	u8 gso_type;		/* device: VMSO_RX_GSO_* */
-	u8 rsvd0;
-	__le64 rsvd1;
+	u8 hash_type;		/* device: VMSO_RX_HASH_* (with RSS) */
+	__le32 hash;		/* device: Toeplitz hash (with RSS) */
+	__le32 rsvd;
 };
 
 static_assert(sizeof(struct vmso_rx_desc) == 32);
@@ -287,8 +337,9 @@ static_assert(offsetof(struct vmso_rx_desc, status) == 16);
 static_assert(offsetof(struct vmso_rx_desc, gso_size) == 18);
 static_assert(offsetof(struct vmso_rx_desc, gso_segs) == 20);
 static_assert(offsetof(struct vmso_rx_desc, gso_type) == 22);
-static_assert(offsetof(struct vmso_rx_desc, rsvd0) == 23);
-static_assert(offsetof(struct vmso_rx_desc, rsvd1) == 24);
+static_assert(offsetof(struct vmso_rx_desc, hash_type) == 23);
+static_assert(offsetof(struct vmso_rx_desc, hash) == 24);
+static_assert(offsetof(struct vmso_rx_desc, rsvd) == 28);
 
 #define VMSO_RX_BUF_MIN			64
 #define VMSO_RX_BUF_MAX			65536
@@ -305,6 +356,11 @@ static_assert(offsetof(struct vmso_rx_desc, rsvd1) == 24);
 #define VMSO_RX_GSO_NONE		0
 #define VMSO_RX_GSO_TCPV4		1
 #define VMSO_RX_GSO_TCPV6		2
+
+/* RX hash_type, in a frame's first descriptor when RSS is enabled */
+#define VMSO_RX_HASH_NONE		0
+#define VMSO_RX_HASH_L3			1	/* addresses only */
+#define VMSO_RX_HASH_L4			2	/* addresses and ports */
 
 /* Device statistics: STAT[i] */
 enum vmso_dev_stat {
@@ -339,6 +395,8 @@ enum vmso_dev_stat {
 	VMSO_STAT_RX_VNET_BAD		= 28,
 	VMSO_STAT_VMM_REFUSED		= 29,
 	VMSO_STAT_DMA_MAP_REFUSED	= 30,
+	VMSO_STAT_BAD_QUEUE_REGS	= 31,
+	VMSO_STAT_RX_STEERED		= 32,
 	VMSO_STAT_COUNT			/* = STAT_COUNT */
 };
 
@@ -377,12 +435,15 @@ static inline const char *vmso_dev_stat_name(unsigned int i)
 		[VMSO_STAT_RX_VNET_BAD]		= "rx_vnet_bad",
 		[VMSO_STAT_VMM_REFUSED]		= "vmm_refused",
 		[VMSO_STAT_DMA_MAP_REFUSED]	= "dma_map_refused",
+		[VMSO_STAT_BAD_QUEUE_REGS]	= "bad_queue_regs",
+		[VMSO_STAT_RX_STEERED]		= "rx_steered",
 	};
 
 	return i < VMSO_STAT_COUNT ? names[i] : "unknown";
 }
 
-static_assert(VMSO_STAT_COUNT == 31);
+static_assert(VMSO_STAT_COUNT == 33);
+static_assert(VMSO_STAT_RX_STEERED == 32);
 static_assert(VMSO_STAT_DMA_MAP_REFUSED == 30);
 static_assert(VMSO_STAT_TX_USO_PACKETS == 25);
 static_assert(VMSO_STAT_RX_PACKETS == 16);

@@ -524,7 +524,7 @@ static int vmso_zc_post(struct vmso_priv *priv, struct vmso_zc_ctx *ctx,
 			unsigned long len)
 {
 	struct netdev_queue *txq = netdev_get_tx_queue(priv->netdev, 0);
-	struct vmso_tx_ring *tx = &priv->tx;
+	struct vmso_tx_ring *tx = &priv->qp[0].tx;
 	u32 descs = p->npkts * VMSO_ZC_DESCS_PER_PKT, idx, i;
 	unsigned long off = 0;
 	int err = 0;

@@ -7,7 +7,11 @@
 #   net_up ADDR/PREFIX [IFACE]  address + link up + wait for carrier; sets NIC
 #   ping_check HOST [COUNT]     RESULT ping=ok|fail ping_avg_ms=...
 #   iperf_run NAME ARGS...      iperf3 -f g ARGS (bounded); RESULT NAME_gbps=<receiver>
-#                               NAME_sender_gbps=... NAME_retr=... NAME_ok=0|1
+#                               NAME_sender_gbps=... NAME_retr=... NAME_bytes=<receiver
+#                               bytes> NAME_ok=0|1. With IPERF_MARKS=1 it also prints
+#                               "BENCH-MARK begin NAME" just before iperf3 starts and
+#                               "BENCH-MARK end NAME" as soon as it exits: the host
+#                               (ci/lib/bench-cpu.py) samples its CPU counters there.
 #
 # All loops are bounded in time.
 
@@ -65,23 +69,40 @@ ping_check() {
 }
 
 # iperf_run NAME ARGS... ; IPERF_TIMEOUT (default 60 s) bounds the client.
+# Interrupts taken so far by every MSI/MSI-X line (in these guests: the NIC's).
+msi_irqs() {
+    awk '/MSI/ { for (i = 2; i <= NF && $i ~ /^[0-9]+$/; i++) s += $i } END { print s + 0 }' /proc/interrupts
+}
+
 iperf_run() {
     _name=$1
     shift
     _log=/tmp/iperf-$_name.txt
+    [ "${IPERF_MARKS:-0}" = 1 ] && echo "BENCH-MARK begin $_name irqs=$(msi_irqs)"
     timeout "${IPERF_TIMEOUT:-60}" iperf3 -f g "$@" >"$_log" 2>&1
     _rc=$?
+    [ "${IPERF_MARKS:-0}" = 1 ] && echo "BENCH-MARK end $_name irqs=$(msi_irqs)"
     cat "$_log"
     _parsed=$(awk -v n="$_name" '
         /receiver$/ || /sender$/ {
             for (i = 1; i <= NF; i++) if ($i == "Gbits/sec") break
             if (i > NF) next
-            if ($NF == "receiver") rx = $(i - 1)
+            if ($NF == "receiver") {
+                rx = $(i - 1)
+                # the transfer column: "<value> <unit>" before the rate (units of 1024)
+                m = 0
+                if ($(i - 2) == "Bytes") m = 1
+                else if ($(i - 2) == "KBytes") m = 1024
+                else if ($(i - 2) == "MBytes") m = 1048576
+                else if ($(i - 2) == "GBytes") m = 1073741824
+                else if ($(i - 2) == "TBytes") m = 1099511627776
+                if (m) bytes = sprintf("%.0f", $(i - 3) * m)
+            }
             else { tx = $(i - 1); if ($(i + 1) ~ /^[0-9]+$/) retr = $(i + 1) }
         }
         END {
             if (rx == "") exit 1
-            printf "%s_gbps=%s %s_sender_gbps=%s %s_retr=%s", n, rx, n, tx, n, (retr == "" ? "?" : retr)
+            printf "%s_gbps=%s %s_sender_gbps=%s %s_retr=%s %s_bytes=%s", n, rx, n, tx, n, (retr == "" ? "?" : retr), n, (bytes == "" ? "?" : bytes)
         }' "$_log")
     if [ "$_rc" -eq 0 ] && [ -n "$_parsed" ]; then
         result "$_parsed" "${_name}_ok=1"

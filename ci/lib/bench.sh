@@ -6,10 +6,21 @@
 #
 #   BENCH_POINTS_ALL           the known points, in report order
 #   bench_point POINT          sets BP_KIND (peer|vmso), BP_MODEL, BP_DMA, BP_TSO, BP_LRO,
-#                              BP_DESC (one line) for POINT:
-#                                e1000e, igb, virtio-net   QEMU's own NICs on the TAP
-#                                                          (virtio-net-pci with vhost=off)
-#                                vmso-virt        dma_mode=virt tso=device, LRO on (default)
+#                              BP_NETDEV (extra -netdev options of a peer), BP_TXMODE (the
+#                              vmso-device --tx-mode; empty: its default, wire), BP_TX (what
+#                              the TAP gets from the guest: gso = superpackets handed to a
+#                              vnet_hdr TAP, wire = real MTU frames) and BP_DESC for POINT:
+#                                e1000e, igb, virtio-net   QEMU's own NICs on the TAP as users
+#                                                 run them (QEMU's default: a vnet_hdr TAP,
+#                                                 GSO hand-off; virtio-net-pci with vhost=off)
+#                                e1000e-wire, virtio-net-wire  the same with vnet_hdr=off: QEMU
+#                                                 must segment, the TAP gets MTU frames
+#                                vmso-virt        dma_mode=virt tso=device, LRO on (default;
+#                                                 wire mode: the device segments)
+#                                vmso-handoff     the default with --tx-mode handoff (TSO/USO
+#                                                 superpackets handed to the TAP in one write)
+#                                vmso-hostgro     the default with --host-gro-us 50 (IFF_NAPI TAP:
+#                                                 the host coalesces the device's MTU frames)
 #                                vmso-phys        dma_mode=phys (otherwise the default)
 #                                vmso-tso-driver  tso=driver (otherwise the default)
 #                                vmso-lro-off     ethtool -K rx-gro-hw off (otherwise the default)
@@ -31,6 +42,13 @@
 #                              no other QEMU guest runs, at most MAX_S seconds
 #   bench_window_stats T0 T1   "mean foreign cores, max foreign guests, top command" in [T0,T1]
 #   bench_machine_env          machine facts as key=value lines on stdout
+#   bench_irq_time_accounting  y|n|? : CONFIG_IRQ_TIME_ACCOUNTING of the host kernel
+#
+# Host CPU per workload: ci/lib/bench-cpu.py follows the console for the BENCH-MARK lines the
+# guest prints around each iperf3 run and samples /proc there: utime+stime of QEMU, vmso-device
+# and the iperf3 server (each a process tree, all threads), softirq and irq time of all CPUs,
+# and the TAP's counters; into DIR/cpu.env, merged into summary.env (<workload>_cpu_*_s,
+# <workload>_tap_*). What is and is not counted: see the docstring of bench-cpu.py.
 #
 # Workloads, in this order in each boot (all guest -> host iperf3 client, server in $NS):
 #   tcp_tx     iperf3 -c HOST -t BENCH_SECS                       TCP guest -> host
@@ -48,7 +66,8 @@
 # shellcheck source=ci/lib/vmso.sh
 source "$(dirname "${BASH_SOURCE[0]}")/vmso.sh"
 
-BENCH_POINTS_ALL=(e1000e igb virtio-net vmso-virt vmso-phys vmso-tso-driver vmso-lro-off)
+BENCH_POINTS_ALL=(e1000e igb virtio-net e1000e-wire virtio-net-wire vmso-virt vmso-handoff vmso-hostgro vmso-phys
+    vmso-tso-driver vmso-lro-off)
 BENCH_WORKLOADS=(tcp_tx tcp_rx udp tcp_tx_z)
 BENCH_SECS=${BENCH_SECS:-10}
 BENCH_UDP_RATE=${BENCH_UDP_RATE:-10G}
@@ -70,11 +89,16 @@ BENCH_ZC_SKIP=
 BENCH_ZC_TIMEOUT=${BENCH_ZC_TIMEOUT:-120}
 
 bench_point() {
-    BP_KIND=vmso BP_MODEL=vmso BP_DMA=virt BP_TSO=device BP_LRO=on
+    BP_KIND=vmso BP_MODEL=vmso BP_DMA=virt BP_TSO=device BP_LRO=on BP_NETDEV='' BP_TXMODE='' BP_TX=wire
+    BP_DEVARGS=''
     case $1 in
-        e1000e | igb) BP_KIND=peer BP_MODEL=$1 ;;
-        virtio-net) BP_KIND=peer BP_MODEL=virtio-net-pci ;;
+        e1000e | igb) BP_KIND=peer BP_MODEL=$1 BP_TX=gso ;;
+        virtio-net) BP_KIND=peer BP_MODEL=virtio-net-pci BP_TX=gso ;;
+        e1000e-wire) BP_KIND=peer BP_MODEL=e1000e BP_NETDEV=vnet_hdr=off ;;
+        virtio-net-wire) BP_KIND=peer BP_MODEL=virtio-net-pci BP_NETDEV=vnet_hdr=off ;;
         vmso-virt) ;;
+        vmso-handoff) BP_TXMODE=handoff BP_TX=gso ;;
+        vmso-hostgro) BP_DEVARGS='--host-gro-us 50' ;;
         vmso-phys) BP_DMA=phys ;;
         vmso-tso-driver) BP_TSO=driver ;;
         vmso-lro-off) BP_LRO=off ;;
@@ -82,9 +106,9 @@ bench_point() {
     esac
     if [[ $BP_KIND == peer ]]; then
         BP_DMA='' BP_TSO='' BP_LRO=''
-        BP_DESC=$(_bench_peer_desc "$BP_MODEL")
+        BP_DESC=$(_bench_peer_desc "$BP_MODEL")${BP_NETDEV:+, -netdev tap,...,$BP_NETDEV}
     else
-        BP_DESC="vmso dma_mode=$BP_DMA tso=$BP_TSO lro=$BP_LRO"
+        BP_DESC="vmso dma_mode=$BP_DMA tso=$BP_TSO lro=$BP_LRO${BP_TXMODE:+ --tx-mode $BP_TXMODE}${BP_DEVARGS:+ $BP_DEVARGS}"
     fi
 }
 # The description of a peer: "QEMU e1000e (userspace)", "QEMU virtio-net-pci (userspace, vhost=off)"
@@ -152,7 +176,7 @@ ethtool -i "\$NIC" | head -n 2
 ethtool -k "\$NIC" | grep -E '^(scatter-gather|tcp-segmentation-offload|tx-checksumming|rx-checksumming|generic-receive-offload|rx-gro-hw|large-receive-offload):'
 result lro=\$(ethtool -k "\$NIC" | sed -n 's/^rx-gro-hw: \([a-z]*\).*/\1/p') tso_feature=\$(ethtool -k "\$NIC" | sed -n 's/^tcp-segmentation-offload: \([a-z]*\).*/\1/p')
 ping_check $HOST_IP 3 || { dmesg | tail -n 30; exit 1; }
-export IPERF_TIMEOUT=$((BENCH_SECS + 30))
+export IPERF_TIMEOUT=$((BENCH_SECS + 30)) IPERF_MARKS=1
 iperf_run tcp_tx -c $HOST_IP -t $BENCH_SECS
 sleep 1
 iperf_run tcp_rx -c $HOST_IP -t $BENCH_SECS -R
@@ -230,16 +254,20 @@ bench_run() {
     [[ "$tap_after" != *=on* ]] || die "$TAP still has offloads on after TUNSETOFFLOAD 0: $tap_after"
     [[ $BP_KIND == vmso && -n "$BENCH_ZC_TOOL" ]] && zc=1
 
-    local qemu_args=()
+    local qemu_args=() dev_args=()
     if [[ $BP_KIND == peer ]]; then
-        peer_nic_args "$BP_MODEL"
+        peer_nic_args "$BP_MODEL" "$BP_NETDEV"
         qemu_args=("${PEER_ARGS[@]}")
         GUEST_FILES=()
     else
         tmp=$(mktemp -d "${TMPDIR:-/tmp}/vmso-bench.XXXXXX")
         on_cleanup "rm -rf '$tmp'"
         sock=$tmp/vmso.sock
-        ns_bg "$dir/device.log" "$VMSO_DEVICE" --socket "$sock" --tap "$TAP" --mac "$VMSO_MAC" --log-level info --once
+        dev_args=(--socket "$sock" --tap "$TAP" --mac "$VMSO_MAC" --log-level info --once)
+        [[ -n "$BP_TXMODE" ]] && dev_args+=(--tx-mode "$BP_TXMODE")
+        # shellcheck disable=SC2206 # BP_DEVARGS is a list of options
+        [[ -n "$BP_DEVARGS" ]] && dev_args+=($BP_DEVARGS)
+        ns_bg "$dir/device.log" "$VMSO_DEVICE" "${dev_args[@]}"
         dev_pid=$BG_PID
         # As in vmso_run: the device must go after QEMU (cleanup kills the tracked pids,
         # QEMU among them, before it runs the hooks).
@@ -260,13 +288,21 @@ bench_run() {
             _vmso_stop "$dev_pid"
             VMSO_DEV_PID=
             warn "[$point rep $rep] vmso-device did not create its socket (see $dir/device.log)"
-            echo "run_ok=0" >"$dir/summary.env"
+            # the device's own reason (e.g. an option this build does not know) for the report
+            {
+                echo "run_ok=0"
+                echo "check=vmso-device ($BP_DESC) did not start: $(grep -m 1 -iE 'error|panicked' "$dir/device.log" | tr -d '\r' | cut -c 1-200)"
+            } >"$dir/summary.env"
             return 1
         fi
         qemu_args=(-device "{\"driver\":\"vfio-user-pci\",\"socket\":{\"path\":\"$sock\",\"type\":\"unix\"}}")
         GUEST_FILES=("$VMSO_KO")
         (( zc )) && GUEST_FILES+=("$BENCH_ZC_TOOL:/usr/bin/vmso-zc")
     fi
+
+    # This tree's guest helpers (iperf_run's BENCH-MARK lines and byte counts) over the ones
+    # in the cached base initramfs, which ci/setup.sh may have built from another tree.
+    GUEST_FILES+=("$REPO/ci/guest/lib.sh:/usr/lib/vmso/ci.sh")
 
     local guest_timeout=$((90 + 4 * (BENCH_SECS + 10) + (zc ? BENCH_ZC_TIMEOUT + 20 : 0)))
     ns_bg "$dir/iperf3-server.log" timeout $((guest_timeout + 30)) iperf3 -s -B "$HOST_IP" --forceflush
@@ -291,6 +327,26 @@ bench_run() {
     GUEST_SMP=1
     GUEST_TIMEOUT=$guest_timeout
     _bench_guest_script "$point" >"$dir/run.sh"
+
+    # The CPU sampler (inside the netns, so that it sees the TAP's counters); QEMU's pid comes
+    # from the qemu.pid boot_guest writes. vmso-zc-recv is not counted: it idles during the
+    # iperf3 workloads, the only ones measured.
+    local cpu_pid cpu_roles=(--pid "iperf3=$srv_pid")
+    [[ -n "$dev_pid" ]] && cpu_roles+=(--pid "device=$dev_pid")
+    rm -f "$dir/qemu.pid" "$dir/cpu.env"
+    : >"$dir/console.log"
+    # BENCH_TRACE=1: QEMU logs its MMIO writes/reads and notifications per NIC model
+    # (the "log" trace backend), counted per workload window: per-packet costs.
+    if [[ "${BENCH_TRACE:-0}" == 1 ]]; then
+        : >"$dir/trace.log"
+        cpu_roles+=(--trace "$dir/trace.log")
+        qemu_args+=(-D "$dir/trace.log" -trace "enable=e1000e_core_write" -trace "enable=e1000e_core_read"
+            -trace "enable=vfio_region_write" -trace "enable=vfio_region_read"
+            -trace "enable=virtio_queue_notify" -trace "enable=virtio_notify")
+    fi
+    ns_bg "$dir/cpu.log" python3 "$REPO/ci/lib/bench-cpu.py" "$dir/console.log" "$dir/cpu.env" \
+        --pidfile "qemu=$dir/qemu.pid" "${cpu_roles[@]}" --tap "$TAP" --timeout $((guest_timeout + 30))
+    cpu_pid=$BG_PID
 
     read -r -a c0 <<<"$(vmso_csum_errors)"
     r0=$(vmso_tcp_retrans)
@@ -320,6 +376,11 @@ bench_run() {
         grep -q panicked "$dir/device.log" && dev_rc="$dev_rc,panicked"
         rm -rf "$tmp"
     fi
+    for ((i = 0; i < 20; i++)); do # it exits on VMSO-DONE or when QEMU is gone
+        kill -0 "$cpu_pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    _vmso_stop "$cpu_pid"
     _vmso_stop "$srv_pid"
     if [[ -n "$recv_pid" ]]; then
         kill -INT "$recv_pid" 2>/dev/null
@@ -346,6 +407,7 @@ bench_run() {
         echo "rep=$rep"
         echo "kind=$BP_KIND"
         echo "desc=$BP_DESC"
+        echo "tx=$BP_TX"
         echo "run_ok=$run_ok"
         echo "guest_rc=${GUEST_RC:-?}"
         echo "boot_s=${GUEST_BOOT_S:-?}"
@@ -356,7 +418,10 @@ bench_run() {
             echo "${w}_gbps=$(res "${w}_gbps")"
             echo "${w}_sender_gbps=$(res "${w}_sender_gbps")"
             echo "${w}_retr=$(res "${w}_retr")"
+            echo "${w}_bytes=$(res "${w}_bytes")"
         done
+        # host CPU and TAP counters per workload window (ci/lib/bench-cpu.py)
+        [[ -r "$dir/cpu.env" ]] && cat "$dir/cpu.env"
         echo "udp_loss_pct=$(res udp_loss_pct)"
         echo "lro=$(res lro)"
         echo "tso_feature=$(res tso_feature)"
@@ -424,6 +489,17 @@ bench_run() {
         fi
     fi
     if (( run_ok )); then
+        # What reached the TAP in TCP guest->host: real frames (mean <= 1514 B) or superpackets
+        local mf
+        mf=$(awk -F= '$1 == "tcp_tx_tap_rx_bytes" { b = $2 } $1 == "tcp_tx_tap_rx_packets" { n = $2 }
+            END { if (n > 0) printf "%.0f", b / n }' "$dir/summary.env")
+        if [[ -z "$mf" ]]; then
+            checks+=("no TAP counters for tcp_tx (see $dir/cpu.log)")
+        elif [[ $BP_TX == wire ]] && (( mf > 1514 )); then
+            checks+=("mean frame written to the TAP in tcp_tx is $mf B: superpackets, not real frames")
+        elif [[ $BP_TX == gso ]] && (( mf <= 1514 )); then
+            checks+=("mean frame written to the TAP in tcp_tx is $mf B: no GSO hand-off")
+        fi
         [[ "$(_bench_get kernel_warnings)" == 0 ]] || checks+=("guest kernel logged $(_bench_get kernel_warnings) WARNING/BUG line(s)")
         [[ "$(_bench_get host_csum_errors)" == 0 ]] || checks+=("host InCsumErrors rose by $(_bench_get host_csum_errors)")
         for w in "${BENCH_WORKLOADS[@]}"; do
@@ -506,6 +582,23 @@ bench_engine() {
     need_cmd cargo
     log "engine bench: cargo bench -p vmso-device --bench engine"
     (cd "$REPO" && cargo bench -q -p vmso-device --bench engine) >"$out" 2>"$out.stderr"
+}
+
+# bench_irq_time_accounting: y if the host kernel has CONFIG_IRQ_TIME_ACCOUNTING, n if not,
+# ? if its config cannot be read
+bench_irq_time_accounting() {
+    local cfg line=''
+    cfg=/boot/config-$(uname -r)
+    if [[ -r /proc/config.gz ]]; then
+        line=$(zcat /proc/config.gz 2>/dev/null | grep -E '^(# )?CONFIG_IRQ_TIME_ACCOUNTING[ =]' || true)
+    elif [[ -r "$cfg" ]]; then
+        line=$(grep -E '^(# )?CONFIG_IRQ_TIME_ACCOUNTING[ =]' "$cfg" || true)
+    fi
+    case ${line:-} in
+        CONFIG_IRQ_TIME_ACCOUNTING=y) echo y ;;
+        "# CONFIG_IRQ_TIME_ACCOUNTING is not set") echo n ;;
+        *) echo '?' ;;
+    esac
 }
 
 bench_machine_env() {

@@ -11,9 +11,11 @@
 #       Returns 0 iff QEMU exited 0 and the guest printed "VMSO-DONE rc=0".
 #   guest_result KEY         value of KEY from the last "RESULT ... KEY=value" line
 #   guest_results            every RESULT key=value pair, one per line
-#   peer_nic_args MODEL      sets PEER_ARGS (array): QEMU's own NIC MODEL on $TAP
-#                            (e1000e | igb | virtio-net-pci); PEER_MODULE: its guest
-#                            module(s), space separated, for "modprobe -a"
+#   peer_nic_args MODEL [NETDEV_OPTS]
+#                            sets PEER_ARGS (array): QEMU's own NIC MODEL on $TAP
+#                            (e1000e | igb | virtio-net-pci); NETDEV_OPTS are appended to
+#                            the -netdev tap options (e.g. vnet_hdr=off); PEER_MODULE: its
+#                            guest module(s), space separated, for "modprobe -a"
 #
 # Inputs (set before calling; defaults shown):
 #   GUEST_DIR=$RESULTS/guest   where console.log, qemu.stderr, initrd.gz go
@@ -32,8 +34,11 @@
 #   GUEST_RC       QEMU's exit status (124: timed out)
 #   GUEST_BOOT_S   host wall seconds from QEMU start to the guest's /init ("VMSO-INIT")
 #   GUEST_TOTAL_S  host wall seconds from QEMU start to QEMU exit
+#   $GUEST_DIR/qemu.pid  the pid boot_guest started (timeout(1), QEMU is its child), written
+#                  as soon as it runs (ci/lib/bench-cpu.py reads it)
 #
 # Guest RAM is a shared memfd (memory-backend-memfd,share=on): vfio-user needs it.
+# QEMU runs as process qemu-vmso with named threads (debug-threads=on: the vCPU is "CPU 0/TCG").
 
 # shellcheck source=ci/lib/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
@@ -62,19 +67,19 @@ PEER_ARGS=()
 PEER_MODULE=
 
 peer_nic_args() {
-    local model=$1 mac=52:54:00:12:34:56
+    local model=$1 opts=${2:-} mac=52:54:00:12:34:56 netdev
     [[ -n "${TAP:-}" ]] || die "peer_nic_args: no TAP (call netns_setup first)"
-    PEER_ARGS=(-netdev "tap,id=n0,ifname=$TAP,script=no,downscript=no")
+    netdev="tap,id=n0,ifname=$TAP,script=no,downscript=no"
     case $model in
         e1000e) PEER_MODULE=e1000e ;;
         igb) PEER_MODULE=igb ;;
         virtio-net-pci)
             PEER_MODULE="virtio_pci virtio_net" # no udev: the PCI transport is not autoloaded
-            PEER_ARGS=(-netdev "tap,id=n0,ifname=$TAP,script=no,downscript=no,vhost=off")
+            netdev+=",vhost=off"
             ;;
         *) die "peer_nic_args: unknown NIC model '$model' (e1000e, igb, virtio-net-pci)" ;;
     esac
-    PEER_ARGS+=(-device "$model,netdev=n0,mac=$mac,romfile=")
+    PEER_ARGS=(-netdev "$netdev${opts:+,$opts}" -device "$model,netdev=n0,mac=$mac,romfile=")
 }
 
 boot_guest() {
@@ -94,7 +99,7 @@ boot_guest() {
 
     [[ -n "${NS:-}" ]] && cmd=(ip netns exec "$NS")
     cmd+=(timeout -k 10 "$GUEST_TIMEOUT" "${QEMU[@]}"
-        -name "vmso-guest,process=qemu-vmso"
+        -name "vmso-guest,process=qemu-vmso,debug-threads=on"
         -accel tcg -smp "$GUEST_SMP" -m "$GUEST_MEM"
         -object "memory-backend-memfd,id=mem,size=$GUEST_MEM,share=on"
         -machine "$GUEST_MACHINE,memory-backend=mem"
@@ -113,6 +118,7 @@ boot_guest() {
     start=$(now)
     "${cmd[@]}" >"$GUEST_DIR/qemu.stderr" 2>&1 </dev/null &
     qpid=$!
+    echo "$qpid" >"$GUEST_DIR/qemu.pid"
     declare -F bg_track >/dev/null && bg_track "$qpid"
     log "guest booting ($GUEST_MACHINE, $GUEST_BOOT, timeout ${GUEST_TIMEOUT}s, console $GUEST_LOG)"
     while IFS= read -r line || [[ -n "$line" ]]; do

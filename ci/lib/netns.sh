@@ -20,7 +20,8 @@
 #   BG_PIDS    pids that cleanup kills (append with bg_track)
 # Functions:
 #   netns_create [NAME]        ip netns add, lo up, IPv6 off inside (clean captures)
-#   tap_create [NAME] [ADDR]   ip tuntap add mode tap user root in $NS, ADDR (HOST_IP/24), up
+#   tap_create [NAME] [ADDR]   ip tuntap add mode tap user root in $NS, ADDR (HOST_IP/24), up;
+#                              multi_queue too with TAP_MULTI_QUEUE=1 (vmso-device --queues N>1)
 #   netns_setup [NS [TAP [ADDR]]]  netns_create && tap_create
 #   ns_exec CMD...             run CMD inside $NS
 #   ns_bg LOG CMD...           start CMD inside $NS in the background, output to LOG;
@@ -67,7 +68,9 @@ tap_create() {
         198.18.* | 198.19.*) ;;
         *) die "tap_create: $addr is outside 198.18.0.0/15" ;;
     esac
-    ip -n "$NS" tuntap add dev "$name" mode tap user root || die "ip tuntap add $name in $NS failed"
+    local mq=()
+    [[ "${TAP_MULTI_QUEUE:-0}" == 1 ]] && mq=(multi_queue)
+    ip -n "$NS" tuntap add dev "$name" mode tap user root "${mq[@]}" || die "ip tuntap add $name ${mq[*]} in $NS failed"
     TAP=$name
     ip -n "$NS" addr add "$addr" dev "$TAP" || die "address $addr on $TAP failed"
     ip -n "$NS" link set "$TAP" up || die "link up $TAP failed"

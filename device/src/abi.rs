@@ -13,12 +13,19 @@ pub const PCI_REVISION: u8 = 1;
 pub const BAR0_SIZE: u64 = 0x4000;
 pub const MSIX_TABLE_OFFSET: u32 = 0x2000;
 pub const MSIX_PBA_OFFSET: u32 = 0x3000;
-pub const NUM_VECTORS: u32 = 3;
+/// Queue pairs a device can have (`--queues`).
+pub const MAX_QUEUES: usize = 16;
+/// MSI-X vectors: misc plus one per queue pair (ABI 2.0).
+pub const NUM_VECTORS: u32 = 1 + MAX_QUEUES as u32;
+/// Vectors without MQ (ABI 1.x layout, queue pair 0).
 pub const VEC_TX: usize = 0;
 pub const VEC_RX: usize = 1;
 pub const VEC_MISC: usize = 2;
+/// Vectors with MQ: misc, then queue pair q at `VEC_MQ_QUEUE0 + q`.
+pub const VEC_MQ_MISC: usize = 0;
+pub const VEC_MQ_QUEUE0: usize = 1;
 
-pub const VERSION: u32 = 0x0001_0002;
+pub const VERSION: u32 = 0x0002_0000;
 pub const MAX_SG: usize = 64;
 pub const MAX_PKT: usize = 65536 + 1024;
 pub const MAX_HDR: usize = 256;
@@ -54,6 +61,7 @@ pub mod reg {
     pub const NOTIFY_LO: u64 = 0x040;
     pub const NOTIFY_HI: u64 = 0x044;
     pub const POLL_US: u64 = 0x048;
+    pub const QUEUES: u64 = 0x04C;
     pub const TX_BASE_LO: u64 = 0x100;
     pub const TX_BASE_HI: u64 = 0x104;
     pub const TX_SIZE: u64 = 0x108;
@@ -76,8 +84,36 @@ pub mod reg {
     pub const FAULT_REASON: u64 = 0x250;
     pub const FAULT_COUNT: u64 = 0x254;
     pub const ERROR_COUNT: u64 = 0x258;
+    pub const FAULT_QUEUE: u64 = 0x25C;
     pub const STAT_COUNT: u64 = 0x3FC;
     pub const STAT_BASE: u64 = 0x400;
+    pub const RSS_KEY: u64 = 0x600;
+    pub const RSS_INDIR: u64 = 0x680;
+    /// Queue pair q's block: `QUEUE_BASE + QUEUE_STRIDE * q`.
+    pub const QUEUE_BASE: u64 = 0x800;
+    pub const QUEUE_STRIDE: u64 = 0x40;
+    /// Queue pair q's counters: `QSTAT_BASE + QSTAT_STRIDE * q + 8 * i`.
+    pub const QSTAT_BASE: u64 = 0x1000;
+    pub const QSTAT_STRIDE: u64 = 0x100;
+    /// End of the register space (the MSI-X table follows).
+    pub const END: u64 = 0x2000;
+}
+
+/// Offsets inside a queue pair block.
+pub mod qreg {
+    pub const TX_BASE_LO: u64 = 0x00;
+    pub const TX_BASE_HI: u64 = 0x04;
+    pub const TX_SIZE: u64 = 0x08;
+    pub const TX_HEAD: u64 = 0x0C;
+    pub const TX_TAIL: u64 = 0x10;
+    pub const RX_BASE_LO: u64 = 0x14;
+    pub const RX_BASE_HI: u64 = 0x18;
+    pub const RX_SIZE: u64 = 0x1C;
+    pub const RX_HEAD: u64 = 0x20;
+    pub const RX_TAIL: u64 = 0x24;
+    pub const NOTIFY_LO: u64 = 0x28;
+    pub const NOTIFY_HI: u64 = 0x2C;
+    pub const INT_UNMASK: u64 = 0x30;
 }
 
 pub mod ctrl {
@@ -114,6 +150,8 @@ pub mod feat {
     pub const RX_CSUM: u32 = 1 << 10;
     pub const LRO: u32 = 1 << 11;
     pub const NOTIFY: u32 = 1 << 12;
+    pub const MQ: u32 = 1 << 13;
+    pub const RSS: u32 = 1 << 14;
     /// Everything this device implements.
     pub const DEVICE: u32 = CSUM
         | TSO4
@@ -127,7 +165,9 @@ pub mod feat {
         | PG_5L
         | RX_CSUM
         | LRO
-        | NOTIFY;
+        | NOTIFY
+        | MQ
+        | RSS;
 }
 
 pub mod cmd {
@@ -217,8 +257,10 @@ pub struct RxDesc {
     pub gso_size: u16,
     pub gso_segs: u16,
     pub gso_type: u8,
-    pub rsvd0: u8,
-    pub rsvd1: u64,
+    /// [`crate::rss::HashType`].
+    pub hash_type: u8,
+    pub hash: u32,
+    pub rsvd: u32,
 }
 
 pub const TX_DESC_SIZE: u64 = 32;
@@ -230,6 +272,7 @@ const _: () = assert!(std::mem::size_of::<RxDesc>() == RX_DESC_SIZE as usize);
 const _: () = assert!(std::mem::offset_of!(TxDesc, status) == TX_DESC_STATUS_OFFSET as usize);
 const _: () = assert!(std::mem::offset_of!(RxDesc, status) == 16);
 const _: () = assert!(std::mem::offset_of!(RxDesc, gso_type) == 22);
+const _: () = assert!(std::mem::offset_of!(RxDesc, hash) == 24);
 
 // SAFETY: TxDesc is repr(C), made only of integers, has no padding (size asserted
 // above equals the sum of its fields) and every bit pattern is a valid value.

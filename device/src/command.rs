@@ -24,7 +24,10 @@ pub struct RingConfig {
 /// Everything a queue worker takes from the register file.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct QueueConfig {
+    /// This pair is in use and the device is enabled.
     pub enabled: bool,
+    /// Queue pairs in use (QUEUES), for RSS steering.
+    pub queues: usize,
     pub tx: RingConfig,
     pub rx: RingConfig,
     /// DRV_FEATURES.
@@ -40,6 +43,8 @@ pub enum Cmd {
     /// New configuration. Going from disabled to enabled restarts the ring
     /// indices at 0; going to disabled stops all ring access.
     Configure(QueueConfig),
+    /// New RSS key or indirection table.
+    Rss(crate::rss::Rss),
     /// IOTLB_INV with its operands.
     Invalidate { op: u32, pdbr: u64, addr: u64 },
     /// Device reset: drop rings, IOTLB, coalescing queues and held frames.

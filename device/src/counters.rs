@@ -50,6 +50,8 @@ counters! {
     28 rx_vnet_bad,
     29 vmm_refused,
     30 dma_map_refused,
+    31 bad_queue_regs,
+    32 rx_steered,
 }
 
 pub const STAT_COUNT: usize = STAT_NAMES.len();
@@ -149,7 +151,7 @@ mod tests {
 
     #[test]
     fn names_match_indices() {
-        assert_eq!(STAT_COUNT, 31);
+        assert_eq!(STAT_COUNT, 33);
         assert_eq!(STAT_NAMES[Stat::iotlb_hits as usize], "iotlb_hits");
         assert_eq!(STAT_NAMES[Stat::tx_uso_packets as usize], "tx_uso_packets");
         assert_eq!(STAT_NAMES[Stat::vmm_refused as usize], "vmm_refused");

@@ -31,7 +31,10 @@ pub struct DataPath {
     queue: QueuePair,
     shared: Arc<Shared>,
     backend: Box<dyn Backend>,
+    /// This worker's command channel.
     cmds: Arc<CmdChannel>,
+    /// Every worker's, to wake a pair that RSS steered a frame to.
+    peers: Vec<Arc<CmdChannel>>,
     stop: EventFd,
     timer: TimerFd,
     exit: Arc<AtomicBool>,
@@ -43,15 +46,16 @@ impl DataPath {
         queue: QueuePair,
         shared: Arc<Shared>,
         backend: Box<dyn Backend>,
-        cmds: Arc<CmdChannel>,
+        peers: Vec<Arc<CmdChannel>>,
         stop: EventFd,
         exit: Arc<AtomicBool>,
     ) -> io::Result<Self> {
         Ok(Self {
+            cmds: peers[queue.index()].clone(),
+            peers,
             queue,
             shared,
             backend,
-            cmds,
             stop,
             timer: TimerFd::new().map_err(io::Error::from)?,
             exit,
@@ -115,13 +119,24 @@ impl DataPath {
 
     /// Moves frames from the backend into the RX ring; true if any moved.
     fn drain_rx(&mut self) -> bool {
+        let me = self.queue.index();
         let q = &mut self.queue;
         q.sync_tails();
         let mut more = false;
         let now = Instant::now();
+        let vnet_len = self.backend.vnet_hdr_len();
         let held = q.rx_held_len();
         let all_out = q.deliver_held();
         let mut delivered = held - q.rx_held_len();
+        // Reads other pairs steered here first: they were read earlier.
+        let mut inbox = self.shared.queues[me].take_inbox();
+        while let Some(mut read) = inbox.pop_front() {
+            if !q.enabled() {
+                break;
+            }
+            delivered += 1;
+            q.receive_read(&mut read, vnet_len, now);
+        }
         if !all_out && !q.rx_blocked() {
             // Still no room: wait for the next RX doorbell.
             if delivered > 0 {
@@ -140,13 +155,24 @@ impl DataPath {
                 Ok(0) => {
                     // An empty read carries no frame, but more may follow:
                     // the backend is edge-triggered, so keep reading.
-                    self.shared.counters.inc(Stat::backend_errors);
+                    self.shared.queues[me].counters.inc(Stat::backend_errors);
                     empty += 1;
                 }
                 Ok(n) => {
                     delivered += 1;
-                    let vnet_len = self.backend.vnet_hdr_len();
-                    if !q.receive_read(&mut self.buf[..n], vnet_len, now) {
+                    let read = &mut self.buf[..n];
+                    if let Some(t) = q.steer(read, vnet_len) {
+                        let target = &self.shared.queues[t];
+                        let c = &self.shared.queues[me].counters;
+                        if target.post(read) {
+                            c.inc(Stat::rx_steered);
+                            let _ = self.peers[t].wake.write(1);
+                        } else {
+                            c.inc(Stat::rx_dropped);
+                        }
+                        continue;
+                    }
+                    if !q.receive_read(read, vnet_len, now) {
                         break;
                     }
                 }
@@ -156,8 +182,8 @@ impl DataPath {
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
-                    warn!("backend read failed: {e}");
-                    self.shared.counters.inc(Stat::backend_errors);
+                    warn!("queue pair {me}: backend read failed: {e}");
+                    self.shared.queues[me].counters.inc(Stat::backend_errors);
                     break;
                 }
             }
@@ -180,7 +206,7 @@ impl DataPath {
 
     fn rearm_timer(&mut self) {
         let (fire, next) = self.shared.irqs.lock().fire_due(Instant::now());
-        fire.signal(&self.shared.counters);
+        fire.signal(&self.shared.queues[self.queue.index()].counters);
         let next = next.map(|d| d.saturating_duration_since(Instant::now()));
         let r = match next {
             Some(d) if !d.is_zero() => self.timer.reset(d, None),

@@ -84,45 +84,78 @@ impl Device {
     }
 
     pub fn start_with(cfg: DeviceConfig, backend: Box<dyn Backend>) -> io::Result<Self> {
-        let shared = Arc::new(Shared::default());
+        Self::start_queues(cfg, vec![backend])
+    }
+
+    /// A device with one queue pair per backend (at most
+    /// [`MAX_QUEUES`](crate::abi::MAX_QUEUES)), each served by its own
+    /// worker thread on its own backend: the queues of a multi-queue TAP.
+    pub fn start_queues(cfg: DeviceConfig, backends: Vec<Box<dyn Backend>>) -> io::Result<Self> {
+        let n = backends.len();
+        if n == 0 || n > crate::abi::MAX_QUEUES {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "{n} queue pairs: the device takes 1..={}",
+                    crate::abi::MAX_QUEUES
+                ),
+            ));
+        }
+        let shared = Arc::new(Shared::new(n));
         shared.irqs.lock().reset();
         let ram = Arc::new(Mutex::new(GuestRam::new()));
         let handle = ram.lock().unwrap_or_else(|p| p.into_inner()).handle();
-        let cmds = Arc::new(CmdChannel::new()?);
-        let stop = EventFd::new(libc::EFD_NONBLOCK)?;
-        let exit = Arc::new(AtomicBool::new(false));
-        let queue = QueuePair::new(shared.clone(), handle, cfg.tx_mode);
-        let dp = DataPath::new(
-            queue,
-            shared.clone(),
-            backend,
-            cmds.clone(),
-            stop.try_clone()?,
-            exit.clone(),
-        )?;
-        let mut em = EventManager::<Box<dyn MutEventSubscriber + Send>>::new()
-            .map_err(|e| io::Error::other(format!("event manager: {e:?}")))?;
-        em.add_subscriber(Box::new(dp));
-        let thread = std::thread::Builder::new()
-            .name("vmso-queue0".into())
-            .spawn(move || {
-                while !exit.load(Ordering::SeqCst) {
-                    if let Err(e) = em.run() {
-                        error!("queue worker event loop: {e:?}");
-                        break;
+        let cmds = (0..n)
+            .map(|_| CmdChannel::new().map(Arc::new))
+            .collect::<io::Result<Vec<_>>>()?;
+        let mut workers = Vec::with_capacity(n);
+        for (q, backend) in backends.into_iter().enumerate() {
+            let stop = EventFd::new(libc::EFD_NONBLOCK)?;
+            let exit = Arc::new(AtomicBool::new(false));
+            let queue = QueuePair::new(q, shared.clone(), handle.clone(), cfg.tx_mode);
+            let dp = DataPath::new(
+                queue,
+                shared.clone(),
+                backend,
+                cmds.clone(),
+                stop.try_clone()?,
+                exit.clone(),
+            )?;
+            let mut em = EventManager::<Box<dyn MutEventSubscriber + Send>>::new()
+                .map_err(|e| io::Error::other(format!("event manager: {e:?}")))?;
+            em.add_subscriber(Box::new(dp));
+            let thread = std::thread::Builder::new()
+                .name(format!("vmso-queue{q}"))
+                .spawn(move || {
+                    while !exit.load(Ordering::SeqCst) {
+                        if let Err(e) = em.run() {
+                            error!("queue worker event loop: {e:?}");
+                            break;
+                        }
                     }
-                }
-            })?;
+                })?;
+            workers.push(Worker {
+                cmds: cmds[q].clone(),
+                stop,
+                thread: Some(thread),
+            });
+        }
         Ok(Self {
             cfg,
             shared,
             ram,
-            workers: vec![Worker {
-                cmds,
-                stop,
-                thread: Some(thread),
-            }],
+            workers,
         })
+    }
+
+    /// Counters of queue pair `q`.
+    pub fn queue_counters(&self, q: usize) -> Option<&Counters> {
+        self.shared.queues.get(q).map(|s| &s.counters)
+    }
+
+    /// Every counter summed over the device and its queue pairs.
+    pub fn summary(&self) -> String {
+        self.shared.summary()
     }
 
     /// The vfio-user backend for one VMM connection. When it is dropped
@@ -164,9 +197,8 @@ impl Device {
     pub fn metrics_sources(&self) -> crate::metrics::Sources<'_> {
         crate::metrics::Sources {
             device: &self.shared.counters,
-            // One queue pair: its counters are the device's.
-            queues: vec![&self.shared.counters],
-            coalescers: vec![&self.shared.flush],
+            queues: self.shared.queues.iter().map(|q| &q.counters).collect(),
+            coalescers: self.shared.queues.iter().map(|q| &*q.flush).collect(),
         }
     }
 }

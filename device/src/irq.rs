@@ -9,16 +9,17 @@ use std::time::{Duration, Instant};
 
 use vmm_sys_util::eventfd::EventFd;
 
-use crate::abi::{cause, NUM_VECTORS, VEC_MISC, VEC_RX, VEC_TX};
+use crate::abi::{cause, NUM_VECTORS, VEC_MISC, VEC_MQ_MISC, VEC_MQ_QUEUE0, VEC_RX, VEC_TX};
 use crate::counters::{Counters, Stat};
 
 const NV: usize = NUM_VECTORS as usize;
 
-/// The vector that carries a cause.
-pub fn vector_of(cause_bit: u32) -> usize {
-    match cause_bit {
-        cause::TX => VEC_TX,
-        cause::RX => VEC_RX,
+/// The vector that carries a cause (of queue pair 0 without MQ).
+pub fn vector_of(cause_bit: u32, mq: bool) -> usize {
+    match (cause_bit, mq) {
+        (_, true) => VEC_MQ_MISC,
+        (cause::TX, false) => VEC_TX,
+        (cause::RX, false) => VEC_RX,
         _ => VEC_MISC,
     }
 }
@@ -50,12 +51,20 @@ pub struct Irqs {
     /// 1 = masked.
     pub mask: u32,
     pub itr: Duration,
+    /// MQ negotiated: a vector per queue pair (see `raise_queue`).
+    pub mq: bool,
+    /// Per queue pair (bit q), with MQ: vector masked, and raised while masked.
+    qmask: u32,
+    qpending: u32,
 }
 
 impl Irqs {
     pub fn reset(&mut self) {
         self.cause = 0;
         self.mask = cause::ALL;
+        self.mq = false;
+        self.qmask = u32::MAX;
+        self.qpending = 0;
         self.itr = Duration::ZERO;
         self.held = Default::default();
         self.last = Default::default();
@@ -94,13 +103,44 @@ impl Irqs {
         let mut vectors = [false; NV];
         for b in 0..5 {
             if fire & (1 << b) != 0 {
-                vectors[vector_of(1 << b)] = true;
+                vectors[vector_of(1 << b, self.mq)] = true;
             }
         }
         for (v, on) in vectors.into_iter().enumerate() {
             if on {
                 self.signal(v, now, &mut out);
             }
+        }
+        out
+    }
+
+    /// Raises TX/RX `bits` of queue pair `q`. Without MQ they are queue 0's
+    /// causes in INT_CAUSE; with MQ the pair's vector fires unless masked
+    /// (auto-mask), and a raise while masked fires at the next unmask.
+    pub fn raise_queue(&mut self, q: usize, bits: u32, now: Instant) -> Fire {
+        if !self.mq {
+            return self.raise(bits, now);
+        }
+        let mut out = Fire::default();
+        let bit = 1u32 << q;
+        if self.qmask & bit != 0 {
+            self.qpending |= bit;
+        } else {
+            self.qmask |= bit;
+            self.signal(VEC_MQ_QUEUE0 + q, now, &mut out);
+        }
+        out
+    }
+
+    /// INT_UNMASK of queue pair `q` (with MQ).
+    pub fn unmask_queue(&mut self, q: usize, now: Instant) -> Fire {
+        let mut out = Fire::default();
+        let bit = 1u32 << q;
+        self.qmask &= !bit;
+        if self.qpending & bit != 0 {
+            self.qpending &= !bit;
+            self.qmask |= bit;
+            self.signal(VEC_MQ_QUEUE0 + q, now, &mut out);
         }
         out
     }
@@ -157,6 +197,11 @@ impl IrqLine {
         let fire = self.lock().raise(bits, Instant::now());
         fire.signal(counters);
     }
+
+    pub fn raise_queue(&self, q: usize, bits: u32, counters: &Counters) {
+        let fire = self.lock().raise_queue(q, bits, Instant::now());
+        fire.signal(counters);
+    }
 }
 
 #[cfg(test)]
@@ -179,6 +224,33 @@ mod tests {
         irq.raise(cause::TX, now).signal(&c);
         assert!(fd.read().is_err());
         assert_eq!(c.get(Stat::interrupts), 1);
+    }
+
+    #[test]
+    fn mq_vectors_auto_mask_per_queue_pair() {
+        let c = Counters::default();
+        let mut irq = Irqs::default();
+        irq.reset();
+        irq.mq = true;
+        let fds: Vec<EventFd> = (0..3)
+            .map(|_| EventFd::new(libc::EFD_NONBLOCK).unwrap())
+            .collect();
+        for (v, fd) in fds.iter().enumerate() {
+            irq.set_fd(v, Some(fd.try_clone().unwrap()));
+        }
+        let now = Instant::now();
+        irq.raise_queue(1, cause::RX, now).signal(&c);
+        assert!(fds[2].read().is_err(), "masked after reset");
+        irq.unmask_queue(1, now).signal(&c);
+        assert_eq!(fds[2].read().unwrap(), 1, "pending raise fires at unmask");
+        irq.raise_queue(1, cause::TX, now).signal(&c);
+        assert!(fds[2].read().is_err(), "auto-masked");
+        irq.unmask_queue(0, now).signal(&c);
+        irq.raise_queue(0, cause::TX, now).signal(&c);
+        assert_eq!(fds[1].read().unwrap(), 1, "queue 0 on vector 1");
+        irq.unmask(cause::ERROR, now).signal(&c);
+        irq.raise(cause::ERROR, now).signal(&c);
+        assert_eq!(fds[0].read().unwrap(), 1, "misc on vector 0");
     }
 
     #[test]

@@ -27,6 +27,7 @@ pub mod pcap;
 pub mod pci;
 pub mod queue;
 pub mod ring;
+pub mod rss;
 pub mod runtime;
 pub mod rx;
 pub mod server;

@@ -15,7 +15,7 @@ use vmso_device::cli::{self, derive_mac, format_mac};
 use vmso_device::metrics::{self, MetricsSink, ProcessInfo};
 use vmso_device::pcap::{self, PcapConfig, PcapHandle, PcapSink};
 use vmso_device::runtime::{self, Runtime};
-use vmso_device::tap::Tap;
+use vmso_device::tap::{Tap, TapOptions};
 use vmso_device::tx::TxMode;
 use vmso_device::{Device, DeviceConfig};
 
@@ -35,9 +35,10 @@ struct Args {
     #[arg(long, value_name = "NAME")]
     tap: Option<String>,
     /// A TAP opened by a manager (IFF_TAP|IFF_NO_PI, optionally
-    /// IFF_VNET_HDR), by fd number, as QEMU's `-netdev tap,fd=N`.
-    #[arg(long, value_name = "N")]
-    tap_fd: Option<RawFd>,
+    /// IFF_VNET_HDR), by fd number, as QEMU's `-netdev tap,fd=N`; with
+    /// several queues, one fd per queue (IFF_MULTI_QUEUE): `N,N,...`.
+    #[arg(long, value_name = "N[,N...]", value_parser = parse_fds)]
+    tap_fd: Option<Fds>,
     /// Tests only: one end of an AF_UNIX SOCK_SEQPACKET socketpair as the
     /// wire (rootless; frames carry no virtio-net header).
     #[arg(long, value_name = "N", hide = true)]
@@ -60,6 +61,17 @@ struct Args {
     /// do, and lets the host segment it if it must.
     #[arg(long, value_enum, default_value_t = TxModeArg::Wire)]
     tx_mode: TxModeArg,
+    /// Queue pairs (1..=16): one worker thread and one TAP queue each
+    /// (IFF_MULTI_QUEUE when more than one). Default: 1, or one per
+    /// `--tap-fd` fd.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=16))]
+    queues: Option<u16>,
+    /// Let the host coalesce the device's frames: open the TAP with
+    /// IFF_NAPI and hold GRO for this many µs across writes (sets the TAP's
+    /// gro_flush_timeout and napi_defer_hard_irqs; 0 = off). Needs
+    /// CAP_NET_ADMIN; without it the TAP opens without NAPI.
+    #[arg(long, value_name = "US", default_value_t = 0, conflicts_with_all = ["tap_fd", "socketpair_fd"])]
+    host_gro_us: u32,
     /// Open the TAP without a virtio-net header: the host then segments and
     /// checksums every superpacket it sends, and `--tx-mode handoff` falls
     /// back to wire.
@@ -94,6 +106,24 @@ enum TxModeArg {
     Handoff,
 }
 
+/// The fds of `--tap-fd`, one per queue.
+#[derive(Clone, Debug)]
+struct Fds(Vec<RawFd>);
+
+/// `N` or `N,N,...` (`:` also separates, as in QEMU's `fds=`).
+fn parse_fds(s: &str) -> Result<Fds, String> {
+    s.split([',', ':'])
+        .map(|p| {
+            p.trim()
+                .parse::<RawFd>()
+                .ok()
+                .filter(|&n| n >= 0)
+                .ok_or_else(|| format!("{p:?} is not an fd number"))
+        })
+        .collect::<Result<_, _>>()
+        .map(Fds)
+}
+
 fn parse_mac(s: &str) -> Result<[u8; 6], String> {
     let parts: Vec<&str> = s.split(':').collect();
     if parts.len() != 6 {
@@ -111,35 +141,64 @@ fn parse_mac(s: &str) -> Result<[u8; 6], String> {
     Ok(mac)
 }
 
-/// The wire: the backend, its name (for the MAC and the capture) and
-/// whether it carries a virtio-net header.
+/// The wire: one backend per queue pair, its name (for the MAC and the
+/// capture) and whether it carries a virtio-net header.
 struct Wire {
-    backend: Box<dyn Backend>,
+    backends: Vec<Box<dyn Backend>>,
     name: String,
     vnet: bool,
 }
 
+/// The number of queue pairs: `--queues`, else one per `--tap-fd` fd.
+fn queue_count(args: &Args) -> Result<usize, String> {
+    let fds = args.tap_fd.as_ref().map(|f| f.0.len());
+    match (args.queues.map(usize::from), fds) {
+        (Some(q), Some(n)) if q != n => Err(format!(
+            "--tap-fd: {n} fd(s) for --queues {q}: pass one fd per queue"
+        )),
+        (Some(q), _) if q > 1 && args.socketpair_fd.is_some() => {
+            Err("--socketpair-fd: one queue only".into())
+        }
+        (Some(q), _) => Ok(q),
+        (None, Some(n)) => Ok(n),
+        (None, None) => Ok(1),
+    }
+}
+
 fn open_wire(args: &Args) -> Result<Wire, String> {
+    let queues = queue_count(args)?;
     if let Some(fd) = args.socketpair_fd {
         let fd = cli::seqpacket_fd(fd).map_err(|e| e.to_string())?;
         let b = SocketBackend::from_fd(fd, false)
             .map_err(|e| format!("--socketpair-fd: set O_NONBLOCK: {e}"))?;
         return Ok(Wire {
-            backend: Box::new(b),
+            backends: vec![Box::new(b)],
             name: "socketpair".into(),
             vnet: false,
         });
     }
-    let tap = match (args.tap_fd, &args.tap) {
-        (Some(fd), _) => Tap::from_fd(fd, !args.no_vnet_hdr).map_err(|e| e.to_string())?,
-        (None, Some(name)) => Tap::open(name, !args.no_vnet_hdr).map_err(|e| e.to_string())?,
+    let taps = match (&args.tap_fd, &args.tap) {
+        (Some(fds), _) => Tap::from_fds(&fds.0, !args.no_vnet_hdr).map_err(|e| e.to_string())?,
+        (None, Some(name)) => {
+            let opts = TapOptions {
+                vnet_hdr: !args.no_vnet_hdr,
+                host_gro: (args.host_gro_us > 0)
+                    .then(|| Duration::from_micros(u64::from(args.host_gro_us))),
+            };
+            Tap::open_queues(name, queues, opts).map_err(|e| e.to_string())?
+        }
         (None, None) => unreachable!("clap requires one of --tap, --tap-fd"),
     };
+    let tap = &taps[0];
     info!(
-        "attached TAP {} ({})",
+        "attached TAP {} ({} queue{}, {})",
         tap.name(),
-        if tap.has_vnet_hdr() {
+        taps.len(),
+        if taps.len() == 1 { "" } else { "s" },
+        if tap.has_host_offloads() {
             "virtio-net header, host offloads on"
+        } else if tap.has_vnet_hdr() {
+            "virtio-net header, host offloads refused"
         } else {
             "no virtio-net header"
         }
@@ -147,7 +206,10 @@ fn open_wire(args: &Args) -> Result<Wire, String> {
     Ok(Wire {
         name: tap.name().to_string(),
         vnet: tap.has_vnet_hdr(),
-        backend: Box::new(tap),
+        backends: taps
+            .into_iter()
+            .map(|t| Box::new(t) as Box<dyn Backend>)
+            .collect(),
     })
 }
 
@@ -271,13 +333,14 @@ fn run(args: Args) -> Result<(), String> {
         tx_mode: tx_mode_name(tx_mode).into(),
         vnet_hdr: wire.vnet,
     };
-    let backend = match &pcap {
-        Some(p) => p.wrap(wire.backend),
-        None => wire.backend,
+    // One capture for every queue: each queue's backend records into it.
+    let backends: Vec<Box<dyn Backend>> = match &pcap {
+        Some(p) => wire.backends.into_iter().map(|b| p.wrap(b)).collect(),
+        None => wire.backends,
     };
     let cfg = DeviceConfig { mac, tx_mode };
     let device =
-        Arc::new(Device::start_with(cfg, backend).map_err(|e| format!("start device: {e}"))?);
+        Arc::new(Device::start_queues(cfg, backends).map_err(|e| format!("start device: {e}"))?);
     let irqs = vmso_device::server::irqs();
     let regions = vmso_device::server::regions();
     let (server, created) = match listen {
@@ -355,7 +418,7 @@ fn serve(args: &Args, device: &Device, server: &vfio_user::Server, rt: &Runtime)
             Ok(Err(e)) => error!("vfio-user connection ended with an error: {e}"),
             Err(_) => error!("vfio-user connection handler panicked: connection dropped"),
         }
-        info!("device counters:\n{}", device.counters().summary());
+        info!("device counters:\n{}", device.summary());
         rt.vmm_disconnected();
         // Quiesces the queues, resets the device and drops the VMM's guest
         // RAM mappings and interrupt eventfds: the next VMM starts afresh.

@@ -21,9 +21,10 @@ use crate::pcap::PcapStats;
 /// meaning or goes away (new fields do not change it).
 pub const SCHEMA_VERSION: u32 = 1;
 
-/// Where a device's counters are read from.
+/// Where a device's counters are read from. STAT[i], what the guest
+/// reads, is `device` plus every queue's.
 pub struct Sources<'a> {
-    /// The device totals (what STAT[] shows the guest).
+    /// The device-wide part (control path, VMM).
     pub device: &'a Counters,
     /// One set per queue pair, in queue order.
     pub queues: Vec<&'a Counters>,
@@ -46,6 +47,14 @@ pub struct DeviceMetrics {
     pub device_since_reset: BTreeMap<&'static str, u64>,
 }
 
+/// Adds `b` into `a`, name by name.
+fn add(a: &mut BTreeMap<&'static str, u64>, b: BTreeMap<&'static str, u64>) {
+    for (k, v) in b {
+        let e = a.entry(k).or_insert(0);
+        *e = e.wrapping_add(v);
+    }
+}
+
 /// Reads every counter of `src` once.
 pub fn snapshot(src: &Sources) -> DeviceMetrics {
     let mut coalescer = BTreeMap::new();
@@ -57,11 +66,20 @@ pub fn snapshot(src: &Sources) -> DeviceMetrics {
     if coalescer.is_empty() {
         coalescer = FlushStats::default().snapshot();
     }
+    let queues: Vec<_> = src.queues.iter().map(|q| q.snapshot_total()).collect();
+    let mut device = src.device.snapshot_total();
+    for q in &queues {
+        add(&mut device, q.clone());
+    }
+    let mut device_since_reset = src.device.snapshot();
+    for q in &src.queues {
+        add(&mut device_since_reset, q.snapshot());
+    }
     DeviceMetrics {
-        device: src.device.snapshot_total(),
-        queues: src.queues.iter().map(|q| q.snapshot_total()).collect(),
+        device,
+        queues,
         coalescer,
-        device_since_reset: src.device.snapshot(),
+        device_since_reset,
     }
 }
 
@@ -359,12 +377,37 @@ mod tests {
     use crate::counters::Stat;
 
     fn doc(c: &Counters, f: &FlushStats) -> Document {
+        let none = Counters::default();
         let m = snapshot(&Sources {
-            device: c,
+            device: &none,
             queues: vec![c],
             coalescers: vec![f],
         });
         Document::new("start", Instant::now(), ProcessInfo::default(), m)
+    }
+
+    #[test]
+    fn device_is_the_sum_of_its_parts() {
+        let (d, q0, q1) = (
+            Counters::default(),
+            Counters::default(),
+            Counters::default(),
+        );
+        d.inc(Stat::vmm_refused);
+        q0.add(Stat::tx_packets, 2);
+        q1.add(Stat::tx_packets, 5);
+        q1.clear();
+        q1.add(Stat::tx_packets, 1);
+        let m = snapshot(&Sources {
+            device: &d,
+            queues: vec![&q0, &q1],
+            coalescers: vec![],
+        });
+        assert_eq!(m.device["tx_packets"], 8);
+        assert_eq!(m.device["vmm_refused"], 1);
+        assert_eq!(m.device_since_reset["tx_packets"], 3);
+        assert_eq!(m.queues[1]["tx_packets"], 6);
+        assert_eq!(m.coalescer.len(), crate::coalesce::REASON_NAMES.len());
     }
 
     #[test]

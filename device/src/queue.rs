@@ -23,8 +23,9 @@ use crate::memory::Mem;
 use crate::mmu::Fault;
 use crate::offload;
 use crate::ring::Ring;
+use crate::rss::Rss;
 use crate::rx::{self, RxMeta, RxOutcome};
-use crate::shared::Shared;
+use crate::shared::{QueueRegs, Shared};
 use crate::tx::{TxMode, TxPass};
 use crate::vnet::{self, RxAction, VnetHdr};
 
@@ -32,6 +33,8 @@ use crate::vnet::{self, RxAction, VnetHdr};
 pub const TX_BUDGET: usize = 256;
 
 pub struct QueuePair {
+    /// Which queue pair this is.
+    index: usize,
     shared: Arc<Shared>,
     ram: GuestMemoryAtomic<Mem>,
     cfg: QueueConfig,
@@ -42,6 +45,7 @@ pub struct QueuePair {
     /// Frames waiting for RX buffers (see `RxSink`).
     rx_held: VecDeque<(Vec<u8>, RxMeta)>,
     tx_mode: TxMode,
+    rss: Rss,
 }
 
 fn ring(r: RingConfig) -> Ring {
@@ -54,9 +58,15 @@ fn ring(r: RingConfig) -> Ring {
 }
 
 impl QueuePair {
-    pub fn new(shared: Arc<Shared>, ram: GuestMemoryAtomic<Mem>, tx_mode: TxMode) -> Self {
-        let flush = shared.flush.clone();
+    pub fn new(
+        index: usize,
+        shared: Arc<Shared>,
+        ram: GuestMemoryAtomic<Mem>,
+        tx_mode: TxMode,
+    ) -> Self {
+        let flush = shared.queues[index].flush.clone();
         Self {
+            index,
             shared,
             ram,
             cfg: QueueConfig {
@@ -69,11 +79,20 @@ impl QueuePair {
             coalescer: Coalescer::with_stats(coalesce::Params::default(), flush),
             rx_held: VecDeque::new(),
             tx_mode,
+            rss: Rss::default(),
         }
     }
 
+    pub fn index(&self) -> usize {
+        self.index
+    }
+
     fn counters(&self) -> &Counters {
-        &self.shared.counters
+        &self.shared.queues[self.index].counters
+    }
+
+    fn regs(&self) -> &QueueRegs {
+        &self.shared.queues[self.index].regs
     }
 
     fn mem(&self) -> Arc<Mem> {
@@ -89,8 +108,7 @@ impl QueuePair {
                 if c.enabled && !was {
                     self.tx = ring(c.tx);
                     self.rx = ring(c.rx);
-                    let q = &self.shared.queue;
-                    q.clear();
+                    self.regs().clear();
                     // Idle: the driver rings for its first posts.
                     self.set_kick(notify::TX_KICK, 1);
                     self.set_kick(notify::RX_KICK, 1);
@@ -100,6 +118,7 @@ impl QueuePair {
                     self.rx_held.clear();
                 }
             }
+            Cmd::Rss(r) => self.rss = r,
             Cmd::Invalidate { op, pdbr, addr } => match op {
                 iotlb_inv::ALL => self.iotlb.invalidate_all(),
                 iotlb_inv::PDBR => self.iotlb.invalidate_pdbr(pdbr),
@@ -115,6 +134,7 @@ impl QueuePair {
                 self.iotlb.invalidate_all();
                 self.coalescer = self.coalescer.renewed();
                 self.rx_held.clear();
+                self.rss = Rss::default();
             }
         }
     }
@@ -161,12 +181,14 @@ impl QueuePair {
     fn adopt_tail(&mut self, t: u32, tx: bool) {
         let r = if tx { &mut self.tx } else { &mut self.rx };
         if r.size == 0 || t >= r.size {
-            self.shared.counters.inc(Stat::bad_doorbells);
+            self.shared.queues[self.index]
+                .counters
+                .inc(Stat::bad_doorbells);
             self.shared.raise(cause::ERROR);
             return;
         }
         r.tail = t;
-        let q = &self.shared.queue;
+        let q = &self.shared.queues[self.index].regs;
         let shown = if tx { &q.tx_tail } else { &q.rx_tail };
         shown.store(t, Ordering::Release);
     }
@@ -180,7 +202,7 @@ impl QueuePair {
             return;
         }
         for tx in [true, false] {
-            if let Some(t) = self.shared.queue.take_doorbell(tx) {
+            if let Some(t) = self.regs().take_doorbell(tx) {
                 if self.cfg.notify == 0 {
                     self.adopt_tail(t, tx);
                 }
@@ -246,9 +268,10 @@ impl QueuePair {
                 log.pdbr = f.pdbr;
                 log.reason = f.reason as u32;
                 log.count = log.count.wrapping_add(1);
+                log.queue = self.index as u32;
             }
         }
-        info!("TX translation fault: {last}");
+        info!("TX translation fault on queue pair {}: {last}", self.index);
         self.shared.raise(cause::FAULT);
     }
 
@@ -268,7 +291,7 @@ impl QueuePair {
         let mut pass = TxPass {
             mem: &mem,
             iotlb: &mut self.iotlb,
-            counters: &self.shared.counters,
+            counters: &self.shared.queues[self.index].counters,
             mtu: self.cfg.mtu,
             mode: self.tx_mode,
             faults: Vec::new(),
@@ -277,16 +300,13 @@ impl QueuePair {
         let done = pass.run(&mut ring, backend, TX_BUDGET, interrupted);
         let (faults, ring_error) = (std::mem::take(&mut pass.faults), pass.ring_error);
         self.tx.head = ring.head;
-        self.shared
-            .queue
-            .tx_head
-            .store(ring.head, Ordering::Release);
+        self.regs().tx_head.store(ring.head, Ordering::Release);
         self.log_faults(&faults);
         if ring_error {
             self.shared.raise(cause::ERROR);
         }
         if done > 0 {
-            self.shared.raise(cause::TX);
+            self.shared.raise_queue(self.index, cause::TX);
         }
         (done, self.tx.head != self.tx.tail)
     }
@@ -379,8 +399,9 @@ impl QueuePair {
         let mut sink = RxSink {
             mem: &mem,
             ring: &mut self.rx,
-            counters: &self.shared.counters,
+            counters: &self.shared.queues[self.index].counters,
             held: &mut self.rx_held,
+            rss: (self.cfg.features & feat::RSS != 0).then_some(&self.rss),
             ring_error: false,
         };
         self.coalescer
@@ -451,8 +472,9 @@ impl QueuePair {
         let mut sink = RxSink {
             mem: &mem,
             ring: &mut self.rx,
-            counters: &self.shared.counters,
+            counters: &self.shared.queues[self.index].counters,
             held: &mut self.rx_held,
+            rss: (self.cfg.features & feat::RSS != 0).then_some(&self.rss),
             ring_error: false,
         };
         if self.cfg.features & feat::LRO != 0 {
@@ -482,8 +504,9 @@ impl QueuePair {
         let mut sink = RxSink {
             mem: &mem,
             ring: &mut self.rx,
-            counters: &self.shared.counters,
+            counters: &self.shared.queues[self.index].counters,
             held: &mut self.rx_held,
+            rss: (self.cfg.features & feat::RSS != 0).then_some(&self.rss),
             ring_error: false,
         };
         self.coalescer
@@ -501,12 +524,13 @@ impl QueuePair {
         let mem = self.mem();
         let mut ring_error = false;
         while let Some((frame, meta)) = self.rx_held.pop_front() {
-            match rx::deliver(&mem, &mut self.rx, &self.shared.counters, &frame, meta) {
+            let c = &self.shared.queues[self.index].counters;
+            match rx::deliver(&mem, &mut self.rx, c, &frame, meta) {
                 RxOutcome::NoBuffers if !ring_full(&self.rx) => {
                     self.rx_held.push_front((frame, meta));
                     break;
                 }
-                o => ring_error |= !count(&self.shared.counters, o, frame.len()),
+                o => ring_error |= !count(c, o, frame.len()),
             }
         }
         self.after_delivery(ring_error);
@@ -518,15 +542,27 @@ impl QueuePair {
             self.shared.raise(cause::ERROR);
             self.rx.head = self.rx.tail;
         }
-        self.shared
-            .queue
-            .rx_head
-            .store(self.rx.head, Ordering::Release);
+        self.regs().rx_head.store(self.rx.head, Ordering::Release);
         !ring_error && self.rx_held.is_empty()
     }
 
     pub fn raise_rx(&self) {
-        self.shared.raise(cause::RX);
+        self.shared.raise_queue(self.index, cause::RX);
+    }
+
+    fn rss_on(&self) -> bool {
+        self.cfg.features & feat::RSS != 0
+    }
+
+    /// The queue pair RSS picks for a read from the backend, if it is not
+    /// this one (the caller hands the read over).
+    pub fn steer(&self, read: &[u8], vnet_len: usize) -> Option<usize> {
+        if !self.rss_on() || self.cfg.queues < 2 {
+            return None;
+        }
+        let (hash, _) = self.rss.hash(read.get(vnet_len..)?)?;
+        let q = self.rss.queue(hash, self.cfg.queues);
+        (q != self.index).then_some(q)
     }
 }
 
@@ -587,11 +623,17 @@ struct RxSink<'a> {
     ring: &'a mut Ring,
     counters: &'a Counters,
     held: &'a mut VecDeque<(Vec<u8>, RxMeta)>,
+    /// With RSS negotiated: report each frame's hash.
+    rss: Option<&'a Rss>,
     ring_error: bool,
 }
 
 impl RxSink<'_> {
-    fn deliver(&mut self, frame: &[u8], meta: RxMeta) {
+    fn deliver(&mut self, frame: &[u8], mut meta: RxMeta) {
+        if let Some((hash, ty)) = self.rss.and_then(|r| r.hash(frame)) {
+            meta.hash = hash;
+            meta.hash_type = ty as u8;
+        }
         if !self.held.is_empty() {
             self.held.push_back((frame.to_vec(), meta));
             return;

@@ -17,6 +17,9 @@ pub struct RxMeta {
     pub gso_size: u16,
     pub gso_segs: u16,
     pub gso_type: u8,
+    /// RSS hash and [`crate::rss::HashType`] (0: none).
+    pub hash: u32,
+    pub hash_type: u8,
 }
 
 /// Verifies the checksums of a received frame: IP_OK / L4_OK / CSUM_ERR.
@@ -139,10 +142,14 @@ pub fn deliver(
             d.gso_size = meta.gso_size;
             d.gso_segs = meta.gso_segs;
             d.gso_type = meta.gso_type;
+            d.hash = meta.hash;
+            d.hash_type = meta.hash_type;
         } else {
             d.gso_size = 0;
             d.gso_segs = 0;
             d.gso_type = GSO_TYPE_NONE;
+            d.hash = 0;
+            d.hash_type = 0;
         }
         if i + 1 == count {
             d.status |= rxstat::EOP;

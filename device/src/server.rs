@@ -48,7 +48,7 @@ impl VfioDevice {
 
     fn bar_read(&self, offset: u64, data: &mut [u8]) -> io::Result<()> {
         check_bar_access(offset, data.len())?;
-        if offset < 0x1000 {
+        if offset < crate::abi::reg::END {
             let aligned = offset & !3;
             let lo = self.control.read_reg(aligned);
             let hi = self.control.read_reg(aligned + 4);
@@ -64,7 +64,7 @@ impl VfioDevice {
 
     fn bar_write(&mut self, offset: u64, data: &[u8]) -> io::Result<()> {
         check_bar_access(offset, data.len())?;
-        if offset >= 0x1000 {
+        if offset >= crate::abi::reg::END {
             return Ok(()); // MSI-X table/PBA belong to the VMM; the rest is unused
         }
         if !offset.is_multiple_of(4) || (data.len() != 4 && data.len() != 8) {

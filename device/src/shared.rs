@@ -17,6 +17,8 @@ pub struct FaultLog {
     pub pdbr: u64,
     pub reason: u32,
     pub count: u32,
+    /// The queue pair of the last fault.
+    pub queue: u32,
 }
 
 /// "No doorbell since the worker last looked".
@@ -80,19 +82,87 @@ impl QueueRegs {
     }
 }
 
+/// Reads from the backend that RSS steered to another pair, waiting for it.
+pub const INBOX_MAX: usize = 1024;
+
+/// What one queue pair shares: its indices, its counters, and the reads
+/// other pairs' workers steered to it.
 #[derive(Default)]
+pub struct QueueShared {
+    pub regs: QueueRegs,
+    pub counters: Counters,
+    /// The pair's receive coalescer's flush reasons (for the metrics).
+    pub flush: Arc<FlushStats>,
+    pub inbox: Mutex<std::collections::VecDeque<Vec<u8>>>,
+}
+
+impl QueueShared {
+    /// Queues a steered read; false (dropped) when the inbox is full.
+    pub fn post(&self, read: &[u8]) -> bool {
+        let mut q = self.inbox.lock().unwrap_or_else(|p| p.into_inner());
+        if q.len() >= INBOX_MAX {
+            return false;
+        }
+        q.push_back(read.to_vec());
+        true
+    }
+
+    pub fn take_inbox(&self) -> std::collections::VecDeque<Vec<u8>> {
+        std::mem::take(&mut *self.inbox.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+}
+
 pub struct Shared {
+    /// Device-wide counters (control path, VMM); the queue pairs keep their
+    /// own, and STAT[i] is the sum of all.
     pub counters: Counters,
     pub irqs: IrqLine,
     fault: Mutex<FaultLog>,
     /// ERROR_COUNT: ERROR causes raised since the last reset.
     pub errors: AtomicU32,
-    pub queue: QueueRegs,
-    /// The receive coalescer's flush reasons (for the metrics).
-    pub flush: Arc<FlushStats>,
+    pub queues: Vec<QueueShared>,
 }
 
 impl Shared {
+    pub fn new(queues: usize) -> Self {
+        Self {
+            counters: Counters::default(),
+            irqs: IrqLine::default(),
+            fault: Mutex::default(),
+            errors: AtomicU32::new(0),
+            queues: (0..queues.max(1)).map(|_| QueueShared::default()).collect(),
+        }
+    }
+
+    /// Counter `i` summed over the device and every queue pair.
+    pub fn total(&self, i: usize) -> Option<u64> {
+        let mut v = self.counters.get_index(i)?;
+        for q in &self.queues {
+            v = v.wrapping_add(q.counters.get_index(i).unwrap_or(0));
+        }
+        Some(v)
+    }
+
+    /// Every counter's summary line (`name value`), totals, non-zero only.
+    pub fn summary(&self) -> String {
+        crate::counters::STAT_NAMES
+            .iter()
+            .enumerate()
+            .filter_map(|(i, n)| {
+                let v = self.total(i).unwrap_or(0);
+                (v != 0).then(|| format!("{n} {v}"))
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    pub fn clear_counters(&self) {
+        self.counters.clear();
+        for q in &self.queues {
+            q.counters.clear();
+        }
+    }
+
     pub fn fault(&self) -> MutexGuard<'_, FaultLog> {
         self.fault.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -105,11 +175,20 @@ impl Shared {
         self.irqs.raise(bits, &self.counters);
     }
 
+    /// Raises TX/RX causes of queue pair `q` (counted on that pair).
+    pub fn raise_queue(&self, q: usize, bits: u32) {
+        let c = &self.queues.get(q).unwrap_or(&self.queues[0]).counters;
+        self.irqs.raise_queue(q, bits, c);
+    }
+
     /// Clears what a device reset clears here (counters are the caller's).
     pub fn reset(&self) {
         self.irqs.lock().reset();
         *self.fault() = FaultLog::default();
         self.errors.store(0, Ordering::Relaxed);
-        self.queue.clear();
+        for q in &self.queues {
+            q.regs.clear();
+            q.take_inbox();
+        }
     }
 }

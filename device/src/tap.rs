@@ -27,6 +27,8 @@ pub enum TapError {
     NotPermitted { name: String },
     #[error("attach TAP {name}: busy (another process holds it)")]
     Busy { name: String },
+    #[error("attach TAP {name} with several queues: refused (a persistent TAP must be created multi-queue: ip tuntap add {name} mode tap multi_queue)")]
+    NotMultiQueue { name: String },
     #[error("attach TAP {name}: {source}")]
     Attach { name: String, source: io::Error },
 }
@@ -38,6 +40,41 @@ struct IfReq {
     _pad: [u8; 22],
 }
 
+/// How to open a TAP.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TapOptions {
+    /// A virtio-net header on every frame, and host offloads.
+    pub vnet_hdr: bool,
+    /// `IFF_NAPI`: the host takes the device's frames through NAPI and GRO,
+    /// holding GRO across writes for this long (the TAP's
+    /// `gro_flush_timeout`), so that MTU frames of one flow reach the host's
+    /// stack as one superpacket and are acknowledged as one.
+    pub host_gro: Option<std::time::Duration>,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Flags {
+    vnet: bool,
+    mq: bool,
+    napi: bool,
+}
+
+/// Sets the TAP's `gro_flush_timeout` (and `napi_defer_hard_irqs`, which
+/// keeps NAPI from completing, and so flushing GRO, after every write), in
+/// the sysfs of the network namespace the device runs in.
+fn hold_host_gro(name: &str, hold: std::time::Duration) {
+    let dir = std::path::Path::new("/sys/class/net").join(name);
+    let knobs = [
+        ("gro_flush_timeout", hold.as_nanos().to_string()),
+        ("napi_defer_hard_irqs", "1".to_string()),
+    ];
+    for (k, v) in knobs {
+        if let Err(e) = std::fs::write(dir.join(k), &v) {
+            warn!("TAP {name}: cannot set {k} = {v} ({e}): the host flushes GRO after every write");
+        }
+    }
+}
+
 /// The host offloads the device takes from the TAP.
 const OFFLOADS: libc::c_uint = libc::TUN_F_CSUM | libc::TUN_F_TSO4 | libc::TUN_F_TSO6;
 
@@ -45,6 +82,8 @@ pub struct Tap {
     file: File,
     name: String,
     vnet: bool,
+    /// TUNSETOFFLOAD took: the host may send superpackets.
+    offloads: bool,
 }
 
 /// `ioctl(fd, req, &arg)` for the TAP ioctls that take an int.
@@ -63,24 +102,53 @@ impl Tap {
     /// Opens (or creates) TAP `name`; with `vnet_hdr`, with a virtio-net
     /// header and host offloads (see the module documentation).
     pub fn open(name: &str, vnet_hdr: bool) -> Result<Self, TapError> {
+        let opts = TapOptions {
+            vnet_hdr,
+            ..Default::default()
+        };
+        let mut v = Self::open_queues(name, 1, opts)?;
+        Ok(v.remove(0))
+    }
+
+    /// Opens `queues` queues of TAP `name` (`IFF_MULTI_QUEUE` when more
+    /// than one), each its own fd, so that the host spreads flows too.
+    pub fn open_queues(name: &str, queues: usize, opts: TapOptions) -> Result<Vec<Self>, TapError> {
         if name.is_empty() || name.len() >= libc::IFNAMSIZ {
             return Err(TapError::Name(name.to_string()));
         }
-        if vnet_hdr {
-            match Self::attach(name, true) {
-                Ok(t) => return Ok(t),
+        let mut flags = Flags {
+            vnet: opts.vnet_hdr,
+            mq: queues > 1,
+            napi: opts.host_gro.is_some(),
+        };
+        let first = loop {
+            match Self::attach(name, flags) {
+                Ok(t) => break t,
                 Err(TapError::Attach { source, .. })
-                    if source.raw_os_error() == Some(libc::EINVAL) =>
+                    if source.raw_os_error() == Some(libc::EINVAL) && flags.vnet && !flags.mq =>
                 {
                     warn!("TAP {name} cannot take a virtio-net header ({source}): using a plain TAP; the host will segment and checksum every superpacket");
+                    flags.vnet = false;
+                }
+                Err(TapError::NotPermitted { .. } | TapError::Attach { .. }) if flags.napi => {
+                    warn!("TAP {name}: IFF_NAPI refused (it needs CAP_NET_ADMIN): the host will not coalesce the device's frames (GRO)");
+                    flags.napi = false;
                 }
                 Err(e) => return Err(e),
             }
+        };
+        let mut v = vec![first];
+        for _ in 1..queues {
+            v.push(Self::attach(name, flags)?);
         }
-        Self::attach(name, false)
+        if let (true, Some(hold)) = (flags.napi, opts.host_gro) {
+            hold_host_gro(name, hold);
+        }
+        Ok(v)
     }
 
-    fn attach(name: &str, vnet: bool) -> Result<Self, TapError> {
+    fn attach(name: &str, f: Flags) -> Result<Self, TapError> {
+        let (vnet, mq) = (f.vnet, f.mq);
         let file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -89,6 +157,12 @@ impl Tap {
         let mut flags = libc::IFF_TAP | libc::IFF_NO_PI;
         if vnet {
             flags |= libc::IFF_VNET_HDR;
+        }
+        if mq {
+            flags |= libc::IFF_MULTI_QUEUE;
+        }
+        if f.napi {
+            flags |= libc::IFF_NAPI;
         }
         let mut req = IfReq {
             name: [0; libc::IFNAMSIZ],
@@ -105,6 +179,7 @@ impl Tap {
             return Err(match e.raw_os_error() {
                 Some(libc::EPERM) | Some(libc::EACCES) => TapError::NotPermitted { name },
                 Some(libc::EBUSY) => TapError::Busy { name },
+                Some(libc::EINVAL) if mq => TapError::NotMultiQueue { name },
                 _ => TapError::Attach { name, source: e },
             });
         }
@@ -114,16 +189,23 @@ impl Tap {
             source,
         };
         set_nonblocking(fd).map_err(attach)?;
+        let mut offloads = false;
         if vnet {
             ioctl_int(fd, libc::TUNSETVNETHDRSZ, vnet::LEN as libc::c_int).map_err(attach)?;
-            if let Err(e) = ioctl_int(fd, libc::TUNSETOFFLOAD, OFFLOADS as libc::c_int) {
+            // SAFETY: TUNSETOFFLOAD takes its flags by value, not through
+            // a pointer; nothing is read from or written to our memory.
+            let r = unsafe { libc::ioctl(fd, libc::TUNSETOFFLOAD, libc::c_ulong::from(OFFLOADS)) };
+            if r < 0 {
+                let e = io::Error::last_os_error();
                 warn!("TAP {name}: TUNSETOFFLOAD refused ({e}): the host will segment superpackets itself");
             }
+            offloads = r == 0;
         }
         Ok(Self {
             file,
             name: name.to_string(),
             vnet,
+            offloads,
         })
     }
 
@@ -134,6 +216,11 @@ impl Tap {
     /// True if frames carry a virtio-net header.
     pub fn has_vnet_hdr(&self) -> bool {
         self.vnet
+    }
+
+    /// True if the host may send superpackets (TUNSETOFFLOAD took).
+    pub fn has_host_offloads(&self) -> bool {
+        self.offloads
     }
 }
 
@@ -156,6 +243,44 @@ impl Backend for Tap {
     }
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Opens a TAP in a network namespace of this thread's own (root only;
+    /// skipped otherwise): the header and the offloads must take.
+    #[test]
+    fn vnet_header_and_host_offloads_take() {
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 || !std::path::Path::new("/dev/net/tun").exists() {
+            eprintln!("skipped: needs root and /dev/net/tun");
+            return;
+        }
+        std::thread::spawn(|| {
+            // SAFETY: unshare of the network namespace affects only this
+            // thread, which exits at the end of the closure.
+            assert_eq!(unsafe { libc::unshare(libc::CLONE_NEWNET) }, 0);
+            let taps = Tap::open_queues(
+                "vmsotest0",
+                2,
+                TapOptions {
+                    vnet_hdr: true,
+                    ..Default::default()
+                },
+            )
+            .expect("multi-queue vnet TAP");
+            assert_eq!(taps.len(), 2);
+            for t in &taps {
+                assert!(t.has_vnet_hdr());
+                assert!(t.has_host_offloads(), "TUNSETOFFLOAD took");
+                assert_eq!(t.vnet_hdr_len(), vnet::LEN);
+            }
+        })
+        .join()
+        .unwrap();
+    }
+}
+
 /// Why an fd handed over with `--tap-fd` cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum TapFdError {
@@ -169,6 +294,15 @@ pub enum TapFdError {
     PacketInfo { fd: RawFd, name: String },
     #[error("--tap-fd {fd}: TAP {name} carries a virtio-net header (IFF_VNET_HDR) but --no-vnet-hdr was given: drop --no-vnet-hdr or attach the TAP without IFF_VNET_HDR")]
     VnetUnwanted { fd: RawFd, name: String },
+    #[error("--tap-fd: fds {first} and {fd} are queues of different TAPs ({first_name}, {name}): pass the queues of one TAP")]
+    Mixed {
+        first: RawFd,
+        first_name: String,
+        fd: RawFd,
+        name: String,
+    },
+    #[error("--tap-fd {fd}: TAP {name} was attached without IFF_MULTI_QUEUE, so it cannot be one of several queues: attach every queue with IFF_MULTI_QUEUE")]
+    NotMultiQueue { fd: RawFd, name: String },
     #[error("--tap-fd {fd}: set up TAP {name}: {op}: {source}")]
     Setup {
         fd: RawFd,
@@ -185,6 +319,33 @@ impl Tap {
     /// (with the host offloads of [`Tap::open`]) exactly when the fd was
     /// attached with `IFF_VNET_HDR`. `vnet_hdr` false refuses such an fd.
     pub fn from_fd(fd: RawFd, vnet_hdr: bool) -> Result<Self, TapFdError> {
+        Self::take_fd(fd, vnet_hdr, false)
+    }
+
+    /// [`Tap::from_fd`] for the queues of one TAP (QEMU's `fds=`): every fd
+    /// must be a queue of the same interface, attached with
+    /// `IFF_MULTI_QUEUE` when there are several.
+    pub fn from_fds(fds: &[RawFd], vnet_hdr: bool) -> Result<Vec<Self>, TapFdError> {
+        let multi = fds.len() > 1;
+        let mut taps: Vec<Self> = Vec::with_capacity(fds.len());
+        for &fd in fds {
+            let t = Self::take_fd(fd, vnet_hdr, multi)?;
+            if let Some(first) = taps.first() {
+                if first.name != t.name || first.vnet != t.vnet {
+                    return Err(TapFdError::Mixed {
+                        first: fds[0],
+                        first_name: first.name.clone(),
+                        fd,
+                        name: t.name.clone(),
+                    });
+                }
+            }
+            taps.push(t);
+        }
+        Ok(taps)
+    }
+
+    fn take_fd(fd: RawFd, vnet_hdr: bool, multi: bool) -> Result<Self, TapFdError> {
         // SAFETY: F_GETFD on any integer is harmless; it fails with EBADF
         // when nothing is open there.
         if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
@@ -217,6 +378,9 @@ impl Tap {
         if flags & libc::IFF_NO_PI == 0 {
             return Err(TapFdError::PacketInfo { fd, name });
         }
+        if multi && flags & libc::IFF_MULTI_QUEUE == 0 {
+            return Err(TapFdError::NotMultiQueue { fd, name });
+        }
         let vnet = flags & libc::IFF_VNET_HDR != 0;
         if vnet && !vnet_hdr {
             return Err(TapFdError::VnetUnwanted { fd, name });
@@ -235,13 +399,25 @@ impl Tap {
             return Err(setup("F_SETFD FD_CLOEXEC", io::Error::last_os_error()));
         }
         set_nonblocking(fd).map_err(|e| setup("O_NONBLOCK", e))?;
+        let mut offloads = false;
         if vnet {
             ioctl_int(fd, libc::TUNSETVNETHDRSZ, vnet::LEN as libc::c_int)
                 .map_err(|e| setup("TUNSETVNETHDRSZ", e))?;
-            if let Err(e) = ioctl_int(fd, libc::TUNSETOFFLOAD, OFFLOADS as libc::c_int) {
+            // SAFETY: TUNSETOFFLOAD takes its flags by value, not through
+            // a pointer; nothing is read from or written to our memory.
+            let r = unsafe { libc::ioctl(fd, libc::TUNSETOFFLOAD, libc::c_ulong::from(OFFLOADS)) };
+            if r < 0 {
+                let e = io::Error::last_os_error();
                 warn!("TAP {name}: TUNSETOFFLOAD refused ({e}): the host will segment superpackets itself");
+            } else {
+                offloads = true;
             }
         }
-        Ok(Self { file, name, vnet })
+        Ok(Self {
+            file,
+            name,
+            vnet,
+            offloads,
+        })
     }
 }

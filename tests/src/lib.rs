@@ -28,6 +28,10 @@ use vmso_device::{Device, DeviceConfig};
 
 pub use vmso_device::abi;
 
+/// Everything the device offers but the multi-queue features: the ABI 1.x
+/// view of queue pair 0 (vectors TX, RX, misc), as most tests use it.
+pub const ABI1_FEATURES: u32 = feat::DEVICE & !(feat::MQ | feat::RSS);
+
 /// Guest RAM: two DMA regions of one memfd, 0..1 GiB and 1..2 GiB + 64 MiB,
 /// so that 1 GiB pages and region boundaries can both be exercised.
 pub const RAM_SIZE: u64 = (2 << 30) + (64 << 20);
@@ -142,14 +146,52 @@ impl Harness {
         h
     }
 
+    /// A connected device with `n` queue pairs, each on its own socketpair
+    /// backend, and no rings programmed. Pair 0's peer is `peer`; the
+    /// others are returned, in order.
+    pub fn multi(n: usize) -> (Self, Vec<OwnedFd>) {
+        let mut peers = Vec::new();
+        let mut backends: Vec<Box<dyn Backend>> = Vec::new();
+        for _ in 0..n {
+            let (b, p) = SocketBackend::pair().expect("socketpair");
+            backends.push(Box::new(b));
+            peers.push(p);
+        }
+        let peer0 = peers.remove(0);
+        let h = Self::start_queues(
+            move || (backends, peer0),
+            DeviceConfig::default(),
+            false,
+            |_, _| {},
+        );
+        (h, peers)
+    }
+
     fn start(
         make: impl FnOnce() -> (Box<dyn Backend>, OwnedFd),
         cfg: DeviceConfig,
         serve_many: bool,
         first: impl FnOnce(&Path, &Device),
     ) -> Self {
-        let (backend, peer) = make();
-        let device = Device::start_with(cfg, backend).expect("device");
+        Self::start_queues(
+            move || {
+                let (b, p) = make();
+                (vec![b], p)
+            },
+            cfg,
+            serve_many,
+            first,
+        )
+    }
+
+    fn start_queues(
+        make: impl FnOnce() -> (Vec<Box<dyn Backend>>, OwnedFd),
+        cfg: DeviceConfig,
+        serve_many: bool,
+        first: impl FnOnce(&Path, &Device),
+    ) -> Self {
+        let (backends, peer) = make();
+        let device = Device::start_queues(cfg, backends).expect("device");
         let socket = std::env::temp_dir().join(format!(
             "vmso-test-{}-{}.sock",
             std::process::id(),
@@ -202,19 +244,22 @@ impl Harness {
         ])
         .unwrap();
 
-        let irqs: Vec<EventFd> = (0..3)
+        let irqs: Vec<EventFd> = (0..abi::NUM_VECTORS)
             .map(|_| EventFd::new(libc::EFD_NONBLOCK).unwrap())
             .collect();
         let fds: Vec<i32> = irqs.iter().map(|e| e.as_raw_fd()).collect();
-        client
-            .set_irqs(
-                VFIO_PCI_MSIX_IRQ_INDEX,
-                VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER,
-                0,
-                3,
-                &fds,
-            )
-            .expect("set irqs");
+        // At most 16 fds per message (the protocol's limit), as QEMU splits.
+        for (i, chunk) in fds.chunks(16).enumerate() {
+            client
+                .set_irqs(
+                    VFIO_PCI_MSIX_IRQ_INDEX,
+                    VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER,
+                    16 * i as u32,
+                    chunk.len() as u32,
+                    chunk,
+                )
+                .expect("set irqs");
+        }
         Self {
             client,
             mem,
@@ -274,7 +319,7 @@ impl Harness {
     }
 
     pub fn enable(&mut self) {
-        self.write_reg(reg::DRV_FEATURES, feat::DEVICE);
+        self.write_reg(reg::DRV_FEATURES, ABI1_FEATURES);
         self.write_reg(reg::CTRL, ctrl::ENABLE);
         self.write_reg(reg::INT_MASK_CLR, abi::cause::ALL);
     }

@@ -85,7 +85,7 @@ fn inject_vnet(h: &Harness, v: VnetHdr, frame: &[u8]) {
 }
 
 fn lro_off(h: &mut Harness) {
-    h.write_reg(reg::DRV_FEATURES, abi::feat::DEVICE & !abi::feat::LRO);
+    h.write_reg(reg::DRV_FEATURES, ABI1_FEATURES & !abi::feat::LRO);
 }
 
 #[test]
