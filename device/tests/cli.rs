@@ -478,3 +478,72 @@ fn default_macs_differ_per_tap_and_survive_a_restart() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// `--tap-fd A,B`: the two queues of a multi-queue TAP serve two queue
+/// pairs, and the metrics show both; a count that does not match
+/// `--queues`, or queues of two TAPs, are refused in one line. Needs root
+/// (skipped otherwise).
+#[test]
+fn tap_fds_of_a_multi_queue_tap() {
+    if !common::private_netns() {
+        eprintln!("SKIPPED tap_fds_of_a_multi_queue_tap: needs root and /dev/net/tun");
+        return;
+    }
+    let dir = tmpdir("tapmq");
+    let sock = dir.join("d.sock");
+    let metrics = dir.join("m.json");
+    let (q0, q1) = (
+        common::open_tap_queue("vmsomq0"),
+        common::open_tap_queue("vmsomq0"),
+    );
+    let other = common::open_tap_queue("vmsomq1");
+    let s = sock.to_str().unwrap();
+    let two = format!("{},{}", q0.as_raw_fd(), q1.as_raw_fd());
+    let fds = [q0.as_raw_fd(), q1.as_raw_fd(), other.as_raw_fd()];
+    let (ok, err) = common::run(
+        &["--socket-path", s, "--tap-fd", &two, "--queues", "3"],
+        &fds,
+    );
+    assert!(!ok);
+    assert!(error_line(&err).contains("2 fd(s) for --queues 3"), "{err}");
+    let mixed = format!("{},{}", q0.as_raw_fd(), other.as_raw_fd());
+    let (ok, err) = common::run(&["--socket-path", s, "--tap-fd", &mixed], &fds);
+    assert!(!ok);
+    assert!(error_line(&err).contains("different TAPs"), "{err}");
+    let mut child = spawn(
+        &[
+            "--socket-path",
+            s,
+            "--tap-fd",
+            &two,
+            "--metrics",
+            metrics.to_str().unwrap(),
+        ],
+        &fds,
+        &sock,
+        &dir.join("device.log"),
+    );
+    let v = wait_json(&metrics, |_| true);
+    assert_eq!(v["process"]["wire"], "vmsomq0");
+    assert_eq!(v["queues"].as_array().unwrap().len(), 2);
+    common::link_up("vmsomq0");
+    let host = common::packet_socket("vmsomq0");
+    let mut vmm = Vmm::connect(&sock);
+    let out = frame(400, 3);
+    vmm.send(&out);
+    assert!(
+        common::wait_frame(host.as_raw_fd(), &out),
+        "the host saw the frame"
+    );
+    signal(&child, libc::SIGUSR1);
+    let v = wait_json(&metrics, |v| v["trigger"] == "signal");
+    assert_eq!(v["device"]["tx_packets"], 1);
+    let q: u64 = (0..2)
+        .map(|i| v["queues"][i]["tx_packets"].as_u64().unwrap())
+        .sum();
+    assert_eq!(q, 1, "the queues add up to the device");
+    signal(&child, libc::SIGTERM);
+    assert_eq!(wait_exit(&mut child), 0);
+    drop(vmm);
+    std::fs::remove_dir_all(&dir).unwrap();
+}

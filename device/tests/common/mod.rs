@@ -367,12 +367,24 @@ fn ifreq(name: &str, flags: libc::c_int) -> IfReq {
 /// A TAP `name` as a manager opens it: IFF_TAP|IFF_NO_PI|IFF_VNET_HDR,
 /// close-on-exec (pass it with [`command`]).
 pub fn open_tap(name: &str) -> OwnedFd {
+    open_tap_flags(name, 0)
+}
+
+/// One queue of a multi-queue TAP `name` (IFF_MULTI_QUEUE).
+pub fn open_tap_queue(name: &str) -> OwnedFd {
+    open_tap_flags(name, libc::IFF_MULTI_QUEUE)
+}
+
+fn open_tap_flags(name: &str, extra: libc::c_int) -> OwnedFd {
     let f = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
         .open("/dev/net/tun")
         .unwrap();
-    let mut r = ifreq(name, libc::IFF_TAP | libc::IFF_NO_PI | libc::IFF_VNET_HDR);
+    let mut r = ifreq(
+        name,
+        libc::IFF_TAP | libc::IFF_NO_PI | libc::IFF_VNET_HDR | extra,
+    );
     // SAFETY: TUNSETIFF reads and writes one ifreq-sized struct.
     let rc = unsafe { libc::ioctl(f.as_raw_fd(), libc::TUNSETIFF, &mut r) };
     assert_eq!(rc, 0, "TUNSETIFF: {}", std::io::Error::last_os_error());
