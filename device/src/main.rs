@@ -22,7 +22,7 @@ use vmso_device::{Device, DeviceConfig};
 #[derive(Parser, Debug)]
 #[command(version, about = "vmso: a vfio-user PCIe NIC with virtual-address DMA")]
 #[command(group(clap::ArgGroup::new("listen").required(true).args(["socket_path", "socket_fd"])))]
-#[command(group(clap::ArgGroup::new("wire").required(true).args(["tap", "tap_fd", "socketpair_fd"])))]
+#[command(group(clap::ArgGroup::new("wire").args(["tap", "tap_fd"])))]
 struct Args {
     /// vfio-user socket path to create (must not exist); removed at exit.
     #[arg(long = "socket-path", visible_alias = "socket", value_name = "PATH")]
@@ -32,7 +32,7 @@ struct Args {
     #[arg(long, value_name = "N")]
     socket_fd: Option<RawFd>,
     /// TAP interface to attach (created if missing; needs CAP_NET_ADMIN then).
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", required_unless_present_any = ["tap_fd", "socketpair_fd"])]
     tap: Option<String>,
     /// A TAP opened by a manager (IFF_TAP|IFF_NO_PI, optionally
     /// IFF_VNET_HDR), by fd number, as QEMU's `-netdev tap,fd=N`; with
@@ -41,7 +41,7 @@ struct Args {
     tap_fd: Option<Fds>,
     /// Tests only: one end of an AF_UNIX SOCK_SEQPACKET socketpair as the
     /// wire (rootless; frames carry no virtio-net header).
-    #[arg(long, value_name = "N", hide = true)]
+    #[arg(long, value_name = "N", hide = true, conflicts_with_all = ["tap", "tap_fd"])]
     socketpair_fd: Option<RawFd>,
     /// MAC address, e.g. 52:54:00:12:34:56. Default: locally administered,
     /// derived from the TAP name (02:xx:xx:xx:xx:xx, the same at every start).
