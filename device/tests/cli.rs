@@ -307,21 +307,28 @@ fn metrics_fifo_gets_one_line_per_document() {
         &sock,
         &dir.join("device.log"),
     );
-    std::thread::sleep(std::time::Duration::from_millis(200));
+    // Reads what the FIFO holds until `n` whole lines have come (10 s).
+    let mut all = Vec::new();
+    let mut read_lines = |n: usize| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let mut buf = [0u8; 65536];
+        while all.iter().filter(|&&b| b == b'\n').count() < n {
+            assert!(std::time::Instant::now() < deadline, "{n} lines never came");
+            // SAFETY: valid buffer and fd.
+            let r = unsafe { libc::read(reader.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+            if r > 0 {
+                all.extend_from_slice(&buf[..r as usize]);
+            } else {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+        }
+    };
+    read_lines(1);
     signal(&child, libc::SIGUSR1);
-    std::thread::sleep(std::time::Duration::from_millis(200));
+    read_lines(2);
     signal(&child, libc::SIGINT);
     assert_eq!(wait_exit(&mut child), 0);
-    let mut all = Vec::new();
-    let mut buf = [0u8; 65536];
-    loop {
-        // SAFETY: valid buffer and fd.
-        let n = unsafe { libc::read(reader.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
-        if n <= 0 {
-            break;
-        }
-        all.extend_from_slice(&buf[..n as usize]);
-    }
+    read_lines(3);
     let text = String::from_utf8(all).unwrap();
     let triggers: Vec<String> = text
         .lines()
