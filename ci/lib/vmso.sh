@@ -19,11 +19,18 @@
 #                              an iperf3 server, the guest (modprobe vmso dma_mode=...,
 #                              ping, iperf3 TX / RX / UDP, ethtool -S, rmmod), a capture on
 #                              the TAP during the TX test, then the host-side checks.
+#                              The device writes DIR/metrics.json (--metrics) at start and
+#                              at exit, and, with the capture on, its own capture of its
+#                              wire side to DIR/device.pcapng (--pcap, the first
+#                              E2E_CAPTURE_FRAMES frames' worth), judged by tshark too.
 #                              Writes DIR/summary.env; returns 1 if any check failed
 #                              (each failure is one "FAIL [CFG]: ..." line on stderr).
 #   vmso_summary_table ENV...  the compact table of summary.env files (text)
 #   vmso_summary_md ENV...     the same as a Markdown table
 #   vmso_print_counters ENV    the device counters (docs/abi.md STAT names) of one run
+#   vmso_metrics_counters JSON "name=value ..." of the non-zero device counters and
+#                              coalescer flush reasons (coalescer.NAME=value) in the
+#                              metrics document vmso-device writes at exit (docs/metrics.md)
 #
 # Environment:
 #   E2E_SECS (10)        seconds of each iperf3 TCP test
@@ -83,7 +90,7 @@ _vmso_setup_ok() {
     [[ -n "$KABI" && -r "$GUEST_KERNEL" && -r "$GUEST_VMLINUX" && -d "$GUEST_MODULES" \
         && -r "$INITRAMFS_BASE" && -d "$INITRAMFS_BASE_ROOT" && -x "${QEMU[2]}" && -d "$KDIR" ]] || return 1
     local c
-    for c in iperf3 ss timeout tail gcc-12 make tshark; do
+    for c in iperf3 ss timeout tail gcc-12 make tshark python3; do
         command -v "$c" >/dev/null 2>&1 || return 1
     done
 }
@@ -220,7 +227,8 @@ _vmso_capture_watch() {
     return 0
 }
 
-# _vmso_check_pcap PCAP: tshark with checksum validation on. Sets
+# _vmso_check_pcap PCAP [FILTER]: tshark with checksum validation on, over the frames
+# that match the display FILTER (all without). Sets
 #   PCAP_FRAMES        frames in the capture
 #   PCAP_GUEST_TCP     TCP frames from the guest (made by vmso)
 #   PCAP_BAD           frames with a bad IPv4/TCP/UDP checksum
@@ -235,8 +243,9 @@ _vmso_capture_watch() {
 # TCP sequence analysis is off: the capture holds one direction only, and tshark then
 # slows down 2.5x for nothing (the guest's iperf3 reports its retransmissions).
 _vmso_check_pcap() {
-    local pcap=$1 out
-    out=$(tshark -r "$pcap" -n \
+    local pcap=$1 filter=() out
+    [[ -z "${2:-}" ]] || filter=(-Y "$2")
+    out=$(tshark -r "$pcap" -n "${filter[@]}" \
         -o ip.check_checksum:TRUE -o tcp.check_checksum:TRUE -o udp.check_checksum:TRUE \
         -o tcp.analyze_sequence_numbers:FALSE -T fields -E separator=/t -E occurrence=f \
         -e frame.len -e ip.src -e ip.proto -e ip.checksum.status \
@@ -350,9 +359,18 @@ vmso_run() {
     sock=$tmp/vmso.sock
 
     log "[$cfg] boot=$CFG_BOOT cpu=${CFG_CPU:-default} dma_mode=$CFG_DMA expect ${CFG_LEVELS}-level paging; logs in $dir"
+    local dev_args=(--socket-path "$sock" --tap "$TAP" --mac "$VMSO_MAC" --log-level info --once
+        --metrics "$dir/metrics.json" --metrics-interval 0)
+    if (( capture )); then
+        # About as many frames as the TAP capture takes (each block: snap + 48 bytes).
+        dev_args+=(--pcap "$dir/device.pcapng" --pcap-snaplen "$E2E_SNAPLEN")
+        (( E2E_CAPTURE_FRAMES == 0 )) \
+            || dev_args+=(--pcap-max-bytes $((E2E_CAPTURE_FRAMES * (E2E_SNAPLEN + 48))))
+    fi
     # VMSO_DEVICE_ARGS: extra vmso-device options (word-split), for experiments.
-    # shellcheck disable=SC2086
-    ns_bg "$dir/device.log" "$VMSO_DEVICE" --socket "$sock" --tap "$TAP" --mac "$VMSO_MAC" --log-level info --once ${VMSO_DEVICE_ARGS:-}
+    # shellcheck disable=SC2206
+    dev_args+=(${VMSO_DEVICE_ARGS:-})
+    ns_bg "$dir/device.log" "$VMSO_DEVICE" "${dev_args[@]}"
     dev_pid=$BG_PID
     # cleanup stops the tracked pids (QEMU among them) first, then runs the hooks: the
     # device goes after QEMU, which aborts (assertion in error_setv) if its vfio-user
@@ -439,8 +457,18 @@ vmso_run() {
     VMSO_DEV_PID=
     grep -q 'panicked' "$dir/device.log" && _vmso_fail "$cfg" "vmso-device panicked (see $dir/device.log)"
     _vmso_stop "$srv_pid"
-    # The counters vmso-device logs at disconnect (non-zero ones).
-    dev_counters=$(awk '/device counters:/ { f = 1; next } f && /^\[/ { f = 0 } f && NF == 2 { printf "%s=%s ", $1, $2 }' "$dir/device.log")
+    # The device's counters, from the metrics document it writes at exit.
+    if ! dev_counters=$(vmso_metrics_counters "$dir/metrics.json" 2>"$dir/metrics.err"); then
+        _vmso_fail "$cfg" "no final metrics document from vmso-device: $(head -n 1 "$dir/metrics.err") (see $dir/metrics.json)"
+        dev_counters=
+    elif (( ok )); then
+        # The device's own account of the run (totals across the driver's resets).
+        local m
+        for m in tx_tso_segments rx_packets; do
+            [[ " $dev_counters " == *" $m="[1-9]* ]] \
+                || _vmso_fail "$cfg" "the device's metrics show no $m (see $dir/metrics.json)"
+        done
+    fi
 
     if (( capture )); then
         echo "E2E-CAPTURE stop (host: QEMU exited)" >>"$dir/console.log"
@@ -544,6 +572,23 @@ vmso_run() {
         fi
     fi
 
+    # The device's own capture (--pcap): what it sent, judged like the TAP capture.
+    local dpcap_note=off
+    if (( capture )) && (( ok )); then
+        if [[ ! -s "$dir/device.pcapng" ]]; then
+            _vmso_fail "$cfg" "no device capture ($dir/device.pcapng)"
+        elif ! _vmso_check_pcap "$dir/device.pcapng" "frame.packet_flags_direction == 0x00000002"; then
+            _vmso_fail "$cfg" "tshark could not read $dir/device.pcapng"
+        else
+            dpcap_note="outbound_frames=$PCAP_FRAMES guest_tcp=$PCAP_GUEST_TCP bad_csum=$PCAP_BAD over_${VMSO_MAX_FRAME}=$PCAP_BIG l4_csum_ok=$PCAP_GOOD_L4"
+            log "[$cfg] device capture (--pcap -s $E2E_SNAPLEN, outbound): $dpcap_note"
+            (( PCAP_BAD == 0 )) || _vmso_fail "$cfg" "$PCAP_BAD bad checksum(s) in the device's outbound capture ($dir/device.pcapng)"
+            (( PCAP_BIG == 0 )) || _vmso_fail "$cfg" "$PCAP_BIG outbound frame(s) over $VMSO_MAX_FRAME bytes in the device capture ($dir/device.pcapng)"
+            (( PCAP_GUEST_TCP >= 1000 )) || _vmso_fail "$cfg" "only $PCAP_GUEST_TCP guest TCP frames in the device capture (expected >= 1000)"
+            (( PCAP_BAD || PCAP_BIG || E2E_KEEP_PCAP )) || rm -f "$dir/device.pcapng"
+        fi
+    fi
+
     local result=PASS
     (( ${#VMSO_FAILS[@]} == fails0 )) || result=FAIL
     {
@@ -576,11 +621,32 @@ vmso_run() {
         echo "boot_s=${GUEST_BOOT_S:-?}"
         echo "total_s=${GUEST_TOTAL_S:-?}"
         echo "secs=$E2E_SECS udp_secs=$E2E_UDP_SECS"
-        echo "device_log_counters=${dev_counters:-none}"
+        echo "device_counters=${dev_counters:-none}"
+        echo "device_pcap=$dpcap_note"
         grep '^stat_' "$dir/results.env" || true
     } >"$dir/summary.env"
     unset -f res
     [[ "$result" == PASS ]]
+}
+
+# ------------------------------------------------------------------ metrics
+# vmso_metrics_counters JSON: "name=value ..." of the non-zero device counters, then the
+# non-zero coalescer flush reasons as coalescer.NAME=value, from the metrics document
+# (docs/metrics.md); fails (one line on stderr) unless it is the one written at exit.
+vmso_metrics_counters() {
+    python3 - "$1" <<'EOF'
+import json, sys
+try:
+    with open(sys.argv[1]) as f:
+        doc = json.load(f)
+except (OSError, ValueError) as e:
+    sys.exit(f"cannot read {sys.argv[1]}: {e}")
+if doc.get("trigger") != "exit":
+    sys.exit(f"the last document is from '{doc.get('trigger')}', not from the exit")
+pairs = [f"{k}={v}" for k, v in sorted(doc["device"].items()) if v]
+pairs += [f"coalescer.{k}={v}" for k, v in sorted(doc["coalescer"].items()) if v]
+print(" ".join(pairs))
+EOF
 }
 
 # ------------------------------------------------------------------ reports

@@ -130,3 +130,13 @@ pub fn set_nonblocking(fd: RawFd) -> io::Result<()> {
     }
     Ok(())
 }
+
+impl SocketBackend {
+    /// Takes over `fd`, a `SOCK_SEQPACKET` socket whose peer plays the wire
+    /// (the binary's hidden `--socketpair-fd`, for tests that spawn it);
+    /// with `vnet`, frames carry a virtio-net header both ways.
+    pub fn from_fd(fd: OwnedFd, vnet: bool) -> io::Result<Self> {
+        set_nonblocking(fd.as_raw_fd())?;
+        Ok(Self { fd, vnet })
+    }
+}

@@ -16,6 +16,9 @@
 //!
 //! Pure code: frames in, frames and metadata out.
 
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::abi::{rxstat, GSO_TYPE_TCPV4, GSO_TYPE_TCPV6};
@@ -64,16 +67,39 @@ pub enum Reason {
 
 const REASONS: usize = 13;
 
+/// The names of the reasons, indexed by [`Reason`], as the metrics document
+/// (`docs/metrics.md`) spells them.
+pub const REASON_NAMES: [&str; REASONS] = [
+    "count",
+    "bytes",
+    "timeout",
+    "out_of_order",
+    "no_payload",
+    "flags",
+    "fragment",
+    "not_verified",
+    "mismatch",
+    "table_full",
+    "idle",
+    "not_tcp",
+    "host_gso",
+];
+
 /// Counts per reason, and segments merged.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default)]
 pub struct Tally {
     counts: [u64; REASONS],
     pub merged: u64,
+    /// Where the counts are also published for other threads (the metrics).
+    stats: Option<Arc<FlushStats>>,
 }
 
 impl Tally {
     fn note(&mut self, r: Reason) {
         self.counts[r as usize] += 1;
+        if let Some(s) = &self.stats {
+            s.counts[r as usize].fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     pub fn count(&self, r: Reason) -> u64 {
@@ -92,6 +118,29 @@ struct Flow {
     next_seq: u32,
     psh: bool,
     started: Instant,
+}
+
+/// The flush reasons of one or more coalescers, readable from any thread.
+/// Unlike a [`Tally`], which starts again with each coalescer (a device
+/// reset makes a new one), these count from the moment they are made.
+#[derive(Debug, Default)]
+pub struct FlushStats {
+    counts: [AtomicU64; REASONS],
+}
+
+impl FlushStats {
+    pub fn get(&self, r: Reason) -> u64 {
+        self.counts[r as usize].load(Ordering::Relaxed)
+    }
+
+    /// Every reason by its name, zeros included.
+    pub fn snapshot(&self) -> BTreeMap<&'static str, u64> {
+        REASON_NAMES
+            .iter()
+            .zip(&self.counts)
+            .map(|(n, c)| (*n, c.load(Ordering::Relaxed)))
+            .collect()
+    }
 }
 
 pub struct Coalescer {
@@ -119,6 +168,21 @@ impl Coalescer {
             flows: Vec::new(),
             tally: Tally::default(),
         }
+    }
+
+    /// Like [`Coalescer::new`], publishing every flush reason to `stats`.
+    pub fn with_stats(params: Params, stats: Arc<FlushStats>) -> Self {
+        let mut c = Self::new(params);
+        c.tally.stats = Some(stats);
+        c
+    }
+
+    /// An empty coalescer with the same parameters, publishing to the same
+    /// [`FlushStats`] (what a device reset makes).
+    pub fn renewed(&self) -> Self {
+        let mut c = Self::new(self.params);
+        c.tally.stats = self.tally.stats.clone();
+        c
     }
 
     pub fn is_empty(&self) -> bool {
@@ -425,6 +489,25 @@ mod tests {
         assert_eq!(m.status, rxstat::L4_OK | rxstat::IP_OK | rxstat::COALESCED);
         assert_eq!(r.c.tally.merged, 4);
         assert_eq!(r.c.tally.count(Reason::Idle), 1);
+    }
+
+    #[test]
+    fn flush_stats_outlive_a_renewed_coalescer() {
+        let stats = Arc::new(FlushStats::default());
+        let mut r = Run::new();
+        r.c = Coalescer::with_stats(r.c.params, stats.clone());
+        r.ok(&plain(100, MSS));
+        r.idle();
+        r.c = r.c.renewed();
+        assert_eq!(r.c.tally.count(Reason::Idle), 0, "a new tally");
+        r.ok(&plain(100 + MSS as u32, MSS));
+        r.idle();
+        assert_eq!(stats.get(Reason::Idle), 2);
+        let snap = stats.snapshot();
+        assert_eq!(snap.len(), REASONS);
+        assert_eq!(snap["idle"], 2);
+        assert_eq!(snap["host_gso"], 0);
+        assert_eq!(REASON_NAMES[Reason::HostGso as usize], "host_gso");
     }
 
     #[test]

@@ -190,3 +190,15 @@ impl Drop for Device {
         }
     }
 }
+
+impl Device {
+    /// Where the metrics document reads this device's counters: the
+    /// totals, each queue pair's set and each coalescer's flush reasons.
+    pub fn metrics_sources(&self) -> crate::metrics::Sources<'_> {
+        crate::metrics::Sources {
+            device: &self.shared.counters,
+            queues: self.shared.queues.iter().map(|q| &q.counters).collect(),
+            coalescers: self.shared.queues.iter().map(|q| &*q.flush).collect(),
+        }
+    }
+}

@@ -8,6 +8,7 @@
 
 pub mod abi;
 pub mod backend;
+pub mod cli;
 pub mod coalesce;
 pub mod command;
 pub mod control;
@@ -19,12 +20,15 @@ pub mod dma;
 pub mod iotlb;
 pub mod irq;
 pub mod memory;
+pub mod metrics;
 pub mod mmu;
 pub mod offload;
+pub mod pcap;
 pub mod pci;
 pub mod queue;
 pub mod ring;
 pub mod rss;
+pub mod runtime;
 pub mod rx;
 pub mod server;
 pub mod shared;

@@ -1,32 +1,57 @@
 //! `vmso-device`: serves one vmso NIC over a vfio-user socket, with a TAP
 //! device (or, for tests, a socketpair) as its wire.
 
+use std::os::fd::{OwnedFd, RawFd};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
 
 use clap::Parser;
 use log::{error, info, warn};
 
-use vmso_device::backend::Backend;
+use vmso_device::backend::{Backend, SocketBackend};
+use vmso_device::cli::{self, derive_mac, format_mac};
+use vmso_device::metrics::{self, MetricsSink, ProcessInfo};
+use vmso_device::pcap::{self, PcapConfig, PcapHandle, PcapSink};
+use vmso_device::runtime::{self, Runtime};
 use vmso_device::tap::{Tap, TapOptions};
 use vmso_device::tx::TxMode;
 use vmso_device::{Device, DeviceConfig};
 
 #[derive(Parser, Debug)]
 #[command(version, about = "vmso: a vfio-user PCIe NIC with virtual-address DMA")]
+#[command(group(clap::ArgGroup::new("listen").required(true).args(["socket_path", "socket_fd"])))]
+#[command(group(clap::ArgGroup::new("wire").args(["tap", "tap_fd"])))]
 struct Args {
-    /// vfio-user socket path to create (must not exist).
-    #[arg(long)]
-    socket: PathBuf,
+    /// vfio-user socket path to create (must not exist); removed at exit.
+    #[arg(long = "socket-path", visible_alias = "socket", value_name = "PATH")]
+    socket_path: Option<PathBuf>,
+    /// A listening AF_UNIX stream socket handed over by a manager, by fd
+    /// number (instead of --socket-path).
+    #[arg(long, value_name = "N")]
+    socket_fd: Option<RawFd>,
     /// TAP interface to attach (created if missing; needs CAP_NET_ADMIN then).
-    #[arg(long)]
-    tap: String,
-    /// MAC address, e.g. 52:54:00:12:34:56.
-    #[arg(long, default_value = "52:54:00:76:6d:01", value_parser = parse_mac)]
-    mac: [u8; 6],
-    /// Log level: error, warn, info, debug, trace.
-    #[arg(long, default_value = "info")]
-    log_level: String,
+    #[arg(long, value_name = "NAME", required_unless_present_any = ["tap_fd", "socketpair_fd"])]
+    tap: Option<String>,
+    /// A TAP opened by a manager (IFF_TAP|IFF_NO_PI, optionally
+    /// IFF_VNET_HDR), by fd number, as QEMU's `-netdev tap,fd=N`; with
+    /// several queues, one fd per queue (IFF_MULTI_QUEUE): `N,N,...`.
+    #[arg(long, value_name = "N[,N...]", value_parser = parse_fds)]
+    tap_fd: Option<Fds>,
+    /// Tests only: one end of an AF_UNIX SOCK_SEQPACKET socketpair as the
+    /// wire (rootless; frames carry no virtio-net header).
+    #[arg(long, value_name = "N", hide = true, conflicts_with_all = ["tap", "tap_fd"])]
+    socketpair_fd: Option<RawFd>,
+    /// MAC address, e.g. 52:54:00:12:34:56. Default: locally administered,
+    /// derived from the TAP name (02:xx:xx:xx:xx:xx, the same at every start).
+    #[arg(long, value_parser = parse_mac)]
+    mac: Option<[u8; 6]>,
+    /// Log filter (error, warn, info, debug, trace, or env_logger syntax
+    /// such as `info,vmso_device::queue=debug`). Overrides RUST_LOG;
+    /// without both: info.
+    #[arg(long, value_name = "FILTER")]
+    log_level: Option<String>,
     /// Serve one VMM connection, then exit (default: keep serving).
     #[arg(long)]
     once: bool,
@@ -37,26 +62,66 @@ struct Args {
     #[arg(long, value_enum, default_value_t = TxModeArg::Wire)]
     tx_mode: TxModeArg,
     /// Queue pairs (1..=16): one worker thread and one TAP queue each
-    /// (IFF_MULTI_QUEUE when more than one).
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=16))]
-    queues: u16,
+    /// (IFF_MULTI_QUEUE when more than one). Default: 1, or one per
+    /// `--tap-fd` fd.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=16))]
+    queues: Option<u16>,
     /// Let the host coalesce the device's frames: open the TAP with
     /// IFF_NAPI and hold GRO for this many µs across writes (sets the TAP's
     /// gro_flush_timeout and napi_defer_hard_irqs; 0 = off). Needs
     /// CAP_NET_ADMIN; without it the TAP opens without NAPI.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, value_name = "US", default_value_t = 0, conflicts_with_all = ["tap_fd", "socketpair_fd"])]
     host_gro_us: u32,
     /// Open the TAP without a virtio-net header: the host then segments and
     /// checksums every superpacket it sends, and `--tx-mode handoff` falls
     /// back to wire.
     #[arg(long)]
     no_vnet_hdr: bool,
+    /// Write the metrics JSON document (docs/metrics.md) here: a file,
+    /// replaced atomically, or a FIFO, one document per line.
+    #[arg(long, value_name = "PATH")]
+    metrics: Option<PathBuf>,
+    /// Seconds between metrics documents (0: only on SIGUSR1 and at exit).
+    #[arg(long, value_name = "SECS", default_value_t = 60, requires = "metrics")]
+    metrics_interval: u64,
+    /// Capture what crosses the wire side, both ways, to this pcapng file.
+    #[arg(long, value_name = "FILE")]
+    pcap: Option<PathBuf>,
+    /// Bytes kept of each captured frame.
+    #[arg(long, value_name = "BYTES", default_value_t = pcap::SNAPLEN_DEFAULT,
+          value_parser = clap::value_parser!(u32).range(1..=i64::from(pcap::SNAPLEN_MAX)),
+          requires = "pcap")]
+    pcap_snaplen: u32,
+    /// Stop capturing before the file grows past this many bytes (0: no cap).
+    #[arg(long, value_name = "BYTES", default_value_t = pcap::MAX_BYTES_DEFAULT, requires = "pcap")]
+    pcap_max_bytes: u64,
 }
+
+/// How often the capture is flushed when no metrics ticker does it.
+const PCAP_FLUSH_SECS: u64 = 5;
 
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
 enum TxModeArg {
     Wire,
     Handoff,
+}
+
+/// The fds of `--tap-fd`, one per queue.
+#[derive(Clone, Debug)]
+struct Fds(Vec<RawFd>);
+
+/// `N` or `N,N,...` (`:` also separates, as in QEMU's `fds=`).
+fn parse_fds(s: &str) -> Result<Fds, String> {
+    s.split([',', ':'])
+        .map(|p| {
+            p.trim()
+                .parse::<RawFd>()
+                .ok()
+                .filter(|&n| n >= 0)
+                .ok_or_else(|| format!("{p:?} is not an fd number"))
+        })
+        .collect::<Result<_, _>>()
+        .map(Fds)
 }
 
 fn parse_mac(s: &str) -> Result<[u8; 6], String> {
@@ -76,47 +141,54 @@ fn parse_mac(s: &str) -> Result<[u8; 6], String> {
     Ok(mac)
 }
 
-/// Blocks SIGINT/SIGTERM in every thread and returns a thread that waits for
-/// them, removes the socket and exits.
-fn handle_signals(socket: PathBuf) -> std::io::Result<()> {
-    // SAFETY: sigset manipulation on a local, zero-initialised sigset_t, then
-    // pthread_sigmask on the calling (main) thread before any other thread
-    // exists, so every thread inherits the mask.
-    let set = unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        libc::sigaddset(&mut set, libc::SIGINT);
-        libc::sigaddset(&mut set, libc::SIGTERM);
-        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
-        set
-    };
-    std::thread::Builder::new()
-        .name("vmso-signals".into())
-        .spawn(move || {
-            let mut sig: libc::c_int = 0;
-            // SAFETY: `set` is a valid sigset and `sig` a valid out pointer.
-            unsafe { libc::sigwait(&set, &mut sig) };
-            info!("signal {sig}: shutting down");
-            let _ = std::fs::remove_file(&socket);
-            std::process::exit(0);
-        })?;
-    Ok(())
+/// The wire: one backend per queue pair, its name (for the MAC and the
+/// capture) and whether it carries a virtio-net header.
+struct Wire {
+    backends: Vec<Box<dyn Backend>>,
+    name: String,
+    vnet: bool,
 }
 
-fn run(args: Args) -> Result<(), String> {
-    if args.socket.exists() {
-        return Err(format!(
-            "socket path {} already exists (another vmso-device running, or a stale socket: remove it)",
-            args.socket.display()
-        ));
+/// The number of queue pairs: `--queues`, else one per `--tap-fd` fd.
+fn queue_count(args: &Args) -> Result<usize, String> {
+    let fds = args.tap_fd.as_ref().map(|f| f.0.len());
+    match (args.queues.map(usize::from), fds) {
+        (Some(q), Some(n)) if q != n => Err(format!(
+            "--tap-fd: {n} fd(s) for --queues {q}: pass one fd per queue"
+        )),
+        (Some(q), _) if q > 1 && args.socketpair_fd.is_some() => {
+            Err("--socketpair-fd: one queue only".into())
+        }
+        (Some(q), _) => Ok(q),
+        (None, Some(n)) => Ok(n),
+        (None, None) => Ok(1),
     }
-    let opts = TapOptions {
-        vnet_hdr: !args.no_vnet_hdr,
-        host_gro: (args.host_gro_us > 0)
-            .then(|| std::time::Duration::from_micros(u64::from(args.host_gro_us))),
+}
+
+fn open_wire(args: &Args) -> Result<Wire, String> {
+    let queues = queue_count(args)?;
+    if let Some(fd) = args.socketpair_fd {
+        let fd = cli::seqpacket_fd(fd).map_err(|e| e.to_string())?;
+        let b = SocketBackend::from_fd(fd, false)
+            .map_err(|e| format!("--socketpair-fd: set O_NONBLOCK: {e}"))?;
+        return Ok(Wire {
+            backends: vec![Box::new(b)],
+            name: "socketpair".into(),
+            vnet: false,
+        });
+    }
+    let taps = match (&args.tap_fd, &args.tap) {
+        (Some(fds), _) => Tap::from_fds(&fds.0, !args.no_vnet_hdr).map_err(|e| e.to_string())?,
+        (None, Some(name)) => {
+            let opts = TapOptions {
+                vnet_hdr: !args.no_vnet_hdr,
+                host_gro: (args.host_gro_us > 0)
+                    .then(|| Duration::from_micros(u64::from(args.host_gro_us))),
+            };
+            Tap::open_queues(name, queues, opts).map_err(|e| e.to_string())?
+        }
+        (None, None) => unreachable!("clap requires one of --tap, --tap-fd"),
     };
-    let taps =
-        Tap::open_queues(&args.tap, usize::from(args.queues), opts).map_err(|e| e.to_string())?;
     let tap = &taps[0];
     info!(
         "attached TAP {} ({} queue{}, {})",
@@ -131,8 +203,96 @@ fn run(args: Args) -> Result<(), String> {
             "no virtio-net header"
         }
     );
+    Ok(Wire {
+        name: tap.name().to_string(),
+        vnet: tap.has_vnet_hdr(),
+        backends: taps
+            .into_iter()
+            .map(|t| Box::new(t) as Box<dyn Backend>)
+            .collect(),
+    })
+}
+
+/// The listening socket: bound here (`--socket-path`, removed at exit) or
+/// handed over (`--socket-fd`).
+enum Listen {
+    Path(PathBuf),
+    Fd(OwnedFd, RawFd),
+}
+
+fn check_listen(args: &Args) -> Result<Listen, String> {
+    if let Some(fd) = args.socket_fd {
+        let owned = cli::listener_fd(fd).map_err(|e| e.to_string())?;
+        return Ok(Listen::Fd(owned, fd));
+    }
+    let path = args.socket_path.clone().expect("clap requires a socket");
+    if path.exists() {
+        return Err(format!(
+            "--socket-path {}: already exists (another vmso-device running, or a stale socket: remove it)",
+            path.display()
+        ));
+    }
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    if !dir.is_dir() {
+        return Err(format!(
+            "--socket-path {}: directory {} does not exist (create it, or choose another path)",
+            path.display(),
+            dir.display()
+        ));
+    }
+    Ok(Listen::Path(path))
+}
+
+/// Checks the metrics path before anything is opened or served.
+fn open_metrics(args: &Args) -> Result<Option<MetricsSink>, String> {
+    match &args.metrics {
+        Some(p) => Ok(Some(MetricsSink::open(p).map_err(|e| e.to_string())?)),
+        None => Ok(None),
+    }
+}
+
+/// Creates the capture file (its headers name the wire) before anything
+/// is served, so that a bad path fails at once.
+fn open_pcap(args: &Args, wire: &Wire, tx_mode: TxMode) -> Result<Option<PcapHandle>, String> {
+    Ok(match &args.pcap {
+        Some(p) => Some(
+            PcapSink::create(PcapConfig {
+                path: p.clone(),
+                snaplen: args.pcap_snaplen,
+                max_bytes: args.pcap_max_bytes,
+                iface: wire.name.clone(),
+                comment: format!(
+                    "vmso-device wire side of {}; tx-mode {}: {}",
+                    wire.name,
+                    tx_mode_name(tx_mode),
+                    match tx_mode {
+                        TxMode::Wire => "every outbound frame is a wire (MTU) frame",
+                        TxMode::Handoff => "outbound TSO/USO packets are GSO superpackets handed to the host (each commented)",
+                    }
+                ),
+            })
+            .map_err(|e| e.to_string())?,
+        ),
+        None => None,
+    })
+}
+
+fn tx_mode_name(m: TxMode) -> &'static str {
+    match m {
+        TxMode::Wire => "wire",
+        TxMode::Handoff => "handoff",
+    }
+}
+
+fn run(args: Args) -> Result<(), String> {
+    let listen = check_listen(&args)?;
+    let sink = open_metrics(&args)?;
+    let wire = open_wire(&args)?;
     let tx_mode = match args.tx_mode {
-        TxModeArg::Handoff if tap.has_vnet_hdr() => TxMode::Handoff,
+        TxModeArg::Handoff if wire.vnet => TxMode::Handoff,
         TxModeArg::Handoff => {
             warn!(
                 "--tx-mode handoff needs a TAP with a virtio-net header: segmenting in the device"
@@ -141,24 +301,112 @@ fn run(args: Args) -> Result<(), String> {
         }
         TxModeArg::Wire => TxMode::Wire,
     };
-    handle_signals(args.socket.clone()).map_err(|e| format!("signal thread: {e}"))?;
-    let backends: Vec<Box<dyn Backend>> = taps
-        .into_iter()
-        .map(|t| Box::new(t) as Box<dyn Backend>)
-        .collect();
-    let cfg = DeviceConfig {
-        mac: args.mac,
-        tx_mode,
+    let mac = match args.mac {
+        Some(m) => m,
+        None => {
+            let seed = match &listen {
+                Listen::Path(p) if args.socketpair_fd.is_some() => p.display().to_string(),
+                _ => wire.name.clone(),
+            };
+            derive_mac(&seed)
+        }
     };
-    let device = Device::start_queues(cfg, backends).map_err(|e| format!("start device: {e}"))?;
-    let server = vfio_user::Server::new(
-        &args.socket,
-        true,
-        vmso_device::server::irqs(),
-        vmso_device::server::regions(),
-    )
-    .map_err(|e| format!("listen on {}: {e}", args.socket.display()))?;
-    info!("listening on {}", args.socket.display());
+    info!(
+        "MAC {}{}",
+        format_mac(&mac),
+        if args.mac.is_none() {
+            " (derived from the wire's name)"
+        } else {
+            ""
+        }
+    );
+    let pcap = open_pcap(&args, &wire, tx_mode)?;
+    let info = ProcessInfo {
+        pid: std::process::id(),
+        version: env!("CARGO_PKG_VERSION"),
+        mac: format_mac(&mac),
+        wire: wire.name.clone(),
+        socket: match &listen {
+            Listen::Path(p) => p.display().to_string(),
+            Listen::Fd(_, n) => format!("fd {n}"),
+        },
+        tx_mode: tx_mode_name(tx_mode).into(),
+        vnet_hdr: wire.vnet,
+    };
+    // One capture for every queue: each queue's backend records into it.
+    let backends: Vec<Box<dyn Backend>> = match &pcap {
+        Some(p) => wire.backends.into_iter().map(|b| p.wrap(b)).collect(),
+        None => wire.backends,
+    };
+    let cfg = DeviceConfig { mac, tx_mode };
+    let device =
+        Arc::new(Device::start_queues(cfg, backends).map_err(|e| format!("start device: {e}"))?);
+    let irqs = vmso_device::server::irqs();
+    let regions = vmso_device::server::regions();
+    let (server, created) = match listen {
+        Listen::Path(p) => (
+            vfio_user::Server::new(&p, true, irqs, regions)
+                .map_err(|e| {
+                    format!(
+                        "--socket-path {}: cannot listen ({e}): the directory must be writable and the path at most 107 bytes",
+                        p.display()
+                    )
+                })?,
+            Some(p),
+        ),
+        Listen::Fd(fd, _) => (
+            vfio_user::Server::from_owned_fd(fd, true, irqs, regions),
+            None,
+        ),
+    };
+    let rt = start_runtime(&args, info, &device, sink, pcap, created.clone())?;
+    match &created {
+        Some(p) => info!("listening on {}", p.display()),
+        None => info!(
+            "listening on the socket handed over as fd {}",
+            args.socket_fd.unwrap_or(-1)
+        ),
+    }
+    serve(&args, &device, &server, &rt);
+    rt.shutdown("served one VMM (--once)", 0)
+}
+
+/// Starts the signal thread and the metrics ticker, and writes the first
+/// metrics document (a path that cannot be written fails here).
+fn start_runtime(
+    args: &Args,
+    info: ProcessInfo,
+    device: &Arc<Device>,
+    sink: Option<MetricsSink>,
+    pcap: Option<PcapHandle>,
+    socket: Option<PathBuf>,
+) -> Result<Runtime, String> {
+    let dev = device.clone();
+    let source: runtime::Source = Box::new(move || metrics::snapshot(&dev.metrics_sources()));
+    let rt = Runtime::new(info, source, sink, pcap, socket.clone());
+    let cleanup = |e: String| {
+        if let Some(s) = &socket {
+            let _ = std::fs::remove_file(s);
+        }
+        e
+    };
+    rt.write_metrics("start")
+        .map_err(|e| cleanup(e.to_string()))?;
+    rt.spawn_signal_thread()
+        .map_err(|e| cleanup(format!("start the signal thread: {e}")))?;
+    // Without --metrics, the ticker only flushes the capture.
+    let every = match (&args.metrics, &args.pcap) {
+        (Some(_), _) => args.metrics_interval,
+        (None, Some(_)) => PCAP_FLUSH_SECS,
+        (None, None) => 0,
+    };
+    rt.spawn_ticker(Duration::from_secs(every))
+        .map_err(|e| cleanup(format!("start the metrics thread: {e}")))?;
+    Ok(rt)
+}
+
+/// Serves VMM connections, one after the other (one with `--once`).
+fn serve(args: &Args, device: &Device, server: &vfio_user::Server, rt: &Runtime) {
     loop {
         let mut vfio = device.vfio();
         // Defence in depth: a panic while serving one VMM drops that
@@ -171,21 +419,48 @@ fn run(args: Args) -> Result<(), String> {
             Err(_) => error!("vfio-user connection handler panicked: connection dropped"),
         }
         info!("device counters:\n{}", device.summary());
+        rt.vmm_disconnected();
         // Quiesces the queues, resets the device and drops the VMM's guest
         // RAM mappings and interrupt eventfds: the next VMM starts afresh.
         drop(vfio);
         if args.once {
-            return Ok(());
+            return;
         }
     }
 }
 
+/// Parses the command line; a bad one is one line on stderr and exit 2.
+fn parse_args() -> Args {
+    match Args::try_parse() {
+        Ok(a) => a,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+                e.exit();
+            }
+            eprintln!("vmso-device: {}", cli::one_line(&e.render().to_string()));
+            std::process::exit(2);
+        }
+    }
+}
+
+/// RUST_LOG, overridden by --log-level; info without both.
+fn init_logging(level: Option<&str>) {
+    let mut b = env_logger::Builder::new();
+    b.format_timestamp_millis();
+    match (level, std::env::var("RUST_LOG")) {
+        (Some(l), _) => b.parse_filters(l),
+        (None, Ok(env)) if !env.is_empty() => b.parse_filters(&env),
+        _ => b.parse_filters("info"),
+    };
+    b.init();
+}
+
 fn main() -> ExitCode {
-    let args = Args::parse();
-    env_logger::Builder::new()
-        .parse_filters(&args.log_level)
-        .format_timestamp_millis()
-        .init();
+    // Before any thread exists: only the signal thread takes the signals.
+    runtime::block_signals();
+    let args = parse_args();
+    init_logging(args.log_level.as_deref());
     match run(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -64,6 +64,7 @@ impl QueuePair {
         ram: GuestMemoryAtomic<Mem>,
         tx_mode: TxMode,
     ) -> Self {
+        let flush = shared.queues[index].flush.clone();
         Self {
             index,
             shared,
@@ -75,7 +76,7 @@ impl QueuePair {
             tx: Ring::default(),
             rx: Ring::default(),
             iotlb: Iotlb::default(),
-            coalescer: Coalescer::new(coalesce::Params::default()),
+            coalescer: Coalescer::with_stats(coalesce::Params::default(), flush),
             rx_held: VecDeque::new(),
             tx_mode,
             rss: Rss::default(),
@@ -113,7 +114,7 @@ impl QueuePair {
                     self.set_kick(notify::RX_KICK, 1);
                 }
                 if !c.enabled {
-                    self.coalescer = Coalescer::new(self.coalescer.params);
+                    self.coalescer = self.coalescer.renewed();
                     self.rx_held.clear();
                 }
             }
@@ -131,7 +132,7 @@ impl QueuePair {
                 self.tx = Ring::default();
                 self.rx = Ring::default();
                 self.iotlb.invalidate_all();
-                self.coalescer = Coalescer::new(self.coalescer.params);
+                self.coalescer = self.coalescer.renewed();
                 self.rx_held.clear();
                 self.rss = Rss::default();
             }

@@ -4,9 +4,10 @@
 //! worker (see [`crate::queue`]).
 
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::abi::cause;
+use crate::coalesce::FlushStats;
 use crate::counters::Counters;
 use crate::irq::IrqLine;
 
@@ -90,6 +91,8 @@ pub const INBOX_MAX: usize = 1024;
 pub struct QueueShared {
     pub regs: QueueRegs,
     pub counters: Counters,
+    /// The pair's receive coalescer's flush reasons (for the metrics).
+    pub flush: Arc<FlushStats>,
     pub inbox: Mutex<std::collections::VecDeque<Vec<u8>>>,
 }
 

@@ -10,7 +10,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, RawFd};
 use std::sync::Arc;
 
 use log::warn;
@@ -74,6 +74,29 @@ fn hold_host_gro(name: &str, hold: std::time::Duration) {
             warn!("TAP {name}: cannot set {k} = {v} ({e}): the host flushes GRO after every write");
         }
     }
+}
+
+/// Lets every queue of one TAP send on the others (see `Backend::send_to`).
+fn share_queues(taps: &mut [Tap]) {
+    let all = Arc::new(taps.iter().map(|t| t.file.clone()).collect::<Vec<_>>());
+    for t in taps {
+        t.queues = all.clone();
+    }
+}
+
+/// Sets the virtio-net header size and offers the host offloads on a TAP fd
+/// attached with `IFF_VNET_HDR`; true if the offloads took (a refusal is
+/// logged: the host then segments superpackets itself).
+fn vnet_setup(fd: RawFd, name: &str) -> io::Result<bool> {
+    ioctl_int(fd, libc::TUNSETVNETHDRSZ, vnet::LEN as libc::c_int)?;
+    // SAFETY: TUNSETOFFLOAD takes its flags by value, not through a
+    // pointer; nothing is read from or written to our memory.
+    let r = unsafe { libc::ioctl(fd, libc::TUNSETOFFLOAD, libc::c_ulong::from(OFFLOADS)) };
+    if r < 0 {
+        let e = io::Error::last_os_error();
+        warn!("TAP {name}: TUNSETOFFLOAD refused ({e}): the host will segment superpackets itself");
+    }
+    Ok(r == 0)
 }
 
 /// The host offloads the device takes from the TAP.
@@ -148,10 +171,7 @@ impl Tap {
         if let (true, Some(hold)) = (flags.napi, opts.host_gro) {
             hold_host_gro(name, hold);
         }
-        let all = Arc::new(v.iter().map(|t| t.file.clone()).collect::<Vec<_>>());
-        for t in &mut v {
-            t.queues = all.clone();
-        }
+        share_queues(&mut v);
         Ok(v)
     }
 
@@ -197,18 +217,11 @@ impl Tap {
             source,
         };
         set_nonblocking(fd).map_err(attach)?;
-        let mut offloads = false;
-        if vnet {
-            ioctl_int(fd, libc::TUNSETVNETHDRSZ, vnet::LEN as libc::c_int).map_err(attach)?;
-            // SAFETY: TUNSETOFFLOAD takes its flags by value, not through
-            // a pointer; nothing is read from or written to our memory.
-            let r = unsafe { libc::ioctl(fd, libc::TUNSETOFFLOAD, libc::c_ulong::from(OFFLOADS)) };
-            if r < 0 {
-                let e = io::Error::last_os_error();
-                warn!("TAP {name}: TUNSETOFFLOAD refused ({e}): the host will segment superpackets itself");
-            }
-            offloads = r == 0;
-        }
+        let offloads = if vnet {
+            vnet_setup(fd, name).map_err(attach)?
+        } else {
+            false
+        };
         let file = Arc::new(file);
         Ok(Self {
             queues: Arc::new(vec![file.clone()]),
@@ -294,5 +307,140 @@ mod tests {
         })
         .join()
         .unwrap();
+    }
+}
+
+/// Why an fd handed over with `--tap-fd` cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum TapFdError {
+    #[error("--tap-fd {0}: fd {0} is not open (the manager must pass it to vmso-device without FD_CLOEXEC)")]
+    Closed(RawFd),
+    #[error("--tap-fd {fd}: fd {fd} is not a TAP (TUNGETIFF: {source}): pass an fd of /dev/net/tun attached with TUNSETIFF IFF_TAP|IFF_NO_PI")]
+    NotTap { fd: RawFd, source: io::Error },
+    #[error("--tap-fd {fd}: {name} is a TUN (layer 3) device: vmso needs a TAP (IFF_TAP)")]
+    Tun { fd: RawFd, name: String },
+    #[error("--tap-fd {fd}: TAP {name} was attached without IFF_NO_PI: reopen it with IFF_TAP|IFF_NO_PI")]
+    PacketInfo { fd: RawFd, name: String },
+    #[error("--tap-fd {fd}: TAP {name} carries a virtio-net header (IFF_VNET_HDR) but --no-vnet-hdr was given: drop --no-vnet-hdr or attach the TAP without IFF_VNET_HDR")]
+    VnetUnwanted { fd: RawFd, name: String },
+    #[error("--tap-fd: fds {first} and {fd} are queues of different TAPs ({first_name}, {name}): pass the queues of one TAP")]
+    Mixed {
+        first: RawFd,
+        first_name: String,
+        fd: RawFd,
+        name: String,
+    },
+    #[error("--tap-fd {fd}: TAP {name} was attached without IFF_MULTI_QUEUE, so it cannot be one of several queues: attach every queue with IFF_MULTI_QUEUE")]
+    NotMultiQueue { fd: RawFd, name: String },
+    #[error("--tap-fd {fd}: set up TAP {name}: {op}: {source}")]
+    Setup {
+        fd: RawFd,
+        name: String,
+        op: &'static str,
+        source: io::Error,
+    },
+}
+
+impl Tap {
+    /// Takes over a TAP that a manager opened and attached (QEMU's
+    /// `-netdev tap,fd=N`): checks with TUNGETIFF that it is an
+    /// `IFF_TAP | IFF_NO_PI` interface, and uses a virtio-net header
+    /// (with the host offloads of [`Tap::open`]) exactly when the fd was
+    /// attached with `IFF_VNET_HDR`. `vnet_hdr` false refuses such an fd.
+    pub fn from_fd(fd: RawFd, vnet_hdr: bool) -> Result<Self, TapFdError> {
+        Self::take_fd(fd, vnet_hdr, false)
+    }
+
+    /// [`Tap::from_fd`] for the queues of one TAP (QEMU's `fds=`): every fd
+    /// must be a queue of the same interface, attached with
+    /// `IFF_MULTI_QUEUE` when there are several.
+    pub fn from_fds(fds: &[RawFd], vnet_hdr: bool) -> Result<Vec<Self>, TapFdError> {
+        let multi = fds.len() > 1;
+        let mut taps: Vec<Self> = Vec::with_capacity(fds.len());
+        for &fd in fds {
+            let t = Self::take_fd(fd, vnet_hdr, multi)?;
+            if let Some(first) = taps.first() {
+                if first.name != t.name || first.vnet != t.vnet {
+                    return Err(TapFdError::Mixed {
+                        first: fds[0],
+                        first_name: first.name.clone(),
+                        fd,
+                        name: t.name.clone(),
+                    });
+                }
+            }
+            taps.push(t);
+        }
+        share_queues(&mut taps);
+        Ok(taps)
+    }
+
+    fn take_fd(fd: RawFd, vnet_hdr: bool, multi: bool) -> Result<Self, TapFdError> {
+        // SAFETY: F_GETFD on any integer is harmless; it fails with EBADF
+        // when nothing is open there.
+        if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
+            return Err(TapFdError::Closed(fd));
+        }
+        let mut req = IfReq {
+            name: [0; libc::IFNAMSIZ],
+            flags: 0,
+            _pad: [0; 22],
+        };
+        // SAFETY: TUNGETIFF writes one `struct ifreq` (name and flags), which
+        // IfReq matches in size and layout; on a non-TUN fd it fails.
+        let r = unsafe { libc::ioctl(fd, libc::TUNGETIFF, &mut req) };
+        if r < 0 {
+            return Err(TapFdError::NotTap {
+                fd,
+                source: io::Error::last_os_error(),
+            });
+        }
+        let len = req
+            .name
+            .iter()
+            .position(|&b| b == 0)
+            .unwrap_or(req.name.len());
+        let name = String::from_utf8_lossy(&req.name[..len]).into_owned();
+        let flags = libc::c_int::from(req.flags);
+        if flags & libc::IFF_TAP == 0 {
+            return Err(TapFdError::Tun { fd, name });
+        }
+        if flags & libc::IFF_NO_PI == 0 {
+            return Err(TapFdError::PacketInfo { fd, name });
+        }
+        if multi && flags & libc::IFF_MULTI_QUEUE == 0 {
+            return Err(TapFdError::NotMultiQueue { fd, name });
+        }
+        let vnet = flags & libc::IFF_VNET_HDR != 0;
+        if vnet && !vnet_hdr {
+            return Err(TapFdError::VnetUnwanted { fd, name });
+        }
+        let setup = |op, source| TapFdError::Setup {
+            fd,
+            name: name.clone(),
+            op,
+            source,
+        };
+        // SAFETY: `fd` is open (checked above) and handed to us to own: the
+        // manager passed it for this process's exclusive use.
+        let file = unsafe { File::from_raw_fd(fd) };
+        // SAFETY: F_SETFD with FD_CLOEXEC on an fd we own.
+        if unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) } < 0 {
+            return Err(setup("F_SETFD FD_CLOEXEC", io::Error::last_os_error()));
+        }
+        set_nonblocking(fd).map_err(|e| setup("O_NONBLOCK", e))?;
+        let offloads = if vnet {
+            vnet_setup(fd, &name).map_err(|e| setup("TUNSETVNETHDRSZ", e))?
+        } else {
+            false
+        };
+        let file = Arc::new(file);
+        Ok(Self {
+            queues: Arc::new(vec![file.clone()]),
+            file,
+            name,
+            vnet,
+            offloads,
+        })
     }
 }

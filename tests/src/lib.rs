@@ -3,6 +3,7 @@
 //! tables and rings in that RAM, rings doorbells, and collects the frames the
 //! device sends from the other end of a socketpair backend.
 
+pub mod capture;
 pub mod frames;
 pub mod pagetable;
 pub mod vmm;

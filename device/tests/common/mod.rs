@@ -1,0 +1,455 @@
+//! What the binary's tests share: spawning `vmso-device` with inherited
+//! fds, and a minimal VMM (vfio_user::Client, a memfd as guest RAM, one TX
+//! and one RX ring) that sends and receives plain frames through it.
+
+#![allow(dead_code)]
+
+use std::fs::File;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use vfio_bindings::bindings::vfio::{
+    VFIO_IRQ_SET_ACTION_TRIGGER, VFIO_IRQ_SET_DATA_EVENTFD, VFIO_PCI_BAR0_REGION_INDEX,
+    VFIO_PCI_MSIX_IRQ_INDEX,
+};
+use vm_memory::{Bytes, FileOffset, GuestAddress, GuestMemoryMmap, GuestRegionMmap, MmapRegion};
+use vmm_sys_util::eventfd::EventFd;
+use vmso_device::abi::{cmd, ctrl, feat, reg, rxstat, txstat, RxDesc, TxDesc};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_vmso-device");
+
+/// A fresh private directory under the temp dir.
+pub fn tmpdir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("vmso-bin-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// `vmso-device ARGS`, with `fds` inherited under their own numbers.
+pub fn command(args: &[&str], fds: &[RawFd]) -> Command {
+    let mut c = Command::new(BIN);
+    c.args(args).stdin(Stdio::null());
+    let fds = fds.to_vec();
+    // SAFETY: between fork and exec only async-signal-safe calls: fcntl.
+    unsafe {
+        c.pre_exec(move || {
+            for &fd in &fds {
+                if libc::fcntl(fd, libc::F_SETFD, 0) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        });
+    }
+    c
+}
+
+/// Runs the binary to completion: (success, stderr).
+pub fn run(args: &[&str], fds: &[RawFd]) -> (bool, String) {
+    let out = command(args, fds).output().expect("run vmso-device");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Spawns the binary (stderr to `log`) and waits for its socket.
+pub fn spawn(args: &[&str], fds: &[RawFd], wait_for: &Path, log: &Path) -> Child {
+    let mut child = command(args, fds)
+        .stderr(File::create(log).unwrap())
+        .spawn()
+        .expect("spawn vmso-device");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !wait_for.exists() {
+        if let Some(st) = child.try_wait().unwrap() {
+            panic!(
+                "vmso-device exited ({st}) before {}: {}",
+                wait_for.display(),
+                std::fs::read_to_string(log).unwrap_or_default()
+            );
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no {} after 10 s",
+            wait_for.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child
+}
+
+pub fn signal(child: &Child, sig: libc::c_int) {
+    // SAFETY: kill(2) on our own child's pid.
+    assert_eq!(unsafe { libc::kill(child.id() as libc::pid_t, sig) }, 0);
+}
+
+/// Waits up to 10 s for the child to exit; its exit code.
+pub fn wait_exit(child: &mut Child) -> i32 {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            return st.code().unwrap_or(-1);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("vmso-device did not exit within 10 s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A SOCK_SEQPACKET socketpair: (device end, test end). Both close-on-exec
+/// (the device end is inherited through [`command`]).
+pub fn seqpacket_pair() -> (OwnedFd, OwnedFd) {
+    let mut fds = [0 as libc::c_int; 2];
+    // SAFETY: socketpair writes two fds into the array.
+    let r = unsafe {
+        libc::socketpair(
+            libc::AF_UNIX,
+            libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
+            0,
+            fds.as_mut_ptr(),
+        )
+    };
+    assert_eq!(r, 0);
+    // SAFETY: both fds are fresh and ours.
+    unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) }
+}
+
+/// Reads a JSON file once it parses and `ok` accepts it (10 s at most).
+pub fn wait_json(path: &Path, ok: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Ok(b) = std::fs::read(path) {
+            let v: serde_json::Value =
+                serde_json::from_slice(&b).expect("the metrics file is always whole JSON");
+            if ok(&v) {
+                return v;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} never satisfied the test",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+pub const RAM: u64 = 64 << 20;
+const TX_RING: u64 = 0x10_0000;
+const RX_RING: u64 = 0x11_0000;
+const RX_BUFS: u64 = 0x20_0000;
+const DATA: u64 = 0x40_0000;
+const RING: u32 = 64;
+const BUF: u32 = 2048;
+
+/// A minimal VMM on a vmso-device socket.
+pub struct Vmm {
+    client: vfio_user::Client,
+    mem: GuestMemoryMmap,
+    _irqs: Vec<EventFd>,
+    tx_tail: u32,
+    rx_tail: u32,
+    rx_next: u32,
+}
+
+impl Vmm {
+    /// Connects, maps RAM, sets the MSI-X eventfds, programs and enables
+    /// the rings.
+    pub fn connect(socket: &Path) -> Self {
+        let mut client = vfio_user::Client::new(socket).expect("connect");
+        let name = c"vmso-bin-test-ram";
+        // SAFETY: memfd_create with a valid C string; the fd goes to a File.
+        let fd = unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC) };
+        assert!(fd >= 0);
+        // SAFETY: a fresh fd we own.
+        let ram = unsafe { File::from_raw_fd(fd) };
+        ram.set_len(RAM).unwrap();
+        client.dma_map(0, 0, RAM, ram.as_raw_fd()).expect("dma map");
+        let m = MmapRegion::from_file(FileOffset::new(ram, 0), RAM as usize).unwrap();
+        let mem =
+            GuestMemoryMmap::from_regions(vec![GuestRegionMmap::new(m, GuestAddress(0)).unwrap()])
+                .unwrap();
+        let irqs: Vec<EventFd> = (0..3)
+            .map(|_| EventFd::new(libc::EFD_NONBLOCK).unwrap())
+            .collect();
+        let fds: Vec<i32> = irqs.iter().map(|e| e.as_raw_fd()).collect();
+        client
+            .set_irqs(
+                VFIO_PCI_MSIX_IRQ_INDEX,
+                VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER,
+                0,
+                3,
+                &fds,
+            )
+            .expect("set irqs");
+        let mut v = Self {
+            client,
+            mem,
+            _irqs: irqs,
+            tx_tail: 0,
+            rx_tail: 0,
+            rx_next: 0,
+        };
+        v.write_reg(reg::TX_BASE_LO, TX_RING as u32);
+        v.write_reg(reg::TX_BASE_HI, 0);
+        v.write_reg(reg::TX_SIZE, RING);
+        v.write_reg(reg::RX_BASE_LO, RX_RING as u32);
+        v.write_reg(reg::RX_BASE_HI, 0);
+        v.write_reg(reg::RX_SIZE, RING);
+        v.write_reg(reg::DRV_FEATURES, feat::DEVICE);
+        v.write_reg(reg::CTRL, ctrl::ENABLE);
+        v.write_reg(reg::INT_MASK_CLR, vmso_device::abi::cause::ALL);
+        v
+    }
+
+    pub fn write_reg(&mut self, off: u64, v: u32) {
+        self.client
+            .region_write(VFIO_PCI_BAR0_REGION_INDEX, off, &v.to_le_bytes())
+            .expect("BAR0 write");
+    }
+
+    pub fn read_reg(&mut self, off: u64) -> u32 {
+        let mut b = [0u8; 4];
+        self.client
+            .region_read(VFIO_PCI_BAR0_REGION_INDEX, off, &mut b)
+            .expect("BAR0 read");
+        u32::from_le_bytes(b)
+    }
+
+    /// The MAC the guest sees.
+    pub fn mac(&mut self) -> [u8; 6] {
+        let lo = self.read_reg(reg::MAC_LO).to_le_bytes();
+        let hi = self.read_reg(reg::MAC_HI).to_le_bytes();
+        [lo[0], lo[1], lo[2], lo[3], hi[0], hi[1]]
+    }
+
+    /// Sends one plain frame and waits for its descriptor to complete.
+    pub fn send(&mut self, frame: &[u8]) {
+        let i = self.tx_tail;
+        let addr = DATA + u64::from(i) * 0x1_0000;
+        self.mem.write_slice(frame, GuestAddress(addr)).unwrap();
+        let d = TxDesc {
+            addr,
+            len: frame.len() as u32,
+            cmd: cmd::EOP,
+            ..Default::default()
+        };
+        let at = GuestAddress(TX_RING + u64::from(i) * 32);
+        self.mem.write_obj(d, at).unwrap();
+        self.tx_tail = (i + 1) % RING;
+        let t = self.tx_tail;
+        self.write_reg(reg::TX_TAIL, t);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let d: TxDesc = self.mem.read_obj(at).unwrap();
+            if d.status & txstat::DD != 0 {
+                assert_eq!(d.error, 0, "TX error");
+                return;
+            }
+            assert!(Instant::now() < deadline, "TX never completed");
+            std::thread::sleep(Duration::from_micros(200));
+        }
+    }
+
+    pub fn post_rx(&mut self, n: u32) {
+        for _ in 0..n {
+            let i = self.rx_tail;
+            let d = RxDesc {
+                addr: RX_BUFS + u64::from(i) * u64::from(BUF),
+                buf_len: BUF,
+                ..Default::default()
+            };
+            self.mem
+                .write_obj(d, GuestAddress(RX_RING + u64::from(i) * 32))
+                .unwrap();
+            self.rx_tail = (i + 1) % RING;
+        }
+        let t = self.rx_tail;
+        self.write_reg(reg::RX_TAIL, t);
+    }
+
+    /// The next received frame (one buffer), within 10 s.
+    pub fn recv(&mut self) -> Option<Vec<u8>> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let at = GuestAddress(RX_RING + u64::from(self.rx_next) * 32);
+        loop {
+            let d: RxDesc = self.mem.read_obj(at).unwrap();
+            if d.status & rxstat::DD != 0 {
+                assert!(d.status & rxstat::EOP != 0, "one buffer per frame here");
+                let mut b = vec![0u8; d.len as usize];
+                self.mem.read_slice(&mut b, GuestAddress(d.addr)).unwrap();
+                self.rx_next = (self.rx_next + 1) % RING;
+                return Some(b);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_micros(200));
+        }
+    }
+}
+
+/// A plain Ethernet frame of `len` bytes (IPv4 ethertype, pattern payload).
+pub fn frame(len: usize, seed: u8) -> Vec<u8> {
+    let mut f = vec![0x02, 0, 0, 0, 0, 0x02, 0x02, 0, 0, 0, 0, 0x01, 0x88, 0xb5];
+    f.extend((0..len - 14).map(|i| (i as u8).wrapping_mul(31) ^ seed));
+    f
+}
+
+/// Frames waiting on a SOCK_SEQPACKET / packet socket (non-blocking drain,
+/// after waiting up to 5 s for the first).
+pub fn drain(fd: RawFd, want: usize) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut buf = vec![0u8; 70000];
+    while out.len() < want && Instant::now() < deadline {
+        // SAFETY: valid buffer; MSG_DONTWAIT never blocks.
+        let n = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT) };
+        if n > 0 {
+            out.push(buf[..n as usize].to_vec());
+        } else {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+    out
+}
+
+pub fn send_fd(fd: RawFd, b: &[u8]) {
+    // SAFETY: valid buffer and fd.
+    let n = unsafe { libc::send(fd, b.as_ptr().cast(), b.len(), 0) };
+    assert_eq!(
+        n as usize,
+        b.len(),
+        "send: {}",
+        std::io::Error::last_os_error()
+    );
+}
+
+/// Moves the calling thread (a test's own) into a new network namespace,
+/// so that TAPs and packet sockets it makes are private; false without the
+/// privilege (or without /dev/net/tun), and the test should skip.
+pub fn private_netns() -> bool {
+    if !Path::new("/dev/net/tun").exists() {
+        return false;
+    }
+    // SAFETY: unshare(2) of the network namespace, for this thread only.
+    if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
+        return false;
+    }
+    // No IPv6 chatter (DAD, router solicitations) on the test's interfaces.
+    let _ = std::fs::write("/proc/sys/net/ipv6/conf/default/disable_ipv6", "1");
+    true
+}
+
+#[repr(C)]
+struct IfReq {
+    name: [u8; libc::IFNAMSIZ],
+    flags: libc::c_short,
+    _pad: [u8; 22],
+}
+
+fn ifreq(name: &str, flags: libc::c_int) -> IfReq {
+    let mut r = IfReq {
+        name: [0; libc::IFNAMSIZ],
+        flags: flags as libc::c_short,
+        _pad: [0; 22],
+    };
+    r.name[..name.len()].copy_from_slice(name.as_bytes());
+    r
+}
+
+/// A TAP `name` as a manager opens it: IFF_TAP|IFF_NO_PI|IFF_VNET_HDR,
+/// close-on-exec (pass it with [`command`]).
+pub fn open_tap(name: &str) -> OwnedFd {
+    open_tap_flags(name, 0)
+}
+
+/// One queue of a multi-queue TAP `name` (IFF_MULTI_QUEUE).
+pub fn open_tap_queue(name: &str) -> OwnedFd {
+    open_tap_flags(name, libc::IFF_MULTI_QUEUE)
+}
+
+fn open_tap_flags(name: &str, extra: libc::c_int) -> OwnedFd {
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/net/tun")
+        .unwrap();
+    let mut r = ifreq(
+        name,
+        libc::IFF_TAP | libc::IFF_NO_PI | libc::IFF_VNET_HDR | extra,
+    );
+    // SAFETY: TUNSETIFF reads and writes one ifreq-sized struct.
+    let rc = unsafe { libc::ioctl(f.as_raw_fd(), libc::TUNSETIFF, &mut r) };
+    assert_eq!(rc, 0, "TUNSETIFF: {}", std::io::Error::last_os_error());
+    f.into()
+}
+
+/// Sets interface `name` up.
+pub fn link_up(name: &str) {
+    // SAFETY: a plain datagram socket for the interface ioctls.
+    let s = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    assert!(s >= 0);
+    // SAFETY: a fresh fd we own.
+    let s = unsafe { OwnedFd::from_raw_fd(s) };
+    let mut r = ifreq(name, 0);
+    // SAFETY: SIOCGIFFLAGS/SIOCSIFFLAGS read and write one ifreq.
+    unsafe {
+        assert_eq!(libc::ioctl(s.as_raw_fd(), libc::SIOCGIFFLAGS, &mut r), 0);
+        r.flags |= libc::IFF_UP as libc::c_short;
+        assert_eq!(libc::ioctl(s.as_raw_fd(), libc::SIOCSIFFLAGS, &mut r), 0);
+    }
+}
+
+/// An AF_PACKET socket on interface `name`: the host's side of the TAP.
+pub fn packet_socket(name: &str) -> OwnedFd {
+    let proto = (libc::ETH_P_ALL as u16).to_be();
+    // SAFETY: socket(2) with constant arguments.
+    let s = unsafe {
+        libc::socket(
+            libc::AF_PACKET,
+            libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+            i32::from(proto),
+        )
+    };
+    assert!(s >= 0, "AF_PACKET: {}", std::io::Error::last_os_error());
+    // SAFETY: a fresh fd we own.
+    let s = unsafe { OwnedFd::from_raw_fd(s) };
+    let c = std::ffi::CString::new(name).unwrap();
+    // SAFETY: a valid C string.
+    let idx = unsafe { libc::if_nametoindex(c.as_ptr()) };
+    assert!(idx > 0);
+    // SAFETY: zeroed sockaddr_ll, then filled; bind with its size.
+    unsafe {
+        let mut sa: libc::sockaddr_ll = std::mem::zeroed();
+        sa.sll_family = libc::AF_PACKET as u16;
+        sa.sll_protocol = proto;
+        sa.sll_ifindex = idx as i32;
+        let r = libc::bind(
+            s.as_raw_fd(),
+            (&sa as *const libc::sockaddr_ll).cast(),
+            std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+        );
+        assert_eq!(r, 0, "bind AF_PACKET: {}", std::io::Error::last_os_error());
+    }
+    s
+}
+
+/// Waits up to 5 s for `want` among the frames on `fd` (others skipped).
+pub fn wait_frame(fd: RawFd, want: &[u8]) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        for f in drain(fd, 1) {
+            if f == want {
+                return true;
+            }
+        }
+    }
+    false
+}
