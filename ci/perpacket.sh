@@ -3,7 +3,9 @@
 # run (one repetition, 5 s per workload, no zero-copy tool, no engine bench) with QEMU's
 # trace events on (BENCH_TRACE=1), then ci/lib/perpacket-report.py: guest interrupts,
 # register writes (MMIO exits) and reads per UDP datagram and per 64 KiB of TCP sent.
-# Counts, not times: they do not depend on how busy the machine is.
+# Counts, not times: a busy machine slows them less than it slows throughput, but they
+# still depend on the packet rate (NAPI polls and doorbell suppression batch more when
+# packets come faster), so compare points of one run.
 # Default POINTS: "e1000e virtio-net vmso-virt". Output: the table on stdout, and the
 # bench directory (results/bench-<ts>) for the details.
 set -euo pipefail

@@ -2,7 +2,8 @@
 # ci/test.sh - everything: static checks, the device-level tests (no QEMU),
 # the engine bench (figures only, nothing asserted), the guest module build,
 # the guest module's lint (checkpatch --strict, sparse), and the QEMU end-to-end runs
-# (ci/e2e.sh, guest-driver/tools/e2e-inventions.sh, guest-driver/tools/e2e-ethtool.sh). Needs root and /dev/net/tun (for the e2e run).
+# (ci/e2e.sh, guest-driver/tools/e2e-inventions.sh, e2e-ethtool.sh, e2e-mq.sh).
+# Needs root and /dev/net/tun (for the e2e runs).
 #
 # Environment: E2E_SECS (iperf3 seconds per direction, default 10),
 #              VMSO_SKIP_E2E=1 to stop after the module build.
@@ -47,7 +48,7 @@ if [ "${VMSO_SKIP_E2E:-0}" = 1 ]; then
     step "e2e skipped (VMSO_SKIP_E2E=1)"
     exit 0
 fi
-step "QEMU end-to-end (4-level, 5-level, dma_mode=phys, rx-gro-hw off)"
+step "QEMU end-to-end (4-level, 5-level, dma_mode=phys, rx-gro-hw off, --tx-mode handoff)"
 "$REPO/ci/e2e.sh"
 
 step "QEMU end-to-end of the inventions (zero-copy /dev/vmso0, tso=device|driver|off)"
@@ -55,5 +56,8 @@ step "QEMU end-to-end of the inventions (zero-copy /dev/vmso0, tso=device|driver
 
 step "QEMU end-to-end of ethtool (-G -C -K -L -S -i -d, bridge, USO)"
 "$REPO/guest-driver/tools/e2e-ethtool.sh"
+
+step "QEMU end-to-end of multi-queue (2 pairs, -smp 2, RSS, -L/-x/-X, iperf3 -P 4)"
+"$REPO/guest-driver/tools/e2e-mq.sh"
 
 step "all passed"
