@@ -150,7 +150,9 @@ fuzz_target!(|inp: Input| {
             Step::Idle => c.flush_all(Reason::Idle, &mut deliver),
         }
     }
-    c.flush_all(Reason::Idle, &mut |b, m| out.delivered.push((b.to_vec(), m)));
+    c.flush_all(Reason::Idle, &mut |b, m| {
+        out.delivered.push((b.to_vec(), m))
+    });
     assert!(c.is_empty());
 
     // Conservation.

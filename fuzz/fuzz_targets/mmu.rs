@@ -134,7 +134,11 @@ fn run(mem: &GuestMemoryMmap, inp: Input) {
                 assert_eq!(va >> 32, 0);
             }
             iotlb.insert(pdbr, mode, va, t);
-            assert_eq!(iotlb.lookup(pdbr, mode, va), Some(t), "IOTLB hit after insert");
+            assert_eq!(
+                iotlb.lookup(pdbr, mode, va),
+                Some(t),
+                "IOTLB hit after insert"
+            );
         }
         // Gather: through a fresh IOTLB and through the warm one.
         for warm in [false, true] {

@@ -64,7 +64,11 @@ impl vmso_device::backend::Backend for Counting {
             std::hint::black_box(b.iter().map(|&x| u64::from(x)).sum::<u64>());
             n += b.len();
         }
-        assert!(n <= self.max, "frame of {n} bytes over MTU+18 ({})", self.max);
+        assert!(
+            n <= self.max,
+            "frame of {n} bytes over MTU+18 ({})",
+            self.max
+        );
         self.frames += 1;
         Ok(n)
     }
@@ -87,7 +91,8 @@ fuzz_target!(|inp: Input| {
 fn run(mem: &GuestMemoryMmap, inp: Input) {
     mem.write_slice(&vec![0u8; RAM], GuestAddress(0)).unwrap();
     let f = inp.frame.bytes(0x8000);
-    mem.write_slice(&f[..f.len().min(0xf000)], GuestAddress(0)).unwrap();
+    mem.write_slice(&f[..f.len().min(0xf000)], GuestAddress(0))
+        .unwrap();
     for (off, b) in inp.ram.iter().take(16) {
         let off = usize::from(*off);
         let n = b.len().min(RAM - off);
@@ -105,7 +110,8 @@ fn run(mem: &GuestMemoryMmap, inp: Input) {
             cmd: d.cmd & (cmd::VALID | if d.cmd & 0x8000 != 0 { 0xfc00 } else { 0 }),
             ..Default::default()
         };
-        mem.write_obj(desc, GuestAddress(RING_BASE + 32 * i as u64)).unwrap();
+        mem.write_obj(desc, GuestAddress(RING_BASE + 32 * i as u64))
+            .unwrap();
     }
     let mut ring = Ring {
         base: RING_BASE,
@@ -123,7 +129,10 @@ fn run(mem: &GuestMemoryMmap, inp: Input) {
     };
     let done = run_pass(mem, &counters, mtu, &mut ring, &mut backend);
     assert_eq!(ring.head, ring.tail, "every published descriptor consumed");
-    assert!(done as u32 <= pending, "{done} packets from {pending} descriptors");
+    assert!(
+        done as u32 <= pending,
+        "{done} packets from {pending} descriptors"
+    );
     assert_eq!(counters.get(Stat::tx_frames), backend.frames);
 }
 
