@@ -61,7 +61,21 @@ struct Input {
     max_segs: u8,
     max_flows: u8,
     max_bytes: u16,
+    /// Flows 2 and 3 copy the addresses, sequence numbers, ACK, window and
+    /// option lengths of flows 0 and 1: only VLAN, IP version and MAC differ.
+    twins: bool,
     steps: Vec<Step>,
+}
+
+/// Last byte of the source MAC of flow i: FLOW_MAC + i.
+const FLOW_MAC: u8 = 0x10;
+
+/// The flow a frame belongs to, by its source MAC.
+fn flow_of(f: &[u8]) -> Option<usize> {
+    let b = *f.get(11)?;
+    (FLOW_MAC..FLOW_MAC + 4)
+        .contains(&b)
+        .then(|| usize::from(b - FLOW_MAC))
 }
 
 /// Payload byte at sequence number `s` of flow `f`.
@@ -104,9 +118,20 @@ fuzz_target!(|inp: Input| {
     let mut pushed: Vec<Vec<u8>> = Vec::new();
     let mut flows = inp.flows.clone();
     for (i, f) in flows.iter_mut().enumerate() {
-        f.sport = 1000 + i as u16; // distinct flows
+        // Flows 0 and 2 (and 1 and 3) share their ports: with equal
+        // addresses they differ only in what the fuzzer chose for VLAN, IP
+        // version or source MAC, and must still not be merged.
+        f.sport = 1000 + (i & 1) as u16;
         f.ip_len_lie = None;
         f.frag = None;
+    }
+    if inp.twins {
+        for i in 2..4 {
+            let (a, b) = flows.split_at_mut(2);
+            let (t, o) = (&mut b[i - 2], &a[i - 2]);
+            (t.src, t.dst, t.seq, t.ack, t.win) = (o.src, o.dst, o.seq, o.ack, o.win);
+            (t.dport, t.tcp_opt_words, t.ip_opt_words) = (o.dport, o.tcp_opt_words, o.ip_opt_words);
+        }
     }
     for step in inp.steps.iter().take(256) {
         let mut deliver = |b: &[u8], m: RxMeta| out.delivered.push((b.to_vec(), m));
@@ -129,6 +154,7 @@ fuzz_target!(|inp: Input| {
                 h.udp = false;
                 let n = usize::from(*len) % 3000;
                 let mut f = h.build(n);
+                f[11] = FLOW_MAC + fi as u8; // the flow's source MAC
                 f.extend((0..n).map(|k| byte(fi, seq.wrapping_add(k as u32))));
                 if let Some((pos, x)) = lie {
                     patch(&mut f, &[(*pos, *x)]);
@@ -190,9 +216,8 @@ fuzz_target!(|inp: Input| {
         );
         assert!(payload.len() <= params.max_bytes, "over max_bytes");
         assert!(segs <= usize::from(params.max_segs), "over max_segs");
-        // Which flow: by source port.
-        let sport = u16::from_be_bytes([f[l4], f[l4 + 1]]);
-        let Some(fi) = (1000..1004).position(|p| p == sport) else {
+        // Which flow: by source MAC.
+        let Some(fi) = flow_of(f) else {
             // A raw frame that happened to merge with another raw frame:
             // content cannot be predicted, the counts above still hold.
             continue;
@@ -213,8 +238,7 @@ fn segment_like(f: &[u8]) -> bool {
     let Ok(h) = vmso_device::wire::parse(f) else {
         return true; // never merged
     };
-    let sport = u16::from_be_bytes([f[h.l4_off], f[h.l4_off + 1]]);
-    let Some(fi) = (1000..1004).position(|p| p == sport) else {
+    let Some(fi) = flow_of(f) else {
         return true;
     };
     let seq = vmso_device::wire::be32(f, h.l4_off + 4);
