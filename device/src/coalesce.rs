@@ -262,9 +262,11 @@ impl Coalescer {
             psh,
             started: now,
         });
-        if psh {
+        // A queue of one segment is already full when max_segs is 1.
+        if psh || self.params.max_segs <= 1 {
             let i = self.flows.len() - 1;
-            self.flush_at(i, Reason::Bytes, out);
+            let why = if psh { Reason::Bytes } else { Reason::Count };
+            self.flush_at(i, why, out);
         }
     }
 }
@@ -437,6 +439,21 @@ mod tests {
         assert_eq!(r.out.len(), 2);
         assert!(r.out.iter().all(|(_, m)| m.gso_segs == 3));
         assert_eq!(r.c.tally.count(Reason::Count), 2);
+    }
+
+    #[test]
+    fn max_segs_one_never_merges() {
+        // Found by the coalesce fuzz target: a superpacket of 2 segments.
+        let mut r = Run::with(Params {
+            max_segs: 1,
+            ..Params::default()
+        });
+        for i in 0..3 {
+            r.ok(&plain((i * MSS) as u32, MSS));
+        }
+        assert_eq!(r.out.len(), 3);
+        assert!(r.out.iter().all(|(_, m)| m.gso_segs == 0));
+        assert_eq!((r.c.tally.merged, r.c.tally.count(Reason::Count)), (0, 3));
     }
 
     #[test]
