@@ -30,6 +30,12 @@ cargo clippy --workspace --all-targets -- -D warnings
 step "cargo test (device-level, no QEMU)"
 cargo test --workspace
 
+step "fuzz smoke (every target briefly, saved crashes replayed first)"
+"$REPO/ci/fuzz.sh" --smoke
+
+step "miri (unsafe code of the pure modules)"
+"$REPO/ci/miri.sh"
+
 step "engine bench"
 mkdir -p "$RESULTS"
 cargo bench -p vmso-device --bench engine | tee "$RESULTS/engine-bench.txt"

@@ -108,7 +108,7 @@ impl Tally {
 }
 
 struct Flow {
-    key: [u8; 36],
+    key: [u8; KEY_LEN],
     /// The first segment's headers (Ethernet to end of TCP).
     hdr: Vec<u8>,
     h: Headers,
@@ -149,12 +149,22 @@ pub struct Coalescer {
     pub tally: Tally,
 }
 
-fn flow_key(f: &[u8], h: &Headers) -> [u8; 36] {
-    let mut k = [0u8; 36];
+/// Flow key: addresses, ports, and the whole L2 header (MACs, 802.1Q tag,
+/// ethertype), as Linux GRO compares it; otherwise an IPv4 and an IPv6 flow
+/// whose address bytes coincide, or one 5-tuple on two VLANs or from two
+/// MACs, would share a queue and deliver each other's payload.
+const KEY_LEN: usize = 36 + 18;
+
+fn flow_key(f: &[u8], h: &Headers) -> [u8; KEY_LEN] {
+    let mut k = [0u8; KEY_LEN];
     let (src, dst) = h.addrs(f);
     k[..src.len()].copy_from_slice(src);
     k[16..16 + dst.len()].copy_from_slice(dst);
     k[32..36].copy_from_slice(&f[h.l4_off..h.l4_off + 4]);
+    // An untagged header (14 bytes) is zero-padded; it cannot equal a tagged
+    // one, whose bytes 12..14 are 0x8100 where the untagged one has its
+    // IPv4/IPv6 ethertype.
+    k[36..36 + h.l3_off].copy_from_slice(&f[..h.l3_off]);
     k
 }
 
@@ -195,7 +205,7 @@ impl Coalescer {
         emit(f, out);
     }
 
-    fn flush_key(&mut self, key: &[u8; 36], why: Reason, out: &mut Deliver) {
+    fn flush_key(&mut self, key: &[u8; KEY_LEN], why: Reason, out: &mut Deliver) {
         if let Some(i) = self.flows.iter().position(|f| &f.key == key) {
             self.flush_at(i, why, out);
         }
@@ -328,9 +338,11 @@ impl Coalescer {
             psh,
             started: now,
         });
-        if psh {
+        // A queue of one segment is already full when max_segs is 1.
+        if psh || self.params.max_segs <= 1 {
             let i = self.flows.len() - 1;
-            self.flush_at(i, Reason::Bytes, out);
+            let why = if psh { Reason::Bytes } else { Reason::Count };
+            self.flush_at(i, why, out);
         }
     }
 }
@@ -525,6 +537,21 @@ mod tests {
     }
 
     #[test]
+    fn max_segs_one_never_merges() {
+        // Found by the coalesce fuzz target: a superpacket of 2 segments.
+        let mut r = Run::with(Params {
+            max_segs: 1,
+            ..Params::default()
+        });
+        for i in 0..3 {
+            r.ok(&plain((i * MSS) as u32, MSS));
+        }
+        assert_eq!(r.out.len(), 3);
+        assert!(r.out.iter().all(|(_, m)| m.gso_segs == 0));
+        assert_eq!((r.c.tally.merged, r.c.tally.count(Reason::Count)), (0, 3));
+    }
+
+    #[test]
     fn byte_limit_and_short_segment_flush() {
         let mut r = Run::with(Params {
             max_bytes: 3 * MSS,
@@ -640,6 +667,30 @@ mod tests {
             "flow 1 was the oldest"
         );
         assert_eq!(r.c.tally.count(Reason::TableFull), 1);
+    }
+
+    #[test]
+    fn same_five_tuple_on_another_vlan_or_mac_is_another_flow() {
+        let mut r = Run::new();
+        let a = plain(0, MSS);
+        // The next segment of the same addresses and ports, but 802.1Q-tagged.
+        let mut tagged = plain(MSS as u32, MSS);
+        tagged.splice(12..12, [0x81, 0x00, 0x00, 0x05]);
+        // And one from another source MAC.
+        let mut other_mac = plain(MSS as u32, MSS);
+        other_mac[11] ^= 0x40;
+        r.ok(&a);
+        r.ok(&tagged);
+        r.ok(&other_mac);
+        r.idle();
+        assert_eq!(r.c.tally.merged, 0, "three flows, nothing merged");
+        assert_eq!(r.out.len(), 3);
+        for f in [&a, &tagged, &other_mac] {
+            assert!(
+                r.out.iter().any(|(o, _)| o == f),
+                "each goes out as it came"
+            );
+        }
     }
 
     #[test]

@@ -140,6 +140,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "safe code only, and 80 s under Miri")]
     fn bounded_under_many_inserts() {
         let mut tlb = Iotlb::default();
         for i in 0..100_000u64 {
