@@ -25,6 +25,7 @@ pub mod pci;
 pub mod queue;
 pub mod ring;
 pub mod rx;
+pub mod seccomp;
 pub mod server;
 pub mod shared;
 pub mod tap;

@@ -41,6 +41,28 @@ struct Args {
     /// back to wire.
     #[arg(long)]
     no_vnet_hdr: bool,
+    /// `on`: after startup, every thread may make only the system calls
+    /// serving needs (see device/src/seccomp.rs); `off` is for debugging.
+    #[arg(long, value_enum, default_value_t = SeccompArg::On)]
+    seccomp: SeccompArg,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum SeccompArg {
+    On,
+    Off,
+}
+
+/// Installs the seccomp filter on every thread, once the TAP is open, the
+/// socket listens and the threads run.
+fn apply_seccomp(mode: SeccompArg) -> Result<(), String> {
+    if mode == SeccompArg::Off {
+        warn!("seccomp filter off (--seccomp=off)");
+        return Ok(());
+    }
+    vmso_device::seccomp::install().map_err(|e| e.to_string())?;
+    info!("seccomp filter installed");
+    Ok(())
 }
 
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
@@ -135,6 +157,7 @@ fn run(args: Args) -> Result<(), String> {
     )
     .map_err(|e| format!("listen on {}: {e}", args.socket.display()))?;
     info!("listening on {}", args.socket.display());
+    apply_seccomp(args.seccomp)?;
     loop {
         let mut vfio = device.vfio();
         // Defence in depth: a panic while serving one VMM drops that
