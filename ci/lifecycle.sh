@@ -10,7 +10,8 @@
 # After every guest the device must still run and have logged the disconnect; its
 # fd count (/proc/PID/fd) and RSS (VmRSS) are sampled then. The fd count must come
 # back to the same value after every guest, and RSS may grow by at most
-# LIFECYCLE_RSS_SLACK_KB (8192) between the first and the last sample.
+# LIFECYCLE_RSS_SLACK_KB (2048) between the first and the last sample (guest RAM
+# is unmapped by then: a leak of 100 kB per VMM would show).
 # Writes results/lifecycle-<stamp>/ (samples.tsv, device logs, one dir per guest)
 # and prints the figures. Exits non-zero on any failure; leaves nothing behind.
 set -euo pipefail
@@ -21,7 +22,7 @@ KILLS=${LIFECYCLE_KILLS:-20}
 CLEAN=${LIFECYCLE_CLEAN:-5}
 KILL_AFTER=${LIFECYCLE_KILL_AFTER:-1.5}
 SECS=${LIFECYCLE_SECS:-2}
-RSS_SLACK_KB=${LIFECYCLE_RSS_SLACK_KB:-8192}
+RSS_SLACK_KB=${LIFECYCLE_RSS_SLACK_KB:-2048}
 
 need_root
 need_tun
@@ -83,10 +84,19 @@ stop_device() {
     [[ ! -e "$SOCK" ]] || fail "vmso-device left its socket behind"
 }
 
+# sample N KIND SECS: one line of samples.tsv: the device's fd count and RSS.
+sample() {
+    local fds rss
+    fds=$(find "/proc/$DEV_PID/fd" -mindepth 1 -maxdepth 1 | wc -l)
+    rss=$(awk '$1 == "VmRSS:" { print $2 }' "/proc/$DEV_PID/status")
+    printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$DEV_PID" "$fds" "$rss" "$3" >>"$SAMPLES"
+    log "${2} ${1} (${3}s): device fds=$fds rss=${rss} kB"
+}
+
 # after_guest N KIND SECS: the device must still run and have logged one more
-# disconnect; then one sample of its fd count and RSS.
+# disconnect; then one sample.
 after_guest() {
-    local i n fds rss
+    local i n
     DISCONNECTS=$((DISCONNECTS + 1))
     for ((i = 0; i < 100; i++)); do
         kill -0 "$DEV_PID" 2>/dev/null || fail "vmso-device died after guest $1 (status: see $DEV_LOG)"
@@ -96,10 +106,7 @@ after_guest() {
     done
     (( n >= DISCONNECTS )) || fail "vmso-device did not log the disconnect of guest $1 within 10 s"
     grep -q 'panicked' "$DEV_LOG" && fail "vmso-device panicked"
-    fds=$(find "/proc/$DEV_PID/fd" -mindepth 1 -maxdepth 1 | wc -l)
-    rss=$(awk '$1 == "VmRSS:" { print $2 }' "/proc/$DEV_PID/status")
-    printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$DEV_PID" "$fds" "$rss" "$3" >>"$SAMPLES"
-    log "guest $1 ($2, ${3}s): device fds=$fds rss=${rss} kB"
+    sample "$1" "$2" "$3"
 }
 
 # start_server DIR PORT: an iperf3 server for one guest, on a port of its own (a
@@ -184,6 +191,7 @@ EOF
 }
 
 start_device 1
+sample 0 idle 0
 n=0
 for ((k = 0; k < KILLS; k++)); do
     n=$((n + 1))
@@ -214,8 +222,8 @@ read -r fd_min fd_max fd_first fd_last rss_first rss_last rss_max < <(awk -F'\t'
 ELAPSED=$(awk -v a="$START" -v b="$(now)" 'BEGIN { printf "%.0f", b - a }')
 echo
 echo "lifecycle: $KILLS killed + $CLEAN clean guests on one vmso-device, restart, 1 clean guest; ${ELAPSED}s"
-echo "  device fds after each guest: first $fd_first, last $fd_last (min $fd_min, max $fd_max)"
-echo "  device RSS after each guest: first ${rss_first} kB, last ${rss_last} kB (max ${rss_max} kB, slack ${RSS_SLACK_KB} kB)"
+echo "  device fds (idle, then after each guest): first $fd_first, last $fd_last (min $fd_min, max $fd_max)"
+echo "  device RSS (idle, then after each guest): first ${rss_first} kB, last ${rss_last} kB (max ${rss_max} kB, slack ${RSS_SLACK_KB} kB)"
 echo "  samples: $SAMPLES"
 (( fd_min == fd_max )) || fail "device fd count not flat: $fd_min..$fd_max"
 (( rss_last - rss_first <= RSS_SLACK_KB )) || fail "device RSS grew by $((rss_last - rss_first)) kB"

@@ -158,7 +158,7 @@ fn race(mode: PagingMode, run_for: Duration) -> Tally {
                     }
                 }
                 n += 1;
-                if n % 64 == 0 {
+                if n.is_multiple_of(64) {
                     std::thread::yield_now();
                 }
             }
@@ -182,7 +182,7 @@ fn race(mode: PagingMode, run_for: Duration) -> Tally {
             }
             // Now and then a (legitimate) invalidation, so that walks
             // happen again rather than hitting stale IOTLB entries only.
-            if sent % 4 == 0 {
+            if sent.is_multiple_of(4) {
                 h.write_reg(reg::IOTLB_INV, iotlb_inv::ALL);
             }
         }
