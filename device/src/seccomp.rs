@@ -257,6 +257,7 @@ mod tests {
     /// removed), with EPERM as the refusal: forbidden calls fail, the calls
     /// the device needs still work.
     #[test]
+    #[cfg_attr(miri, ignore = "system calls")]
     fn forbidden_calls_are_refused_and_needed_ones_work() {
         std::thread::spawn(|| {
             install_thread(SeccompAction::Errno(libc::EPERM as u32)).unwrap();
@@ -316,6 +317,7 @@ mod tests {
     /// REFUSED_EXIT and names the call. Runs in a child process: this test
     /// binary, re-run with only `trap_child`.
     #[test]
+    #[cfg_attr(miri, ignore = "system calls")]
     fn forbidden_call_ends_the_process() {
         let exe = std::env::current_exe().unwrap();
         let out = std::process::Command::new(exe)
