@@ -921,6 +921,9 @@ netdev_features_t vmso_features_check(struct sk_buff *skb,
 		goto no_offload;
 	if (hdr_end > VMSO_TX_MAX_HDR)
 		goto no_offload;
+	/* The device refuses segments below VMSO_MIN_MSS: the stack segments */
+	if (skb_is_gso(skb) && skb_shinfo(skb)->gso_size < VMSO_MIN_MSS)
+		return features & ~NETIF_F_GSO_MASK;
 	return features;
 
 no_offload:

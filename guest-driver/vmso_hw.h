@@ -276,6 +276,12 @@ static_assert(offsetof(struct vmso_tx_desc, rsvd) == 28);
 /* TX status */
 #define VMSO_TX_STS_DD			BIT(0)
 
+/*
+ * Smallest TSO/USO MSS and smallest UFO fragment (IP payload bytes): one
+ * chain yields at most MAX_PKT / 64 frames; below it, SMALL_MSS.
+ */
+#define VMSO_MIN_MSS			64
+
 /* Device headers must fit in the first 256 bytes of a packet */
 #define VMSO_TX_MAX_HDR			256
 
@@ -292,6 +298,7 @@ enum vmso_tx_error {
 	VMSO_TX_ERR_NO_EOP		= 8,
 	VMSO_TX_ERR_BACKEND		= 9,
 	VMSO_TX_ERR_NO_PAYLOAD		= 10,
+	VMSO_TX_ERR_SMALL_MSS		= 11,
 	VMSO_TX_ERR_NUM			/* first unknown code */
 };
 
@@ -310,6 +317,7 @@ static inline const char *vmso_tx_error_name(unsigned int err)
 		[VMSO_TX_ERR_NO_EOP]		= "no_eop",
 		[VMSO_TX_ERR_BACKEND]		= "backend",
 		[VMSO_TX_ERR_NO_PAYLOAD]	= "no_payload",
+		[VMSO_TX_ERR_SMALL_MSS]		= "small_mss",
 	};
 
 	return err < VMSO_TX_ERR_NUM ? names[err] : "unknown";

@@ -414,9 +414,12 @@ static int vmso_zc_plan(const struct vmso_priv *priv,
 	if (l4 + l4_len != hl)
 		return -EINVAL;
 
+	/* The device's smallest segment (SMALL_MSS below it) */
+	if (seg && req->mss < VMSO_MIN_MSS)
+		return -EINVAL;
 	/* Every frame must fit the MTU */
 	if (seg & VMSO_ZC_F_UFO) {
-		if ((min_t(u32, req->mss, mtu - (l4 - l3)) & ~7U) < 8)
+		if ((min_t(u32, req->mss, mtu - (l4 - l3)) & ~7U) < VMSO_MIN_MSS)
 			return -EINVAL;
 	} else if (hl - l3 + req->mss > mtu) {
 		return -EINVAL;

@@ -56,7 +56,7 @@ source "$REPO/ci/lib/netns.sh"
 source "$REPO/ci/lib/guest.sh"
 
 VMSO_CONFIGS_ALL=(4l 5l phys lro-off handoff)
-VMSO_DEVICE=$REPO/target/release/vmso-device
+VMSO_DEVICE=${VMSO_DEVICE:-$REPO/target/release/vmso-device}   # a wrapper (strace, gdb) may stand in
 VMSO_DRIVER_SRC=${VMSO_DRIVER_SRC:-$REPO/guest-driver}
 VMSO_KO_BUILD=
 VMSO_KO=

@@ -29,6 +29,11 @@ pub const VERSION: u32 = 0x0002_0000;
 pub const MAX_SG: usize = 64;
 pub const MAX_PKT: usize = 65536 + 1024;
 pub const MAX_HDR: usize = 256;
+/// The smallest segment a packet may ask for: the TSO/USO MSS, and the IP
+/// payload of a UFO fragment (after rounding down to 8). With MAX_PKT this
+/// bounds one descriptor chain to at most 1040 frames; smaller segments
+/// complete with [`TxError::SmallMss`].
+pub const MIN_MSS: usize = 64;
 pub const MTU_MIN: u32 = 68;
 pub const MTU_MAX: u32 = 9000;
 pub const MTU_DEFAULT: u32 = 1500;
@@ -212,6 +217,7 @@ pub enum TxError {
     NoEop = 8,
     Backend = 9,
     NoPayload = 10,
+    SmallMss = 11,
 }
 
 /// Fault log reasons (`FAULT_REASON`).

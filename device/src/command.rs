@@ -52,6 +52,8 @@ pub enum Cmd {
     Invalidate { op: u32, pdbr: u64, addr: u64 },
     /// Device reset: drop rings, IOTLB, coalescing queues and held frames.
     Reset,
+    /// Put the worker thread under the seccomp filter (`crate::seccomp`).
+    Confine,
 }
 
 #[derive(Default)]

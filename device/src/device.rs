@@ -148,6 +148,19 @@ impl Device {
         })
     }
 
+    /// Puts every queue worker under the seccomp filter (applied by each
+    /// worker on its own thread, between packets).
+    pub fn confine_workers(&self) -> Result<(), io::Error> {
+        for w in &self.workers {
+            if !w.cmds.call(crate::command::Cmd::Confine) {
+                return Err(io::Error::other(
+                    "a queue worker did not confirm its seccomp filter",
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// Counters of queue pair `q`.
     pub fn queue_counters(&self, q: usize) -> Option<&Counters> {
         self.shared.queues.get(q).map(|s| &s.counters)

@@ -30,6 +30,7 @@ pub mod ring;
 pub mod rss;
 pub mod runtime;
 pub mod rx;
+pub mod seccomp;
 pub mod server;
 pub mod shared;
 pub mod tap;

@@ -95,6 +95,54 @@ struct Args {
     /// Stop capturing before the file grows past this many bytes (0: no cap).
     #[arg(long, value_name = "BYTES", default_value_t = pcap::MAX_BYTES_DEFAULT, requires = "pcap")]
     pcap_max_bytes: u64,
+    /// `on`: after startup, every thread may make only the system calls
+    /// serving needs (see device/src/seccomp.rs); `off` is for debugging.
+    #[arg(long, value_enum, default_value_t = SeccompArg::On)]
+    seccomp: SeccompArg,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum SeccompArg {
+    On,
+    Off,
+}
+
+/// Puts the queue workers under the seccomp filter, once the TAP is open and
+/// the socket listens (the vfio-user thread filters itself when it starts:
+/// see `serve_confined`). The signal and metrics threads stay unfiltered:
+/// they write files (metrics, capture) and remove the socket.
+fn apply_seccomp(mode: SeccompArg, device: &Device) -> Result<(), String> {
+    if mode == SeccompArg::Off {
+        warn!("seccomp filter off (--seccomp=off)");
+        return Ok(());
+    }
+    vmso_device::seccomp::install_handler().map_err(|e| e.to_string())?;
+    device.confine_workers().map_err(|e| e.to_string())?;
+    info!("seccomp filter installed on the queue workers");
+    Ok(())
+}
+
+/// Serves VMMs on a thread of its own, under the seccomp filter unless it
+/// is off; returns when `serve` does (after one VMM with `--once`).
+fn serve_confined(args: &Args, device: &Device, server: &vfio_user::Server, rt: &Runtime) {
+    std::thread::scope(|s| {
+        let t = std::thread::Builder::new()
+            .name("vmso-vfio-user".into())
+            .spawn_scoped(s, || {
+                if args.seccomp == SeccompArg::On {
+                    if let Err(e) =
+                        vmso_device::seccomp::install_thread(seccompiler::SeccompAction::Trap)
+                    {
+                        error!("seccomp filter on the vfio-user thread: {e}");
+                        return;
+                    }
+                }
+                serve(args, device, server, rt);
+            });
+        if let Err(e) = t {
+            error!("cannot start the vfio-user thread: {e}");
+        }
+    });
 }
 
 /// How often the capture is flushed when no metrics ticker does it.
@@ -367,7 +415,8 @@ fn run(args: Args) -> Result<(), String> {
             args.socket_fd.unwrap_or(-1)
         ),
     }
-    serve(&args, &device, &server, &rt);
+    apply_seccomp(args.seccomp, &device)?;
+    serve_confined(&args, &device, &server, &rt);
     rt.shutdown("served one VMM (--once)", 0)
 }
 

@@ -6,7 +6,7 @@
 //! frame is a small rebuilt header plus slices of that stream: payload is
 //! never copied, only read once for its checksum.
 
-use crate::abi::{TxError, MAX_HDR};
+use crate::abi::{TxError, MAX_HDR, MIN_MSS};
 use crate::csum;
 use crate::wire::{self, Headers, L3, L4};
 
@@ -290,7 +290,8 @@ pub fn handoff<S: Sink>(
         L4::Tcp => req.tso,
         L4::Udp => req.uso,
     };
-    if mss == 0 || payload <= mss || !fits || !l4_ok {
+    // Below MIN_MSS, `process` refuses the packet with SMALL_MSS.
+    if mss < MIN_MSS || payload <= mss || !fits || !l4_ok {
         return Ok(None);
     }
     let hdr = &mut hdr[..h.hdr_len];
@@ -371,6 +372,10 @@ fn segment<S: Sink>(
     if mss == 0 {
         return Err(TxError::BadMss);
     }
+    // Bounded work per chain: at most MAX_PKT / MIN_MSS frames.
+    if mss < MIN_MSS {
+        return Err(TxError::SmallMss);
+    }
     if req.ufo {
         return fragment_udp(stream, req, h, hdr, out);
     }
@@ -449,6 +454,9 @@ fn fragment_udp<S: Sink>(
     let frag = (usize::from(req.mss).min(req.mtu as usize - ihl)) & !7;
     if frag < 8 {
         return Err(TxError::BadMss);
+    }
+    if frag < MIN_MSS {
+        return Err(TxError::SmallMss);
     }
     let data_len = stream.len() - h.hdr_len;
     wire::put16(hdr, h.l4_off + 4, udp_len as u16);

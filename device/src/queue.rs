@@ -119,6 +119,12 @@ impl QueuePair {
                 }
             }
             Cmd::Rss(r) => self.rss = r,
+            Cmd::Confine => {
+                let trap = seccompiler::SeccompAction::Trap;
+                if let Err(e) = crate::seccomp::install_thread(trap) {
+                    log::error!("queue pair {}: seccomp filter: {e}", self.index);
+                }
+            }
             Cmd::Invalidate { op, pdbr, addr } => match op {
                 iotlb_inv::ALL => self.iotlb.invalidate_all(),
                 iotlb_inv::PDBR => self.iotlb.invalidate_pdbr(pdbr),

@@ -92,7 +92,8 @@ struct vmso_zc_info {
  * them, each packet is one frame of mss payload bytes.
  *
  * mss: L4 payload bytes per frame; IP header + L4 header + mss must fit
- * the MTU.
+ * the MTU. With TSO, USO or UFO it must be at least 64 (the device's
+ * smallest segment; a UFO fragment after rounding down to 8 too).
  *
  * Returns the number of packets posted (all of them, with one doorbell),
  * or -1 with errno:
