@@ -16,6 +16,8 @@
 # Crash inputs of this run go to fuzz/artifacts/<target>/ (git-ignored); copy
 # one to fuzz/regressions/<target>/ once its fix is in.
 #
+# A full run (not --smoke) ends with ci/miri.sh (FUZZ_MIRI=0 skips it).
+#
 # Installs what it needs: the nightly toolchain (rustup) and cargo-fuzz
 # (cargo install, cached in $CACHE/cargo-fuzz unless one is already on PATH).
 # Prints executions, exec/s, corpus size and crashes per target; exits 1 if
@@ -156,3 +158,8 @@ done
 log "summary ($MODE):"
 printf '%s\n' "${summary[@]}"
 [[ $failed -eq 0 ]] || die "fuzzing found crashes (see above)"
+# A full run (not the ci/test.sh smoke pass, which must stay short) also runs Miri
+# over the unsafe code of the pure modules.
+if [[ $MODE != smoke && ${FUZZ_MIRI:-1} == 1 ]]; then
+    "$REPO/ci/miri.sh"
+fi

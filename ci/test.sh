@@ -33,9 +33,6 @@ cargo test --workspace
 step "fuzz smoke (every target briefly, saved crashes replayed first)"
 "$REPO/ci/fuzz.sh" --smoke
 
-step "miri (unsafe code of the pure modules)"
-"$REPO/ci/miri.sh"
-
 step "engine bench"
 mkdir -p "$RESULTS"
 cargo bench -p vmso-device --bench engine | tee "$RESULTS/engine-bench.txt"
