@@ -48,6 +48,22 @@ pub struct QueuePair {
     rss: Rss,
 }
 
+/// The sink for received frames, over the pair's RX ring and held frames.
+/// A macro rather than a method: the fields it borrows stay apart from the
+/// coalescer, which the callers drive into the sink at the same time.
+macro_rules! rx_sink {
+    ($q:ident, $mem:expr) => {
+        RxSink {
+            mem: $mem,
+            ring: &mut $q.rx,
+            counters: &$q.shared.queues[$q.index].counters,
+            held: &mut $q.rx_held,
+            rss: ($q.cfg.features & feat::RSS != 0).then_some(&$q.rss),
+            ring_error: false,
+        }
+    };
+}
+
 fn ring(r: RingConfig) -> Ring {
     Ring {
         base: r.base,
@@ -404,14 +420,7 @@ impl QueuePair {
         }
         self.counters().inc(Stat::rx_csum_ok);
         let mem = self.mem();
-        let mut sink = RxSink {
-            mem: &mem,
-            ring: &mut self.rx,
-            counters: &self.shared.queues[self.index].counters,
-            held: &mut self.rx_held,
-            rss: (self.cfg.features & feat::RSS != 0).then_some(&self.rss),
-            ring_error: false,
-        };
+        let mut sink = rx_sink!(self, &mem);
         self.coalescer
             .flush_flow_of(frame, &mut |b, m| sink.deliver(b, m));
         sink.deliver(frame, meta);
@@ -477,14 +486,7 @@ impl QueuePair {
         }
         let keep = if self.rx_csum_enabled() { status } else { 0 };
         let mem = self.mem();
-        let mut sink = RxSink {
-            mem: &mem,
-            ring: &mut self.rx,
-            counters: &self.shared.queues[self.index].counters,
-            held: &mut self.rx_held,
-            rss: (self.cfg.features & feat::RSS != 0).then_some(&self.rss),
-            ring_error: false,
-        };
+        let mut sink = rx_sink!(self, &mem);
         if self.cfg.features & feat::LRO != 0 {
             let merged = self.coalescer.tally.merged;
             self.coalescer
@@ -509,14 +511,7 @@ impl QueuePair {
             return;
         }
         let mem = self.mem();
-        let mut sink = RxSink {
-            mem: &mem,
-            ring: &mut self.rx,
-            counters: &self.shared.queues[self.index].counters,
-            held: &mut self.rx_held,
-            rss: (self.cfg.features & feat::RSS != 0).then_some(&self.rss),
-            ring_error: false,
-        };
+        let mut sink = rx_sink!(self, &mem);
         self.coalescer
             .flush_all(coalesce::Reason::Idle, &mut |b, m| sink.deliver(b, m));
         let e = sink.ring_error;

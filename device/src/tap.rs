@@ -175,6 +175,18 @@ impl Tap {
         Ok(v)
     }
 
+    /// One queue; [`share_queues`] links the queues of one TAP afterwards.
+    fn new(file: File, name: String, vnet: bool, offloads: bool) -> Self {
+        let file = Arc::new(file);
+        Self {
+            queues: Arc::new(vec![file.clone()]),
+            file,
+            name,
+            vnet,
+            offloads,
+        }
+    }
+
     fn attach(name: &str, f: Flags) -> Result<Self, TapError> {
         let (vnet, mq) = (f.vnet, f.mq);
         let file = OpenOptions::new()
@@ -222,14 +234,7 @@ impl Tap {
         } else {
             false
         };
-        let file = Arc::new(file);
-        Ok(Self {
-            queues: Arc::new(vec![file.clone()]),
-            file,
-            name: name.to_string(),
-            vnet,
-            offloads,
-        })
+        Ok(Self::new(file, name.to_string(), vnet, offloads))
     }
 
     pub fn name(&self) -> &str {
@@ -434,13 +439,6 @@ impl Tap {
         } else {
             false
         };
-        let file = Arc::new(file);
-        Ok(Self {
-            queues: Arc::new(vec![file.clone()]),
-            file,
-            name,
-            vnet,
-            offloads,
-        })
+        Ok(Self::new(file, name, vnet, offloads))
     }
 }

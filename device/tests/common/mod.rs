@@ -1,6 +1,11 @@
 //! What the binary's tests share: spawning `vmso-device` with inherited
 //! fds, and a minimal VMM (vfio_user::Client, a memfd as guest RAM, one TX
 //! and one RX ring) that sends and receives plain frames through it.
+//!
+//! This is not `vmso-tests`' Harness, and repeats a little of it (the memfd,
+//! the socketpair, the ring posting): only this package's own integration
+//! tests can reach the binary (`CARGO_BIN_EXE_vmso-device`), and
+//! `vmso-tests` depends on this package, so it cannot be used from here.
 
 #![allow(dead_code)]
 
