@@ -438,7 +438,8 @@ bench_run() {
             echo "tso_param=$(res tso)"
             echo "device_rc=${dev_rc:-?}"
             for w in tx_va_packets tx_phys_packets tx_tso_packets tx_driver_tso_packets rx_coalesced \
-                rx_superpackets va_translations iotlb_hits iotlb_misses page_faults tx_errors tx_va_fallbacks; do
+                rx_superpackets rx_gso_packets va_translations iotlb_hits iotlb_misses page_faults tx_errors \
+                tx_va_fallbacks; do
                 echo "stat_$w=$(res "stat_$w")"
             done
         fi

@@ -148,9 +148,29 @@ impl Tap {
             mq: queues > 1,
             napi: opts.host_gro.is_some(),
         };
+        let mut tried_mq = flags.mq;
         let first = loop {
             match Self::attach(name, flags) {
                 Ok(t) => break t,
+                // A persistent TAP created multi_queue takes only multi-queue
+                // attaches, even of one queue: try that before anything else.
+                Err(TapError::Attach { source, .. })
+                    if source.raw_os_error() == Some(libc::EINVAL) && !tried_mq =>
+                {
+                    tried_mq = true;
+                    flags.mq = true;
+                }
+                Err(TapError::NotMultiQueue { .. }) if queues == 1 => {
+                    flags.mq = false;
+                    if !flags.vnet {
+                        return Err(TapError::Attach {
+                            name: name.to_string(),
+                            source: io::Error::from_raw_os_error(libc::EINVAL),
+                        });
+                    }
+                    warn!("TAP {name} cannot take a virtio-net header: using a plain TAP; the host will segment and checksum every superpacket");
+                    flags.vnet = false;
+                }
                 Err(TapError::Attach { source, .. })
                     if source.raw_os_error() == Some(libc::EINVAL) && flags.vnet && !flags.mq =>
                 {
@@ -309,6 +329,10 @@ mod tests {
                 assert!(t.has_host_offloads(), "TUNSETOFFLOAD took");
                 assert_eq!(t.vnet_hdr_len(), vnet::LEN);
             }
+            // One queue of a TAP that is multi-queue (as `ip tuntap add ...
+            // multi_queue` makes it) attaches too.
+            let one = Tap::open("vmsotest0", true).expect("one queue of a multi-queue TAP");
+            assert!(one.has_vnet_hdr());
         })
         .join()
         .unwrap();
