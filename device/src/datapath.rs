@@ -128,13 +128,9 @@ impl DataPath {
                 Ok(n) => {
                     reads += 1;
                     let read = &self.buf[..n];
-                    let t = self.queue.steer(read, vnet_len).unwrap_or(0);
-                    let c = &self.shared.queues[me].counters;
-                    if n > 0 && self.shared.queues[t].post(read) {
-                        c.inc(Stat::rx_steered);
-                        let _ = self.peers[t].wake.write(1);
-                    } else if n > 0 {
-                        c.inc(Stat::rx_dropped);
+                    if n > 0 {
+                        let t = self.queue.steer(read, vnet_len).unwrap_or(0);
+                        hand_over(&self.shared, &self.peers, me, t, read);
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -193,14 +189,7 @@ impl DataPath {
                     delivered += 1;
                     let read = &mut self.buf[..n];
                     if let Some(t) = q.steer(read, vnet_len) {
-                        let target = &self.shared.queues[t];
-                        let c = &self.shared.queues[me].counters;
-                        if target.post(read) {
-                            c.inc(Stat::rx_steered);
-                            let _ = self.peers[t].wake.write(1);
-                        } else {
-                            c.inc(Stat::rx_dropped);
-                        }
+                        hand_over(&self.shared, &self.peers, me, t, read);
                         continue;
                     }
                     if !q.receive_read(read, vnet_len, now) {
@@ -247,6 +236,18 @@ impl DataPath {
         if let Err(e) = r {
             error!("moderation timer: {e}");
         }
+    }
+}
+
+/// Hands a backend read from pair `me` to pair `t`'s inbox and wakes its
+/// worker; counted as steered, or as dropped when the inbox is full.
+fn hand_over(shared: &Shared, peers: &[Arc<CmdChannel>], me: usize, t: usize, read: &[u8]) {
+    let c = &shared.queues[me].counters;
+    if shared.queues[t].post(read) {
+        c.inc(Stat::rx_steered);
+        let _ = peers[t].wake.write(1);
+    } else {
+        c.inc(Stat::rx_dropped);
     }
 }
 
