@@ -15,10 +15,10 @@ use std::time::Instant;
 
 use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
 use vmso_device::counters::Counters;
-use vmso_device::dma::Translator;
-use vmso_device::iotlb::Iotlb;
-use vmso_device::mmu::PagingMode;
-use vmso_device::offload::{self, Request, Sink, Slice, Stream};
+use vmso_device::engine::dma::Translator;
+use vmso_device::engine::iotlb::Iotlb;
+use vmso_device::engine::mmu::PagingMode;
+use vmso_device::engine::offload::{self, Request, Sink, Slice, Stream};
 
 const ROUNDS: usize = 9;
 

@@ -263,7 +263,7 @@ pub struct RxDesc {
     pub gso_size: u16,
     pub gso_segs: u16,
     pub gso_type: u8,
-    /// [`crate::rss::HashType`].
+    /// [`crate::engine::rss::HashType`].
     pub hash_type: u8,
     pub hash: u32,
     pub rsvd: u32,

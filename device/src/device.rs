@@ -10,16 +10,16 @@ use event_manager::{EventManager, MutEventSubscriber, SubscriberOps};
 use log::error;
 use vmm_sys_util::eventfd::EventFd;
 
-use crate::backend::Backend;
-use crate::command::CmdChannel;
-use crate::control::Control;
 use crate::counters::Counters;
-use crate::datapath::DataPath;
-use crate::memory::GuestRam;
-use crate::queue::QueuePair;
-use crate::server::VfioDevice;
-use crate::shared::Shared;
-use crate::tx::TxMode;
+use crate::host::backend::Backend;
+use crate::host::memory::GuestRam;
+use crate::queue::command::CmdChannel;
+use crate::queue::pair::QueuePair;
+use crate::queue::shared::Shared;
+use crate::queue::tx::TxMode;
+use crate::queue::worker::DataPath;
+use crate::vfio::registers::Control;
+use crate::vfio::server::VfioDevice;
 
 /// How the device is built.
 #[derive(Clone, Copy, Debug)]
@@ -152,7 +152,7 @@ impl Device {
     /// worker on its own thread, between packets).
     pub fn confine_workers(&self) -> Result<(), io::Error> {
         for w in &self.workers {
-            if !w.cmds.call(crate::command::Cmd::Confine) {
+            if !w.cmds.call(crate::queue::command::Cmd::Confine) {
                 return Err(io::Error::other(
                     "a queue worker did not confirm its seccomp filter",
                 ));
@@ -207,8 +207,8 @@ impl Drop for Device {
 impl Device {
     /// Where the metrics document reads this device's counters: the
     /// totals, each queue pair's set and each coalescer's flush reasons.
-    pub fn metrics_sources(&self) -> crate::metrics::Sources<'_> {
-        crate::metrics::Sources {
+    pub fn metrics_sources(&self) -> crate::host::metrics::Sources<'_> {
+        crate::host::metrics::Sources {
             device: &self.shared.counters,
             queues: self.shared.queues.iter().map(|q| &q.counters).collect(),
             coalescers: self.shared.queues.iter().map(|q| &*q.flush).collect(),

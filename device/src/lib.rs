@@ -3,39 +3,25 @@
 //! checksums it, and writes the frames to a backend (TAP). It is served to a
 //! VMM over vfio-user.
 //!
-//! Pure logic, testable without I/O: [`mmu`] (page walk), [`iotlb`],
-//! [`offload`] (TSO/USO/UFO/checksums), [`wire`], [`csum`], [`ring`], [`dma`].
+//! The layers, each a folder (docs/architecture.md has the threads and a
+//! frame's path through them):
+//! - [`abi`]: the device contract (registers, descriptors, counter names);
+//! - [`engine`]: pure logic, no I/O: page walk, IOTLB, gather, offloads,
+//!   checksums, wire views, receive coalescing, RSS; fuzzed directly;
+//! - [`queue`]: the rings, TX and RX over them, and the worker thread that
+//!   owns a queue pair;
+//! - [`vfio`]: the vfio-user server, PCI config space and the register file;
+//! - [`host`]: the TAP and other backends, guest RAM mappings, metrics,
+//!   capture, signals, seccomp;
+//! - [`device`]: one running device, wiring the layers together;
+//!   [`counters`]: the statistics every layer counts into.
 
 pub mod abi;
-pub mod backend;
-pub mod cli;
-pub mod coalesce;
-pub mod command;
-pub mod control;
 pub mod counters;
-pub mod csum;
-pub mod datapath;
 pub mod device;
-pub mod dma;
-pub mod iotlb;
-pub mod irq;
-pub mod memory;
-pub mod metrics;
-pub mod mmu;
-pub mod offload;
-pub mod pcap;
-pub mod pci;
+pub mod engine;
+pub mod host;
 pub mod queue;
-pub mod ring;
-pub mod rss;
-pub mod runtime;
-pub mod rx;
-pub mod seccomp;
-pub mod server;
-pub mod shared;
-pub mod tap;
-pub mod tx;
-pub mod vnet;
-pub mod wire;
+pub mod vfio;
 
 pub use device::{Device, DeviceConfig};

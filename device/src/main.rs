@@ -10,13 +10,13 @@ use std::time::Duration;
 use clap::Parser;
 use log::{error, info, warn};
 
-use vmso_device::backend::{Backend, SocketBackend};
-use vmso_device::cli::{self, derive_mac, format_mac};
-use vmso_device::metrics::{self, MetricsSink, ProcessInfo};
-use vmso_device::pcap::{self, PcapConfig, PcapHandle, PcapSink};
-use vmso_device::runtime::{self, Runtime};
-use vmso_device::tap::{Tap, TapOptions};
-use vmso_device::tx::TxMode;
+use vmso_device::host::backend::{Backend, SocketBackend};
+use vmso_device::host::cli::{self, derive_mac, format_mac};
+use vmso_device::host::metrics::{self, MetricsSink, ProcessInfo};
+use vmso_device::host::pcap::{self, PcapConfig, PcapHandle, PcapSink};
+use vmso_device::host::runtime::{self, Runtime};
+use vmso_device::host::tap::{Tap, TapOptions};
+use vmso_device::queue::tx::TxMode;
 use vmso_device::{Device, DeviceConfig};
 
 #[derive(Parser, Debug)]
@@ -48,7 +48,7 @@ struct Args {
     #[arg(long, value_parser = parse_mac)]
     mac: Option<[u8; 6]>,
     /// Log filter (error, warn, info, debug, trace, or env_logger syntax
-    /// such as `info,vmso_device::queue=debug`). Overrides RUST_LOG;
+    /// such as `info,vmso_device::queue::pair=debug`). Overrides RUST_LOG;
     /// without both: info.
     #[arg(long, value_name = "FILTER")]
     log_level: Option<String>,
@@ -96,7 +96,7 @@ struct Args {
     #[arg(long, value_name = "BYTES", default_value_t = pcap::MAX_BYTES_DEFAULT, requires = "pcap")]
     pcap_max_bytes: u64,
     /// `on`: after startup, every thread may make only the system calls
-    /// serving needs (see device/src/seccomp.rs); `off` is for debugging.
+    /// serving needs (see device/src/host/seccomp.rs); `off` is for debugging.
     #[arg(long, value_enum, default_value_t = SeccompArg::On)]
     seccomp: SeccompArg,
 }
@@ -116,7 +116,7 @@ fn apply_seccomp(mode: SeccompArg, device: &Device) -> Result<(), String> {
         warn!("seccomp filter off (--seccomp=off)");
         return Ok(());
     }
-    vmso_device::seccomp::install_handler().map_err(|e| e.to_string())?;
+    vmso_device::host::seccomp::install_handler().map_err(|e| e.to_string())?;
     device.confine_workers().map_err(|e| e.to_string())?;
     info!("seccomp filter installed on the queue workers");
     Ok(())
@@ -131,7 +131,7 @@ fn serve_confined(args: &Args, device: &Device, server: &vfio_user::Server, rt: 
             .spawn_scoped(s, || {
                 if args.seccomp == SeccompArg::On {
                     if let Err(e) =
-                        vmso_device::seccomp::install_thread(seccompiler::SeccompAction::Trap)
+                        vmso_device::host::seccomp::install_thread(seccompiler::SeccompAction::Trap)
                     {
                         error!("seccomp filter on the vfio-user thread: {e}");
                         return;
@@ -389,8 +389,8 @@ fn run(args: Args) -> Result<(), String> {
     let cfg = DeviceConfig { mac, tx_mode };
     let device =
         Arc::new(Device::start_queues(cfg, backends).map_err(|e| format!("start device: {e}"))?);
-    let irqs = vmso_device::server::irqs();
-    let regions = vmso_device::server::regions();
+    let irqs = vmso_device::vfio::server::irqs();
+    let regions = vmso_device::vfio::server::regions();
     let (server, created) = match listen {
         Listen::Path(p) => (
             vfio_user::Server::new(&p, true, irqs, regions)

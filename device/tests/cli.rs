@@ -481,7 +481,7 @@ fn default_macs_differ_per_tap_and_survive_a_restart() {
     assert_eq!(a, a2, "a restart keeps the MAC");
     assert_eq!(
         a,
-        vmso_device::cli::format_mac(&vmso_device::cli::derive_mac("vmsomacA"))
+        vmso_device::host::cli::format_mac(&vmso_device::host::cli::derive_mac("vmsomacA"))
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -24,8 +24,8 @@ use std::time::{Duration, Instant};
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use vmso_device::abi::rxstat;
-use vmso_device::coalesce::{Coalescer, Params, Reason};
-use vmso_device::rx::{self, RxMeta};
+use vmso_device::engine::coalesce::{Coalescer, Params, Reason};
+use vmso_device::engine::verdict::{self, RxMeta};
 use vmso_fuzz::{fix_checksums, ip_view, patch, HdrSpec};
 
 #[derive(Arbitrary, Debug)]
@@ -48,7 +48,7 @@ enum Step {
     Idle,
 }
 
-/// The checksum verdict: what `rx::verify_checksums` says about the bytes,
+/// The checksum verdict: what `verdict::verify_checksums` says about the bytes,
 /// with the bits of this mask cleared. Bits are only ever taken away: the
 /// coalescer may trust L4_OK, as the RX path only sets it for verified bytes.
 #[derive(Arbitrary, Debug, Clone, Copy)]
@@ -85,8 +85,8 @@ fn byte(f: usize, s: u32) -> u8 {
 
 /// TCP payload length the coalescer would see (0 for non-TCP or invalid).
 fn tcp_payload(frame: &[u8]) -> usize {
-    match vmso_device::wire::parse(frame) {
-        Ok(h) if h.l4 == vmso_device::wire::L4::Tcp => {
+    match vmso_device::engine::wire::parse(frame) {
+        Ok(h) if h.l4 == vmso_device::engine::wire::L4::Tcp => {
             let end = h.l3_off + h.ip_len;
             if end <= frame.len() && end >= h.hdr_len {
                 end - h.hdr_len
@@ -235,13 +235,13 @@ fuzz_target!(|inp: Input| {
 /// True if `f` is one of our unpatched segments (its payload is the
 /// pattern); patched and raw frames may carry other bytes.
 fn segment_like(f: &[u8]) -> bool {
-    let Ok(h) = vmso_device::wire::parse(f) else {
+    let Ok(h) = vmso_device::engine::wire::parse(f) else {
         return true; // never merged
     };
     let Some(fi) = flow_of(f) else {
         return true;
     };
-    let seq = vmso_device::wire::be32(f, h.l4_off + 4);
+    let seq = vmso_device::engine::wire::be32(f, h.l4_off + 4);
     f[h.hdr_len.min(f.len())..]
         .iter()
         .enumerate()
@@ -249,5 +249,5 @@ fn segment_like(f: &[u8]) -> bool {
 }
 
 fn status_of(s: Status, f: &[u8]) -> u16 {
-    rx::verify_checksums(f) & !s.0
+    verdict::verify_checksums(f) & !s.0
 }

@@ -19,10 +19,10 @@ use libfuzzer_sys::fuzz_target;
 use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion};
 use vmso_device::abi::MAXPHYADDR;
 use vmso_device::counters::Counters;
-use vmso_device::dma::{phys_slices, Translator};
-use vmso_device::iotlb::Iotlb;
-use vmso_device::mmu::{self, PagingMode};
-use vmso_device::offload::Slice;
+use vmso_device::engine::dma::{phys_slices, Translator};
+use vmso_device::engine::iotlb::Iotlb;
+use vmso_device::engine::mmu::{self, PagingMode};
+use vmso_device::engine::offload::Slice;
 
 /// Regions: [0, 64 KiB), [64 KiB, 128 KiB), [192 KiB, 196 KiB).
 const REGIONS: [(u64, usize); 3] = [(0, 0x10000), (0x10000, 0x10000), (0x30000, 0x1000)];

@@ -22,7 +22,7 @@
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use vmso_device::abi::{TxError, MTU_MAX, MTU_MIN};
-use vmso_device::offload::{self, Request, Sink, Slice, Stream};
+use vmso_device::engine::offload::{self, Request, Sink, Slice, Stream};
 use vmso_fuzz::{ip_view, l4_verifies, patch, ref_sum, verifies, FrameSpec};
 
 #[derive(Arbitrary, Debug)]

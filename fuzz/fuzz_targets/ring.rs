@@ -14,7 +14,7 @@ use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use vm_memory::ByteValued;
 use vmso_device::abi::{RxDesc, TxDesc, RING_MAX, RING_MIN, RX_DESC_SIZE, TX_DESC_SIZE};
-use vmso_device::ring::Ring;
+use vmso_device::queue::ring::Ring;
 
 #[derive(Arbitrary, Debug)]
 struct Input {

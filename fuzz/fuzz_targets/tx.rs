@@ -15,8 +15,8 @@ use libfuzzer_sys::fuzz_target;
 use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
 use vmso_device::abi::{cmd, TxDesc, MTU_MAX, MTU_MIN};
 use vmso_device::counters::{Counters, Stat};
-use vmso_device::iotlb::Iotlb;
-use vmso_device::ring::Ring;
+use vmso_device::engine::iotlb::Iotlb;
+use vmso_device::queue::ring::Ring;
 
 const RAM: usize = 0x10000;
 /// The ring lives in the last 4 KiB; descriptors of up to 128 slots fit.
@@ -54,7 +54,7 @@ struct Counting {
     max: usize,
 }
 
-impl vmso_device::backend::Backend for Counting {
+impl vmso_device::host::backend::Backend for Counting {
     fn send(&mut self, iov: &[libc::iovec]) -> std::io::Result<usize> {
         let mut n = 0;
         for v in iov {
@@ -145,12 +145,12 @@ fn run_pass(
     backend: &mut Counting,
 ) -> usize {
     let mut iotlb = Iotlb::default();
-    let mut pass = vmso_device::tx::TxPass {
+    let mut pass = vmso_device::queue::tx::TxPass {
         mem,
         iotlb: &mut iotlb,
         counters,
         mtu,
-        mode: vmso_device::tx::TxMode::Wire,
+        mode: vmso_device::queue::tx::TxMode::Wire,
         pin: None,
         faults: Vec::new(),
         ring_error: false,

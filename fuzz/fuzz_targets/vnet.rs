@@ -6,9 +6,9 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use vmso_device::offload::{self, Request, Sink, Slice, Stream};
-use vmso_device::rss::Rss;
-use vmso_device::vnet::{self, RxAction, VnetHdr};
+use vmso_device::engine::offload::{self, Request, Sink, Slice, Stream};
+use vmso_device::engine::rss::Rss;
+use vmso_device::engine::vnet::{self, RxAction, VnetHdr};
 
 struct Segments {
     gso_size: usize,

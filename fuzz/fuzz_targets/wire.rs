@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use vmso_device::wire::{self, L3, L4};
+use vmso_device::engine::wire::{self, L3, L4};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(h) = wire::parse(data) else {

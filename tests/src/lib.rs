@@ -22,8 +22,8 @@ use vfio_bindings::bindings::vfio::{
 use vm_memory::{Bytes, FileOffset, GuestAddress, GuestMemoryMmap, GuestRegionMmap, MmapRegion};
 use vmm_sys_util::eventfd::EventFd;
 use vmso_device::abi::{ctrl, feat, reg, RxDesc, TxDesc};
-use vmso_device::backend::{Backend, SocketBackend};
 use vmso_device::counters::Stat;
+use vmso_device::host::backend::{Backend, SocketBackend};
 use vmso_device::{Device, DeviceConfig};
 
 pub use vmso_device::abi;
@@ -201,8 +201,8 @@ impl Harness {
         let server = vfio_user::Server::new(
             &socket,
             true,
-            vmso_device::server::irqs(),
-            vmso_device::server::regions(),
+            vmso_device::vfio::server::irqs(),
+            vmso_device::vfio::server::regions(),
         )
         .expect("server");
         let connector = device.connector();
@@ -576,7 +576,13 @@ pub fn desc(addr: u64, len: u32, cmd: u16) -> TxDesc {
 }
 
 /// A virtual-address TX descriptor.
-pub fn vdesc(va: u64, len: u32, cmd: u16, pdbr: u64, mode: vmso_device::mmu::PagingMode) -> TxDesc {
+pub fn vdesc(
+    va: u64,
+    len: u32,
+    cmd: u16,
+    pdbr: u64,
+    mode: vmso_device::engine::mmu::PagingMode,
+) -> TxDesc {
     TxDesc {
         addr: va,
         pdbr,

@@ -3,7 +3,7 @@
 //! (4 KiB, 2 MiB, 1 GiB). Written independently of the device's walker.
 
 use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
-use vmso_device::mmu::PagingMode;
+use vmso_device::engine::mmu::PagingMode;
 
 const P_RW: u64 = 0x3;
 const PS: u64 = 0x80;

@@ -4,7 +4,7 @@
 
 use vmso_device::abi::{cmd, TxDesc, TxError, MIN_MSS};
 use vmso_device::counters::Stat;
-use vmso_device::tx::TxMode;
+use vmso_device::queue::tx::TxMode;
 use vmso_device::DeviceConfig;
 use vmso_tests::frames::{self, TcpOpts};
 use vmso_tests::*;

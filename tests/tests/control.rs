@@ -2,7 +2,7 @@
 
 use vmso_device::abi::{self, cmd, reg, rxstat, VEC_RX, VEC_TX};
 use vmso_device::counters::Stat;
-use vmso_device::mmu::PagingMode;
+use vmso_device::engine::mmu::PagingMode;
 use vmso_tests::frames::{self, TcpOpts};
 use vmso_tests::pagetable::AddressSpace;
 use vmso_tests::*;

@@ -10,8 +10,8 @@ use etherparse::PacketBuilder;
 use vm_memory::{Bytes, GuestAddress};
 use vmso_device::abi::{self, cmd, ctrl, feat, qreg, reg, RxDesc, TxDesc, TxError};
 use vmso_device::counters::Stat;
-use vmso_device::mmu::PagingMode;
-use vmso_device::rss::{HashType, Rss, INDIR_LEN, KEY_LEN};
+use vmso_device::engine::mmu::PagingMode;
+use vmso_device::engine::rss::{HashType, Rss, INDIR_LEN, KEY_LEN};
 use vmso_tests::pagetable::AddressSpace;
 use vmso_tests::*;
 

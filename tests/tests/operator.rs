@@ -6,8 +6,8 @@
 use etherparse::PacketBuilder;
 use vmso_device::abi::cmd;
 use vmso_device::counters::Stat;
-use vmso_device::metrics::{self, Document, ProcessInfo};
-use vmso_device::pcap::{PcapConfig, PcapSink, SNAPLEN_DEFAULT};
+use vmso_device::host::metrics::{self, Document, ProcessInfo};
+use vmso_device::host::pcap::{PcapConfig, PcapSink, SNAPLEN_DEFAULT};
 use vmso_device::DeviceConfig;
 use vmso_tests::frames::{self, TcpOpts};
 use vmso_tests::{capture, desc, pattern, Harness, DATA_POOL, HDR_BUF};
@@ -126,7 +126,7 @@ fn metrics_document_matches_the_traffic() {
     }
     // Every flush reason is there.
     let co = v["coalescer"].as_object().unwrap();
-    assert_eq!(co.len(), vmso_device::coalesce::REASON_NAMES.len());
+    assert_eq!(co.len(), vmso_device::engine::coalesce::REASON_NAMES.len());
     assert_eq!(v["schema"], 1);
     assert_eq!(v["trigger"], "signal");
 

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use vmso_device::abi::{self, cmd, ctrl, reg};
 use vmso_device::counters::Stat;
-use vmso_device::mmu::PagingMode;
+use vmso_device::engine::mmu::PagingMode;
 use vmso_device::DeviceConfig;
 use vmso_tests::pagetable::AddressSpace;
 use vmso_tests::*;

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap};
 use vmso_device::abi::{cmd, iotlb_inv, reg, TxError, TX_DESC_SIZE};
 use vmso_device::counters::Stat;
-use vmso_device::mmu::PagingMode;
+use vmso_device::engine::mmu::PagingMode;
 use vmso_tests::frames::{self, TcpOpts};
 use vmso_tests::pagetable::AddressSpace;
 use vmso_tests::*;

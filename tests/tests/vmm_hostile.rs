@@ -16,7 +16,7 @@ use vfio_bindings::bindings::vfio::{
 use vfio_user::DmaMapFlags;
 use vmso_device::abi::{self, cmd, reg, TxError};
 use vmso_device::counters::Stat;
-use vmso_device::memory::MAX_DMA_MAPS;
+use vmso_device::host::memory::MAX_DMA_MAPS;
 use vmso_device::Device;
 use vmso_tests::frames::{self, TcpOpts};
 use vmso_tests::vmm::{self, command, RawVmm};

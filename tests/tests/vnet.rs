@@ -7,8 +7,8 @@
 use etherparse::{NetHeaders, PacketBuilder, PacketHeaders, TransportHeader};
 use vmso_device::abi::{self, cmd, reg, rxstat, TxError};
 use vmso_device::counters::Stat;
-use vmso_device::tx::TxMode;
-use vmso_device::vnet::{self, gso, VnetHdr};
+use vmso_device::engine::vnet::{self, gso, VnetHdr};
+use vmso_device::queue::tx::TxMode;
 use vmso_device::DeviceConfig;
 use vmso_tests::frames::{self, TcpOpts};
 use vmso_tests::*;

@@ -14,11 +14,11 @@ use log::{error, warn};
 use vmm_sys_util::eventfd::EventFd;
 use vmm_sys_util::timerfd::TimerFd;
 
-use crate::backend::Backend;
-use crate::command::CmdChannel;
 use crate::counters::Stat;
-use crate::queue::QueuePair;
-use crate::shared::Shared;
+use crate::host::backend::Backend;
+use crate::queue::command::CmdChannel;
+use crate::queue::pair::QueuePair;
+use crate::queue::shared::Shared;
 
 /// Frames taken from the backend per wake-up before yielding to TX.
 const RX_BUDGET: usize = 256;

@@ -15,8 +15,8 @@ use std::sync::Arc;
 
 use log::warn;
 
-use crate::backend::{read_fd, set_nonblocking, writev_fd, Backend};
-use crate::vnet;
+use crate::engine::vnet;
+use crate::host::backend::{read_fd, set_nonblocking, writev_fd, Backend};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TapError {

@@ -22,9 +22,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::abi::{rxstat, GSO_TYPE_TCPV4, GSO_TYPE_TCPV6};
-use crate::csum;
-use crate::rx::RxMeta;
-use crate::wire::{self, Headers, L3, L4};
+use crate::engine::csum;
+use crate::engine::verdict::RxMeta;
+use crate::engine::wire::{self, Headers, L3, L4};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Params {

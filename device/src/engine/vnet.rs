@@ -3,8 +3,8 @@
 //! this little-endian-only device), and the checks a frame from the host
 //! must pass before the device acts on its header. Pure code, no I/O.
 
-use crate::csum;
-use crate::wire::{self, L3, L4};
+use crate::engine::csum;
+use crate::engine::wire::{self, L3, L4};
 
 /// `struct virtio_net_hdr`: flags, gso_type, hdr_len, gso_size, csum_start,
 /// csum_offset. The device sets this size with TUNSETVNETHDRSZ.

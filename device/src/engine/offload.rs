@@ -7,8 +7,8 @@
 //! never copied, only read once for its checksum.
 
 use crate::abi::{TxError, MAX_HDR, MIN_MSS};
-use crate::csum;
-use crate::wire::{self, Headers, L3, L4};
+use crate::engine::csum;
+use crate::engine::wire::{self, Headers, L3, L4};
 
 /// A readable byte range. It points either into mapped guest memory (kept
 /// mapped by the caller for as long as the slice lives) or into a buffer.
@@ -309,9 +309,9 @@ pub fn handoff<S: Sink>(
     hdr[co..co + 2].copy_from_slice(&pseudo.to_ne_bytes());
     let gso = Gso {
         gso_type: match (h.l4, h.l3) {
-            (L4::Tcp, L3::Ipv4) => crate::vnet::gso::TCPV4,
-            (L4::Tcp, L3::Ipv6) => crate::vnet::gso::TCPV6,
-            (L4::Udp, _) => crate::vnet::gso::UDP_L4,
+            (L4::Tcp, L3::Ipv4) => crate::engine::vnet::gso::TCPV4,
+            (L4::Tcp, L3::Ipv6) => crate::engine::vnet::gso::TCPV6,
+            (L4::Udp, _) => crate::engine::vnet::gso::UDP_L4,
         },
         gso_size: req.mss,
         hdr_len: h.hdr_len as u16,

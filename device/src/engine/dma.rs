@@ -6,9 +6,9 @@
 use vm_memory::{GuestAddress, GuestMemoryBackend, GuestMemoryRegion, MemoryRegionAddress};
 
 use crate::counters::{Counters, Stat};
-use crate::iotlb::Iotlb;
-use crate::mmu::{self, Fault, PagingMode, Translation};
-use crate::offload::Slice;
+use crate::engine::iotlb::Iotlb;
+use crate::engine::mmu::{self, Fault, PagingMode, Translation};
+use crate::engine::offload::Slice;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum DmaError {

@@ -5,7 +5,7 @@
 //! whatever addresses a hostile guest sends. It is a direct-mapped table per
 //! page size, so capacity is fixed and there is nothing to evict by policy.
 
-use crate::mmu::{PagingMode, Translation};
+use crate::engine::mmu::{PagingMode, Translation};
 
 const SETS: usize = 1024;
 /// The page sizes the walker can return, most common first.

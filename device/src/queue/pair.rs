@@ -1,7 +1,7 @@
 //! One queue pair as its worker owns it: the TX and RX rings, the IOTLB, the
 //! receive coalescer and the frames held for lack of RX buffers. Only the
 //! worker thread touches it; the register file reaches it through
-//! [`Cmd`]s and sees its indices through [`QueueRegs`](crate::shared::QueueRegs).
+//! [`Cmd`]s and sees its indices through [`QueueRegs`](crate::queue::shared::QueueRegs).
 
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
@@ -14,20 +14,21 @@ use vm_memory::{Bytes, GuestAddress, GuestAddressSpace, GuestMemoryAtomic};
 use crate::abi::{
     cause, feat, iotlb_inv, notify, rxstat, GSO_TYPE_TCPV4, GSO_TYPE_TCPV6, MTU_DEFAULT,
 };
-use crate::backend::Backend;
-use crate::coalesce::{self, Coalescer};
-use crate::command::{Cmd, QueueConfig, RingConfig};
 use crate::counters::{Counters, Stat};
-use crate::iotlb::Iotlb;
-use crate::memory::Mem;
-use crate::mmu::Fault;
-use crate::offload;
-use crate::ring::Ring;
-use crate::rss::Rss;
-use crate::rx::{self, RxMeta, RxOutcome};
-use crate::shared::{QueueRegs, Shared};
-use crate::tx::{TxMode, TxPass};
-use crate::vnet::{self, RxAction, VnetHdr};
+use crate::engine::coalesce::{self, Coalescer};
+use crate::engine::iotlb::Iotlb;
+use crate::engine::mmu::Fault;
+use crate::engine::offload;
+use crate::engine::rss::Rss;
+use crate::engine::verdict::{self, RxMeta};
+use crate::engine::vnet::{self, RxAction, VnetHdr};
+use crate::host::backend::Backend;
+use crate::host::memory::Mem;
+use crate::queue::command::{Cmd, QueueConfig, RingConfig};
+use crate::queue::ring::Ring;
+use crate::queue::rx::{self, RxOutcome};
+use crate::queue::shared::{QueueRegs, Shared};
+use crate::queue::tx::{TxMode, TxPass};
 
 /// TX packets per pass before the worker looks at its other events.
 pub const TX_BUDGET: usize = 256;
@@ -137,7 +138,7 @@ impl QueuePair {
             Cmd::Rss(r) => self.rss = r,
             Cmd::Confine => {
                 let trap = seccompiler::SeccompAction::Trap;
-                if let Err(e) = crate::seccomp::install_thread(trap) {
+                if let Err(e) = crate::host::seccomp::install_thread(trap) {
                     log::error!("queue pair {}: seccomp filter: {e}", self.index);
                 }
             }
@@ -362,12 +363,12 @@ impl QueuePair {
             }
             Ok(RxAction::Verify) => self.receive(frame, None, now),
             Ok(RxAction::Valid) => {
-                let st = rx::trusted_status(frame);
+                let st = verdict::trusted_status(frame);
                 self.receive(frame, Some(st), now)
             }
             Ok(RxAction::Complete { start, offset }) => {
                 vnet::complete_csum(frame, start, offset);
-                let st = rx::trusted_status(frame);
+                let st = verdict::trusted_status(frame);
                 self.receive(frame, Some(st), now)
             }
             Ok(RxAction::Tcp { gso_size, v6 }) => {
@@ -395,13 +396,13 @@ impl QueuePair {
         if !self.lro_enabled() {
             return self.segment_superpacket(frame, gso_size, now);
         }
-        let Ok(h) = crate::wire::parse(frame) else {
+        let Ok(h) = crate::engine::wire::parse(frame) else {
             return true; // classify parsed it already
         };
-        if h.l3 == crate::wire::L3::Ipv4 {
+        if h.l3 == crate::engine::wire::L3::Ipv4 {
             let ihl = h.l3_off..h.l4_off;
             frame[h.l3_off + 10..h.l3_off + 12].fill(0);
-            let c = crate::csum::finish(crate::csum::partial(&frame[ihl]));
+            let c = crate::engine::csum::finish(crate::engine::csum::partial(&frame[ihl]));
             frame[h.l3_off + 10..h.l3_off + 12].copy_from_slice(&c);
         }
         let payload = frame.len() - h.hdr_len;
@@ -409,7 +410,7 @@ impl QueuePair {
             .div_ceil(usize::from(gso_size))
             .min(usize::from(u16::MAX)) as u16;
         let mut meta = RxMeta {
-            status: rx::trusted_status(frame),
+            status: verdict::trusted_status(frame),
             ..Default::default()
         };
         if segs > 1 {
@@ -451,7 +452,7 @@ impl QueuePair {
         let mut go_on = true;
         for r in segs.ranges {
             let seg = &segs.bytes[r];
-            let st = rx::trusted_status(seg);
+            let st = verdict::trusted_status(seg);
             // A segment that does not fit now is held by the sink, so the
             // rest of the superpacket follows it there rather than being lost.
             go_on = self.receive_any(seg, Some(st), now);
@@ -475,7 +476,9 @@ impl QueuePair {
     fn receive_any(&mut self, frame: &[u8], trusted: Option<u16>, now: Instant) -> bool {
         let status = match trusted {
             Some(st) => st,
-            None if self.rx_csum_enabled() || self.lro_enabled() => rx::verify_checksums(frame),
+            None if self.rx_csum_enabled() || self.lro_enabled() => {
+                verdict::verify_checksums(frame)
+            }
             None => 0,
         };
         if status & rxstat::L4_OK != 0 {

@@ -13,9 +13,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 
-use crate::coalesce::FlushStats;
 use crate::counters::Counters;
-use crate::pcap::PcapStats;
+use crate::engine::coalesce::FlushStats;
+use crate::host::pcap::PcapStats;
 
 /// The version of the document's layout; it changes when a field changes
 /// meaning or goes away (new fields do not change it).
@@ -407,7 +407,10 @@ mod tests {
         assert_eq!(m.device["vmm_refused"], 1);
         assert_eq!(m.device_since_reset["tx_packets"], 3);
         assert_eq!(m.queues[1]["tx_packets"], 6);
-        assert_eq!(m.coalescer.len(), crate::coalesce::REASON_NAMES.len());
+        assert_eq!(
+            m.coalescer.len(),
+            crate::engine::coalesce::REASON_NAMES.len()
+        );
     }
 
     #[test]

@@ -33,8 +33,8 @@ use pcap_file::pcapng::PcapNgWriter;
 use pcap_file::{DataLink, Endianness};
 use serde::Serialize;
 
-use crate::backend::Backend;
-use crate::vnet::{self, VnetHdr};
+use crate::engine::vnet::{self, VnetHdr};
+use crate::host::backend::Backend;
 
 /// Largest snap length accepted (the pcapng convention's maximum).
 pub const SNAPLEN_MAX: u32 = 262_144;
@@ -504,7 +504,7 @@ mod tests {
             comment: "unit".into(),
         })
         .unwrap();
-        let (b, peer) = crate::backend::SocketBackend::pair_vnet().unwrap();
+        let (b, peer) = crate::host::backend::SocketBackend::pair_vnet().unwrap();
         let mut b = h.wrap(Box::new(b));
         let gso = VnetHdr {
             flags: vnet::flags::NEEDS_CSUM,

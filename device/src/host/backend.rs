@@ -13,7 +13,7 @@ pub trait Backend: Send {
     /// The fd to poll for readability.
     fn fd(&self) -> RawFd;
     /// Length of the virtio-net header on every frame, both ways: 0 or
-    /// [`crate::vnet::LEN`].
+    /// [`crate::engine::vnet::LEN`].
     fn vnet_hdr_len(&self) -> usize {
         0
     }
@@ -114,7 +114,7 @@ impl Backend for SocketBackend {
     }
     fn vnet_hdr_len(&self) -> usize {
         if self.vnet {
-            crate::vnet::LEN
+            crate::engine::vnet::LEN
         } else {
             0
         }

@@ -1,15 +1,15 @@
 //! What the register file and the queue workers share: counters, the
 //! interrupt line, the fault log and the ring indices. Nothing here is held
 //! across a syscall or a ring pass; the queues themselves belong to their
-//! worker (see [`crate::queue`]).
+//! worker (see [`crate::queue::pair`]).
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::abi::cause;
-use crate::coalesce::FlushStats;
 use crate::counters::Counters;
-use crate::irq::IrqLine;
+use crate::engine::coalesce::FlushStats;
+use crate::queue::irq::IrqLine;
 
 #[derive(Clone, Copy, Debug, Default)]
 pub struct FaultLog {

@@ -327,8 +327,11 @@ mod tests {
     #[cfg_attr(miri, ignore = "system calls")]
     fn forbidden_call_ends_the_process() {
         let exe = std::env::current_exe().unwrap();
+        // The test's name within this crate, wherever the module sits.
+        let (_, module) = module_path!().split_once("::").unwrap();
+        let child = format!("{module}::trap_child");
         let out = std::process::Command::new(exe)
-            .args(["--exact", "seccomp::tests::trap_child", "--ignored"])
+            .args(["--exact", &child, "--ignored"])
             .env("VMSO_SECCOMP_CHILD", "1")
             .output()
             .unwrap();

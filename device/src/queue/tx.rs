@@ -7,16 +7,16 @@ use vm_memory::{Bytes, GuestAddress};
 use crate::abi::{
     cmd, txstat, TxDesc, TxError, MAX_PKT, MAX_SG, TX_DESC_SIZE, TX_DESC_STATUS_OFFSET,
 };
-use crate::backend::Backend;
 use crate::counters::{Counters, Stat};
-use crate::dma::{phys_slices, DmaError, Translator};
-use crate::iotlb::Iotlb;
-use crate::memory::Mem;
-use crate::mmu::{Fault, PagingMode};
-use crate::offload::{self, Request, Sink, Slice, Stream};
-use crate::ring::Ring;
-use crate::rss::Rss;
-use crate::vnet::{self, VnetHdr};
+use crate::engine::dma::{phys_slices, DmaError, Translator};
+use crate::engine::iotlb::Iotlb;
+use crate::engine::mmu::{Fault, PagingMode};
+use crate::engine::offload::{self, Request, Sink, Slice, Stream};
+use crate::engine::rss::Rss;
+use crate::engine::vnet::{self, VnetHdr};
+use crate::host::backend::Backend;
+use crate::host::memory::Mem;
+use crate::queue::ring::Ring;
 
 /// Sends frames to the backend as iovecs: the virtio-net header if the
 /// backend has one, the frame's header, then guest-memory slices.

@@ -2,7 +2,7 @@
 //! ports, and the indirection table that turns a hash into a queue pair.
 //! Pure code, no I/O.
 
-use crate::wire::{self, L3};
+use crate::engine::wire::{self, L3};
 
 pub const KEY_LEN: usize = 40;
 pub const INDIR_LEN: usize = 128;

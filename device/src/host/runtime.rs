@@ -13,8 +13,8 @@ use log::{info, warn};
 use signal_hook::consts::{SIGINT, SIGTERM, SIGUSR1};
 use signal_hook::iterator::Signals;
 
-use crate::metrics::{DeviceMetrics, Document, MetricsError, MetricsSink, ProcessInfo};
-use crate::pcap::PcapHandle;
+use crate::host::metrics::{DeviceMetrics, Document, MetricsError, MetricsSink, ProcessInfo};
+use crate::host::pcap::PcapHandle;
 
 /// The signals the runtime handles.
 pub const SIGNALS: [libc::c_int; 3] = [SIGTERM, SIGINT, SIGUSR1];

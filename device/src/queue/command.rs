@@ -47,12 +47,12 @@ pub enum Cmd {
     /// indices at 0; going to disabled stops all ring access.
     Configure(QueueConfig),
     /// New RSS key or indirection table.
-    Rss(crate::rss::Rss),
+    Rss(crate::engine::rss::Rss),
     /// IOTLB_INV with its operands.
     Invalidate { op: u32, pdbr: u64, addr: u64 },
     /// Device reset: drop rings, IOTLB, coalescing queues and held frames.
     Reset,
-    /// Put the worker thread under the seccomp filter (`crate::seccomp`).
+    /// Put the worker thread under the seccomp filter (`crate::host::seccomp`).
     Confine,
 }
 

@@ -17,9 +17,9 @@ use vfio_user::{DmaMapFlags, DmaUnmapFlags, IrqInfo, ServerBackend, ServerRegion
 use vmm_sys_util::eventfd::EventFd;
 
 use crate::abi::{BAR0_SIZE, NUM_VECTORS};
-use crate::control::Control;
 use crate::counters::Stat;
-use crate::pci::{PciConfig, CONFIG_SIZE};
+use crate::vfio::pci::{PciConfig, CONFIG_SIZE};
+use crate::vfio::registers::Control;
 
 /// One VMM connection's view of the device. Dropping it (the connection
 /// ended) turns the device over for the next VMM.

@@ -17,12 +17,12 @@ use crate::abi::{
     cause, ctrl, feat, iotlb_inv, notify, qreg, reg, status, ITR_MAX_US, MAX_PKT, MAX_QUEUES,
     MAX_SG, MTU_DEFAULT, MTU_MAX, MTU_MIN, VERSION,
 };
-use crate::command::{Cmd, CmdChannel, QueueConfig, RingConfig};
 use crate::counters::{Stat, STAT_COUNT};
-use crate::memory::GuestRam;
-use crate::ring::Ring;
-use crate::rss::{self, Rss};
-use crate::shared::Shared;
+use crate::engine::rss::{self, Rss};
+use crate::host::memory::GuestRam;
+use crate::queue::command::{Cmd, CmdChannel, QueueConfig, RingConfig};
+use crate::queue::ring::Ring;
+use crate::queue::shared::Shared;
 
 fn lo(v: &mut u64, x: u32) {
     *v = (*v & !0xffff_ffff) | u64::from(x);
