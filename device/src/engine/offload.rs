@@ -67,10 +67,8 @@ impl<'a> Stream<'a> {
             }
             let n = (s.len - off).min(len);
             // SAFETY: off + n <= s.len, so the pointer stays inside the slice.
-            f(Slice {
-                ptr: unsafe { s.ptr.add(off) },
-                len: n,
-            });
+            let ptr = unsafe { s.ptr.add(off) };
+            f(Slice { ptr, len: n });
             off = 0;
             len -= n;
         }

@@ -471,10 +471,8 @@ mod tests {
         }
         let f = memfd(MIB);
         // SAFETY: F_ADD_SEALS on a memfd we own, created with sealing allowed.
-        assert_eq!(
-            unsafe { libc::fcntl(f.as_raw_fd(), libc::F_ADD_SEALS, libc::F_SEAL_WRITE) },
-            0
-        );
+        let rc = unsafe { libc::fcntl(f.as_raw_fd(), libc::F_ADD_SEALS, libc::F_SEAL_WRITE) };
+        assert_eq!(rc, 0);
         let e = ram.map_with(0, MIB, 0, rw(), Some(f)).unwrap_err();
         assert!(matches!(e, MemError::MapNotWritable { .. }), "{e}");
         assert_eq!(e.kind(), io::ErrorKind::PermissionDenied);
