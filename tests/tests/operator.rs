@@ -7,7 +7,7 @@ use etherparse::PacketBuilder;
 use vmso_device::abi::cmd;
 use vmso_device::counters::Stat;
 use vmso_device::host::metrics::{self, Document, ProcessInfo};
-use vmso_device::host::pcap::{PcapConfig, PcapSink, SNAPLEN_DEFAULT};
+use vmso_device::host::pcap::{PcapConfig, PcapWriter, SNAPLEN_DEFAULT};
 use vmso_device::DeviceConfig;
 use vmso_tests::frames::{self, TcpOpts};
 use vmso_tests::{capture, desc, pattern, Harness, DATA_POOL, HDR_BUF};
@@ -149,7 +149,7 @@ fn stat_at(h: &mut Harness, i: usize) -> u64 {
 fn capture_equals_what_the_backend_saw_both_ways() {
     let dir = tmpdir("pcap");
     let path = dir.join("wire.pcapng");
-    let pcap = PcapSink::create(PcapConfig {
+    let pcap = PcapWriter::create(PcapConfig {
         path: path.clone(),
         snaplen: SNAPLEN_DEFAULT,
         max_bytes: 0,
@@ -195,7 +195,7 @@ fn capture_snaplen_and_size_cap() {
     let dir = tmpdir("cap");
     let path = dir.join("wire.pcapng");
     let cap_bytes = 1200;
-    let pcap = PcapSink::create(PcapConfig {
+    let pcap = PcapWriter::create(PcapConfig {
         path: path.clone(),
         snaplen: 64,
         max_bytes: cap_bytes,

@@ -106,7 +106,7 @@ pub struct VmmStats {
 
 /// The metrics writer's own counters.
 #[derive(Clone, Debug, Default, Serialize)]
-pub struct SinkStats {
+pub struct WriterStats {
     /// Documents written before this one.
     pub writes: u64,
     /// Documents that could not be written.
@@ -130,7 +130,7 @@ pub struct Document {
     pub vmm: VmmStats,
     /// `null` without `--pcap`.
     pub pcap: Option<PcapStats>,
-    pub metrics: SinkStats,
+    pub metrics: WriterStats,
 }
 
 impl Document {
@@ -152,7 +152,7 @@ impl Document {
             device,
             vmm: VmmStats::default(),
             pcap: None,
-            metrics: SinkStats::default(),
+            metrics: WriterStats::default(),
         }
     }
 }
@@ -194,16 +194,16 @@ enum Target {
 }
 
 /// Writes documents to `--metrics PATH`.
-pub struct MetricsSink {
+pub struct MetricsWriter {
     path: PathBuf,
     target: Target,
-    pub stats: SinkStats,
+    pub stats: WriterStats,
 }
 
 /// How long a FIFO write may wait for the reader to finish a line.
 const FIFO_WAIT: Duration = Duration::from_secs(1);
 
-impl MetricsSink {
+impl MetricsWriter {
     /// Checks `path` and prepares to write there: a FIFO is opened, a file
     /// is created on the first write.
     pub fn open(path: &Path) -> Result<Self, MetricsError> {
@@ -225,7 +225,7 @@ impl MetricsSink {
                         file,
                         broken: false,
                     },
-                    stats: SinkStats::default(),
+                    stats: WriterStats::default(),
                 });
             }
             if m.is_dir() {
@@ -247,7 +247,7 @@ impl MetricsSink {
         Ok(Self {
             path,
             target: Target::File { tmp },
-            stats: SinkStats::default(),
+            stats: WriterStats::default(),
         })
     }
 
@@ -259,7 +259,7 @@ impl MetricsSink {
         matches!(self.target, Target::Fifo { .. })
     }
 
-    /// Writes one document (with this sink's counters filled in).
+    /// Writes one document (with this writer's counters filled in).
     pub fn write(&mut self, doc: &mut Document) -> Result<(), MetricsError> {
         doc.metrics = self.stats.clone();
         let r = self.write_inner(doc);
@@ -440,7 +440,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("vmso-metrics-unit-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("m.json");
-        let mut s = MetricsSink::open(&path).unwrap();
+        let mut s = MetricsWriter::open(&path).unwrap();
         let c = Counters::default();
         let f = FlushStats::default();
         s.write(&mut doc(&c, &f)).unwrap();
@@ -451,7 +451,7 @@ mod tests {
         assert_eq!(v["metrics"]["writes"], 1);
         let left: Vec<_> = std::fs::read_dir(&dir).unwrap().collect();
         assert_eq!(left.len(), 1, "no temporary file left");
-        let e = MetricsSink::open(&dir.join("nope/m.json"))
+        let e = MetricsWriter::open(&dir.join("nope/m.json"))
             .err()
             .unwrap()
             .to_string();
@@ -467,7 +467,7 @@ mod tests {
         let cpath = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
         // SAFETY: a valid C string path.
         assert_eq!(unsafe { libc::mkfifo(cpath.as_ptr(), 0o600) }, 0);
-        let mut s = MetricsSink::open(&path).unwrap();
+        let mut s = MetricsWriter::open(&path).unwrap();
         assert!(s.is_fifo());
         let mut reader = OpenOptions::new()
             .read(true)

@@ -4,6 +4,7 @@
 
 pub mod backend;
 pub mod cli;
+pub mod launch;
 pub mod memory;
 pub mod metrics;
 pub mod pcap;

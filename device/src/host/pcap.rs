@@ -13,7 +13,7 @@
 //! Frames are cut to the snap length, and recording stops before the file
 //! would grow past the size cap. Blocks go through a large [`BufWriter`]:
 //! the data path never waits for the disk except when the buffer is full.
-//! [`PcapSink::flush`] runs on every metrics tick and at exit.
+//! [`PcapWriter::flush`] runs on every metrics tick and at exit.
 
 use std::borrow::Cow;
 use std::fs::File;
@@ -119,7 +119,7 @@ impl<W: Write> Write for Counted<W> {
 
 /// The capture file and its counters. Shared by every [`PcapBackend`] of a
 /// device through a [`PcapHandle`].
-pub struct PcapSink {
+pub struct PcapWriter {
     writer: Option<PcapNgWriter<Counted<BufWriter<File>>>>,
     cfg: PcapConfig,
     stats: PcapStats,
@@ -128,7 +128,7 @@ pub struct PcapSink {
 
 /// How the data path and the operator's thread share one capture.
 #[derive(Clone)]
-pub struct PcapHandle(Arc<Mutex<PcapSink>>);
+pub struct PcapHandle(Arc<Mutex<PcapWriter>>);
 
 fn pad4(n: usize) -> usize {
     (n + 3) & !3
@@ -184,7 +184,7 @@ fn describe(h: &VnetHdr, outbound: bool) -> Option<String> {
     Some(s)
 }
 
-impl PcapSink {
+impl PcapWriter {
     /// Creates the capture file and writes its section and interface
     /// headers (so that a bad path fails here, at startup).
     pub fn create(cfg: PcapConfig) -> Result<PcapHandle, PcapError> {
@@ -355,7 +355,7 @@ impl PcapSink {
 }
 
 impl PcapHandle {
-    fn lock(&self) -> MutexGuard<'_, PcapSink> {
+    fn lock(&self) -> MutexGuard<'_, PcapWriter> {
         self.0.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -392,7 +392,7 @@ impl PcapHandle {
     pub fn wrap(&self, inner: Box<dyn Backend>) -> Box<dyn Backend> {
         Box::new(PcapBackend {
             inner,
-            sink: self.clone(),
+            capture: self.clone(),
         })
     }
 }
@@ -400,7 +400,7 @@ impl PcapHandle {
 /// A [`Backend`] that records what crosses `inner` (see the module docs).
 pub struct PcapBackend {
     inner: Box<dyn Backend>,
-    sink: PcapHandle,
+    capture: PcapHandle,
 }
 
 impl PcapBackend {
@@ -416,7 +416,7 @@ impl PcapBackend {
                 unsafe { std::slice::from_raw_parts(v.iov_base as *const u8, v.iov_len) }
             })
             .collect();
-        self.sink
+        self.capture
             .lock()
             .record(&parts, self.inner.vnet_hdr_len(), true);
     }
@@ -438,7 +438,7 @@ impl Backend for PcapBackend {
     fn recv(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.recv(buf)?;
         if n > 0 {
-            self.sink
+            self.capture
                 .lock()
                 .record(&[&buf[..n]], self.inner.vnet_hdr_len(), false);
         }
@@ -496,7 +496,7 @@ mod tests {
 
         let path =
             std::env::temp_dir().join(format!("vmso-pcap-unit-{}.pcapng", std::process::id()));
-        let h = PcapSink::create(PcapConfig {
+        let h = PcapWriter::create(PcapConfig {
             path: path.clone(),
             snaplen: SNAPLEN_DEFAULT,
             max_bytes: 0,

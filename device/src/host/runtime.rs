@@ -13,7 +13,7 @@ use log::{info, warn};
 use signal_hook::consts::{SIGINT, SIGTERM, SIGUSR1};
 use signal_hook::iterator::Signals;
 
-use crate::host::metrics::{DeviceMetrics, Document, MetricsError, MetricsSink, ProcessInfo};
+use crate::host::metrics::{DeviceMetrics, Document, MetricsError, MetricsWriter, ProcessInfo};
 use crate::host::pcap::PcapHandle;
 
 /// The signals the runtime handles.
@@ -26,7 +26,7 @@ struct Inner {
     started: Instant,
     info: ProcessInfo,
     source: Source,
-    sink: Mutex<Option<MetricsSink>>,
+    writer: Mutex<Option<MetricsWriter>>,
     pcap: Option<PcapHandle>,
     /// The socket path this process created (removed at exit).
     socket: Option<PathBuf>,
@@ -62,7 +62,7 @@ impl Runtime {
     pub fn new(
         info: ProcessInfo,
         source: Source,
-        sink: Option<MetricsSink>,
+        writer: Option<MetricsWriter>,
         pcap: Option<PcapHandle>,
         socket: Option<PathBuf>,
     ) -> Self {
@@ -70,7 +70,7 @@ impl Runtime {
             started: Instant::now(),
             info,
             source,
-            sink: Mutex::new(sink),
+            writer: Mutex::new(writer),
             pcap,
             socket,
             disconnects: AtomicU64::new(0),
@@ -93,12 +93,12 @@ impl Runtime {
         if let Some(p) = &self.0.pcap {
             p.flush();
         }
-        let mut sink = self.0.sink.lock().unwrap_or_else(|p| p.into_inner());
-        let Some(sink) = sink.as_mut() else {
+        let mut writer = self.0.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(writer) = writer.as_mut() else {
             return Ok(());
         };
         let mut doc = self.document(trigger);
-        sink.write(&mut doc)
+        writer.write(&mut doc)
     }
 
     fn write_logged(&self, trigger: &'static str) {
