@@ -21,7 +21,7 @@ use crate::host::pcap::PcapStats;
 /// meaning or goes away (new fields do not change it).
 pub const SCHEMA_VERSION: u32 = 1;
 
-/// Where a device's counters are read from. STAT[i], what the guest
+/// Where a device's counters are read from. `STAT[i]`, what the guest
 /// reads, is `device` plus every queue's.
 pub struct Sources<'a> {
     /// The device-wide part (control path, VMM).

@@ -13,7 +13,7 @@
 //! Frames are cut to the snap length, and recording stops before the file
 //! would grow past the size cap. Blocks go through a large [`BufWriter`]:
 //! the data path never waits for the disk except when the buffer is full.
-//! [`PcapWriter::flush`] runs on every metrics tick and at exit.
+//! [`PcapHandle::flush`] runs on every metrics tick and at exit.
 
 use std::borrow::Cow;
 use std::fs::File;

@@ -12,7 +12,7 @@
 //! `fork`/`vfork`, `clone` without `CLONE_THREAD`, `ptrace`, `kill` of
 //! other processes, `ioctl` (the TAP is configured at open), `mmap` or
 //! `mprotect` with `PROT_EXEC`. `open`/`openat` (the TAP is open by then)
-//! fail with EACCES, `clone3` with ENOSYS (see [`softeners`]).
+//! fail with EACCES, `clone3` with ENOSYS (see `softeners`).
 
 use std::collections::BTreeMap;
 

@@ -87,7 +87,7 @@ impl CmdChannel {
     }
 
     /// Sends `cmd` and waits until the worker has applied it. False if the
-    /// worker did not answer within [`ACK_TIMEOUT`].
+    /// worker did not answer within `ACK_TIMEOUT`.
     pub fn call(&self, cmd: Cmd) -> bool {
         let seq = {
             let mut g = self.lock();

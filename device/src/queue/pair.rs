@@ -1,7 +1,7 @@
 //! One queue pair as its worker owns it: the TX and RX rings, the IOTLB, the
 //! receive coalescer and the frames held for lack of RX buffers. Only the
 //! worker thread touches it; the register file reaches it through
-//! [`Cmd`]s and sees its indices through [`QueueRegs`](crate::queue::shared::QueueRegs).
+//! [`Cmd`]s and sees its indices through [`QueueRegs`].
 
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;

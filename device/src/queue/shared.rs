@@ -114,7 +114,7 @@ impl QueueShared {
 
 pub struct Shared {
     /// Device-wide counters (control path, VMM); the queue pairs keep their
-    /// own, and STAT[i] is the sum of all.
+    /// own, and `STAT[i]` is the sum of all.
     pub counters: Counters,
     pub irqs: IrqLine,
     fault: Mutex<FaultLog>,

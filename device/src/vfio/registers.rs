@@ -1,7 +1,7 @@
 //! The register file behind BAR0, owned by the vfio-user message thread.
 //!
 //! Reads never wait for the data path: they see the register file's own
-//! fields, the indices the queue workers publish ([`QueueRegs`]) and the
+//! fields, the indices the queue workers publish ([`QueueRegs`](crate::queue::shared::QueueRegs)) and the
 //! shared counters. Control changes (enable, reset, ring programming,
 //! feature, MTU and poll changes, IOTLB invalidation) go to every worker as
 //! a [`Cmd`] and are acknowledged before the write returns.
