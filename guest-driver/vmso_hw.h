@@ -43,7 +43,7 @@
 #define VMSO_VEC_MISC			2
 /* Vectors without MQ (the ABI 1.x layout) */
 #define VMSO_NUM_VECTORS		3
-/* Vectors with MQ: misc, then queue pair q at VEC_MQ_QUEUE0 + q */
+/* Vectors with MQ: vector 0 is misc, queue pair q has vector 1 + q */
 #define VMSO_MQ_VEC_MISC		0
 #define VMSO_MQ_VEC_QP(q)		(1 + (q))
 

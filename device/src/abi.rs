@@ -34,7 +34,7 @@ pub const VEC_TX: usize = 0;
 pub const VEC_RX: usize = 1;
 /// Without MQ: misc (faults, link, errors).
 pub const VEC_MISC: usize = 2;
-/// Vectors with MQ: misc, then queue pair q at `VEC_MQ_QUEUE0 + q`.
+/// Vectors with MQ: vector 0 is misc, queue pair q has vector 1 + q.
 pub const VEC_MQ_MISC: usize = 0;
 /// With MQ: the vector of queue pair 0.
 pub const VEC_MQ_QUEUE0: usize = 1;
