@@ -56,6 +56,11 @@ def camel(name):
     return "".join(p[:1].upper() + p[1:].lower() for p in name.split("_"))
 
 
+def omitted(item, lang):
+    """`rust = ""` / `c = ""` in the spec: not in that language."""
+    return item.get(lang) == ""
+
+
 def rust_name(item, default):
     n = item.get("rust", default)
     return n if n else None
@@ -361,7 +366,7 @@ def gen_rust(spec):
             w(f"    pub const {f['name']}_SHIFT: {t} = {f['shift']};")
             w(f"    pub const {f['name']}_MASK: {t} = {(1 << f['width']) - 1} << {f['name']}_SHIFT;")
         for mk in g.get("mask", []):
-            if mk.get("rust", True) is False:
+            if omitted(mk, "rust"):
                 continue
             out.extend(rust_doc(mk.get("meaning", ""), "    "))
             if mk.get("rust_hex"):
@@ -374,7 +379,7 @@ def gen_rust(spec):
     for v in spec["values"].values():
         form = v["rust_form"]
         t = v["type"]
-        vals = [x for x in v["value"] if x.get("rust", True) is not False]
+        vals = [x for x in v["value"] if not omitted(x, "rust")]
         w("")
         if form == "enum":
             out.extend(rust_doc(v["rust_doc"]))
@@ -390,7 +395,7 @@ def gen_rust(spec):
             w(f"pub mod {v['rust']} {{")
             for x in vals:
                 out.extend(rust_doc(x["meaning"], "    "))
-                n = x["rust"] if isinstance(x.get("rust"), str) else x["name"]
+                n = x.get("rust", x["name"])
                 w(f"    pub const {n}: {t} = {x['value']};")
             w("}")
         elif form == "prefix":
@@ -433,7 +438,7 @@ def gen_rust(spec):
             w(f"pub mod {s['rust']} {{")
             w(f"    pub const SIZE: u64 = {s['size']};")
             for f in s["field"]:
-                if f.get("rust", True) is False:
+                if omitted(f, "rust"):
                     continue
                 t = f["type"]
                 out.extend(rust_doc(f"{t}, {f['meaning']}", "    "))
@@ -620,7 +625,7 @@ def gen_c(spec):
             w(c_define(f"{p}{f['name']}_MASK", f"({(1 << f['width']) - 1:#x} << {p}{f['name']}_SHIFT)"))
             w(c_define(f"{p}{f['name']}(m)", f"((m) << {p}{f['name']}_SHIFT)"))
         for mk in g.get("mask", []):
-            if mk.get("c", True) is False:
+            if omitted(mk, "c"):
                 continue
             of = mk.get("c_of", mk["of"])
             w(f"#define {p}{mk['name']}\t(" + " | ".join(p + n for n in of) + ")")
