@@ -27,6 +27,9 @@ cargo fmt --all -- --check || die "cargo fmt --check failed: run cargo fmt"
 step "clippy"
 cargo clippy --workspace --all-targets -- -D warnings
 
+step "abi: generated files match abi/vmso-abi.toml"
+python3 abi/abigen.py --check || die "run abi/abigen.py (edit abi/vmso-abi.toml, not the generated files)"
+
 step "cargo test (device-level, no QEMU)"
 cargo test --workspace
 

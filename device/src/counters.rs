@@ -5,56 +5,9 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
-macro_rules! counters {
-    ($($idx:literal $name:ident),* $(,)?) => {
-        /// Statistic indices, in `docs/abi.md` order.
-        #[allow(non_camel_case_types)]
-        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-        #[repr(usize)]
-        pub enum Stat { $($name = $idx),* }
-
-        /// The names of the counters, indexed by [`Stat`].
-        pub const STAT_NAMES: &[&str] = &[$(stringify!($name)),*];
-    };
-}
-
-counters! {
-    0 tx_packets,
-    1 tx_bytes,
-    2 tx_frames,
-    3 tx_tso_packets,
-    4 tx_tso_segments,
-    5 tx_csum_offload,
-    6 tx_errors,
-    7 tx_va_descs,
-    8 va_translations,
-    9 iotlb_hits,
-    10 iotlb_misses,
-    11 iotlb_invalidations,
-    12 page_faults,
-    13 dma_errors,
-    14 bad_descs,
-    15 bad_doorbells,
-    16 rx_packets,
-    17 rx_bytes,
-    18 rx_dropped,
-    19 rx_csum_ok,
-    20 rx_csum_bad,
-    21 rx_coalesced,
-    22 interrupts,
-    23 backend_errors,
-    24 tx_ufo_packets,
-    25 tx_uso_packets,
-    26 tx_handoff_packets,
-    27 rx_gso_packets,
-    28 rx_vnet_bad,
-    29 vmm_refused,
-    30 dma_map_refused,
-    31 bad_queue_regs,
-    32 rx_steered,
-}
-
-pub const STAT_COUNT: usize = STAT_NAMES.len();
+// The counters (index, name, meaning) are part of the ABI: they are
+// written in abi/vmso-abi.toml and generated into abi.rs.
+pub use crate::abi::{Stat, STAT_COUNT, STAT_NAMES};
 
 /// All counters of one device. Relaxed atomics: the counters are statistics,
 /// nothing is ordered by them.

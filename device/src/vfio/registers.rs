@@ -316,7 +316,7 @@ impl Control {
                     _ => 0,
                 }
             }
-            reg::STAT_COUNT => STAT_COUNT as u32,
+            reg::STAT_NUM => STAT_COUNT as u32,
             o if (reg::STAT_BASE..reg::STAT_BASE + 8 * STAT_COUNT as u64).contains(&o) => {
                 stat_word(o - reg::STAT_BASE, |i| self.shared.total(i))
             }
