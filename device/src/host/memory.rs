@@ -131,6 +131,15 @@ impl Mapping {
     }
 }
 
+/// One DMA_MAP request, as [`GuestRam::map_with`] checks and then inserts it.
+#[derive(Clone, Copy, Debug)]
+struct MapRequest {
+    addr: u64,
+    size: u64,
+    offset: u64,
+    flags: DmaMapFlags,
+}
+
 /// The guest RAM the device can reach.
 pub struct GuestRam {
     mem: GuestMemoryAtomic<Mem>,
@@ -189,19 +198,24 @@ impl GuestRam {
         flags: DmaMapFlags,
         file: Option<File>,
     ) -> Result<(), MemError> {
-        self.check_map(addr, size, offset, flags, file.as_ref())
-            .and_then(|()| self.insert(addr, size, offset, flags, file))
+        let req = MapRequest {
+            addr,
+            size,
+            offset,
+            flags,
+        };
+        self.check_map(req, file.as_ref())
+            .and_then(|()| self.insert(req, file))
             .inspect_err(|e| warn!("refused: {e}"))
     }
 
-    fn check_map(
-        &self,
-        addr: u64,
-        size: u64,
-        offset: u64,
-        flags: DmaMapFlags,
-        file: Option<&File>,
-    ) -> Result<(), MemError> {
+    fn check_map(&self, req: MapRequest, file: Option<&File>) -> Result<(), MemError> {
+        let MapRequest {
+            addr,
+            size,
+            offset,
+            flags,
+        } = req;
         if size == 0 || addr.checked_add(size).is_none() {
             return Err(MemError::MapRange { addr, size });
         }
@@ -250,14 +264,13 @@ impl GuestRam {
         Ok(())
     }
 
-    fn insert(
-        &mut self,
-        addr: u64,
-        size: u64,
-        offset: u64,
-        flags: DmaMapFlags,
-        file: Option<File>,
-    ) -> Result<(), MemError> {
+    fn insert(&mut self, req: MapRequest, file: Option<File>) -> Result<(), MemError> {
+        let MapRequest {
+            addr,
+            size,
+            offset,
+            flags,
+        } = req;
         let file = match file {
             Some(file) if flags.contains(DmaMapFlags::WRITE) => Some(file),
             Some(_) => {
