@@ -55,7 +55,8 @@ mod common;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 use common::{
-    drain, frame, send_fd, seqpacket_pair, signal, spawn, tmpdir, wait_exit, wait_json, Vmm,
+    drain, frame, host_side, private_netns_or_skip, send_fd, seqpacket_pair, signal, spawn, stop,
+    tmpdir, wait_exit, wait_json, Running, Vmm,
 };
 
 /// The one `vmso-device: ...` line of a failed start.
@@ -164,28 +165,23 @@ fn bad_option_values_get_one_line_and_fail() {
 #[test]
 fn metrics_on_sigusr1_and_at_sigterm_with_capture() {
     let dir = tmpdir("metrics");
-    let sock = dir.join("d.sock");
-    let metrics = dir.join("m.json");
     let pcap = dir.join("w.pcapng");
     let (dev, peer) = seqpacket_pair();
     let pfd = dev.as_raw_fd().to_string();
-    let mut child = spawn(
+    let mut device = Running::start(
+        &dir,
+        "d",
         &[
-            "--socket-path",
-            sock.to_str().unwrap(),
             "--socketpair-fd",
             &pfd,
-            "--metrics",
-            metrics.to_str().unwrap(),
             "--metrics-interval",
             "0",
             "--pcap",
             pcap.to_str().unwrap(),
         ],
         &[dev.as_raw_fd()],
-        &sock,
-        &dir.join("device.log"),
     );
+    let (sock, metrics) = (device.sock.clone(), device.metrics.clone());
     drop(dev);
     let v = wait_json(&metrics, |v| v["trigger"] == "start");
     assert_eq!(v["device"]["tx_packets"], 0);
@@ -206,7 +202,7 @@ fn metrics_on_sigusr1_and_at_sigterm_with_capture() {
         assert_eq!(vmm.recv().as_ref(), Some(f));
     }
 
-    signal(&child, libc::SIGUSR1);
+    device.signal(libc::SIGUSR1);
     let v = wait_json(&metrics, |v| v["trigger"] == "signal");
     let d = &v["device"];
     assert_eq!(d["tx_packets"], 3);
@@ -227,8 +223,7 @@ fn metrics_on_sigusr1_and_at_sigterm_with_capture() {
         "the guest sees it"
     );
 
-    signal(&child, libc::SIGTERM);
-    assert_eq!(wait_exit(&mut child), 0);
+    stop(&mut device.child);
     let v = wait_json(&metrics, |_| true);
     assert_eq!(v["trigger"], "exit");
     assert_eq!(v["device"]["tx_packets"], 3);
@@ -370,8 +365,7 @@ fn socket_fd_serves_a_vmm() {
     let f = frame(300, 7);
     vmm.send(&f);
     assert_eq!(drain(peer.as_raw_fd(), 1), vec![f]);
-    signal(&child, libc::SIGTERM);
-    assert_eq!(wait_exit(&mut child), 0);
+    stop(&mut child);
     assert!(
         path.exists(),
         "a handed-over socket's path belongs to the manager"
@@ -384,41 +378,20 @@ fn socket_fd_serves_a_vmm() {
 /// namespace; frames cross it both ways. Needs root (skipped otherwise).
 #[test]
 fn tap_fd_serves_a_vmm() {
-    if !common::private_netns() {
-        eprintln!("SKIPPED tap_fd_serves_a_vmm: needs root and /dev/net/tun");
+    if !private_netns_or_skip("tap_fd_serves_a_vmm") {
         return;
     }
     let dir = tmpdir("tapfd");
-    let sock = dir.join("d.sock");
-    let metrics = dir.join("m.json");
     let tap = common::open_tap("vmsotfd0");
-    common::link_up("vmsotfd0");
-    let host = common::packet_socket("vmsotfd0");
+    let host = host_side("vmsotfd0");
     let tfd = tap.as_raw_fd();
-    let mut child = spawn(
-        &[
-            "--socket-path",
-            sock.to_str().unwrap(),
-            "--tap-fd",
-            &tfd.to_string(),
-            "--metrics",
-            metrics.to_str().unwrap(),
-        ],
-        &[tfd],
-        &sock,
-        &dir.join("device.log"),
-    );
+    let device = Running::start(&dir, "d", &["--tap-fd", &tfd.to_string()], &[tfd]);
     drop(tap);
-    let v = wait_json(&metrics, |_| true);
+    let v = wait_json(&device.metrics, |_| true);
     assert_eq!(v["process"]["wire"], "vmsotfd0");
     assert_eq!(v["process"]["vnet_hdr"], true);
-    let mut vmm = Vmm::connect(&sock);
-    let out = frame(400, 1);
-    vmm.send(&out);
-    assert!(
-        common::wait_frame(host.as_raw_fd(), &out),
-        "the host saw the frame"
-    );
+    let mut vmm = Vmm::connect(&device.sock);
+    send_to_host(&mut vmm, &host, frame(400, 1));
     vmm.post_rx(32);
     let inn = frame(200, 2);
     send_fd(host.as_raw_fd(), &inn);
@@ -430,8 +403,7 @@ fn tap_fd_serves_a_vmm() {
         }
     }
     assert!(got, "the guest received the host's frame");
-    signal(&child, libc::SIGTERM);
-    assert_eq!(wait_exit(&mut child), 0);
+    device.stop();
     drop(vmm);
     std::fs::remove_dir_all(&dir).unwrap();
 }
@@ -440,38 +412,23 @@ fn tap_fd_serves_a_vmm() {
 /// address, and it is the derived one. Needs root (skipped otherwise).
 #[test]
 fn default_macs_differ_per_tap_and_survive_a_restart() {
-    if !common::private_netns() {
-        eprintln!("SKIPPED default_macs_differ_per_tap_and_survive_a_restart: needs root and /dev/net/tun");
+    if !private_netns_or_skip("default_macs_differ_per_tap_and_survive_a_restart") {
         return;
     }
     let dir = tmpdir("mac");
     let start = |name: &str, tag: &str| {
-        let sock = dir.join(format!("{tag}.sock"));
-        let metrics = dir.join(format!("{tag}.json"));
         let tap = common::open_tap(name);
-        let mut child = spawn(
-            &[
-                "--socket-path",
-                sock.to_str().unwrap(),
-                "--tap-fd",
-                &tap.as_raw_fd().to_string(),
-                "--metrics",
-                metrics.to_str().unwrap(),
-            ],
-            &[tap.as_raw_fd()],
-            &sock,
-            &dir.join(format!("{tag}.log")),
-        );
+        let tfd = tap.as_raw_fd();
+        let device = Running::start(&dir, tag, &["--tap-fd", &tfd.to_string()], &[tfd]);
         drop(tap);
-        let v = wait_json(&metrics, |_| true);
+        let v = wait_json(&device.metrics, |_| true);
         let mac = v["process"]["mac"].as_str().unwrap().to_string();
-        let guest = Vmm::connect(&sock)
+        let guest = Vmm::connect(&device.sock)
             .mac()
             .map(|b| format!("{b:02x}"))
             .join(":");
         assert_eq!(guest, mac, "the guest sees the derived MAC");
-        signal(&child, libc::SIGTERM);
-        assert_eq!(wait_exit(&mut child), 0);
+        device.stop();
         mac
     };
     let a = start("vmsomacA", "a1");
@@ -492,13 +449,11 @@ fn default_macs_differ_per_tap_and_survive_a_restart() {
 /// (skipped otherwise).
 #[test]
 fn tap_fds_of_a_multi_queue_tap() {
-    if !common::private_netns() {
-        eprintln!("SKIPPED tap_fds_of_a_multi_queue_tap: needs root and /dev/net/tun");
+    if !private_netns_or_skip("tap_fds_of_a_multi_queue_tap") {
         return;
     }
     let dir = tmpdir("tapmq");
     let sock = dir.join("d.sock");
-    let metrics = dir.join("m.json");
     let (q0, q1) = (
         common::open_tap_queue("vmsomq0"),
         common::open_tap_queue("vmsomq0"),
@@ -517,40 +472,30 @@ fn tap_fds_of_a_multi_queue_tap() {
     let (ok, err) = common::run(&["--socket-path", s, "--tap-fd", &mixed], &fds);
     assert!(!ok);
     assert!(error_line(&err).contains("different TAPs"), "{err}");
-    let mut child = spawn(
-        &[
-            "--socket-path",
-            s,
-            "--tap-fd",
-            &two,
-            "--metrics",
-            metrics.to_str().unwrap(),
-        ],
-        &fds,
-        &sock,
-        &dir.join("device.log"),
-    );
-    let v = wait_json(&metrics, |_| true);
+    let device = Running::start(&dir, "d", &["--tap-fd", &two], &fds);
+    let v = wait_json(&device.metrics, |_| true);
     assert_eq!(v["process"]["wire"], "vmsomq0");
     assert_eq!(v["queues"].as_array().unwrap().len(), 2);
-    common::link_up("vmsomq0");
-    let host = common::packet_socket("vmsomq0");
-    let mut vmm = Vmm::connect(&sock);
-    let out = frame(400, 3);
-    vmm.send(&out);
-    assert!(
-        common::wait_frame(host.as_raw_fd(), &out),
-        "the host saw the frame"
-    );
-    signal(&child, libc::SIGUSR1);
-    let v = wait_json(&metrics, |v| v["trigger"] == "signal");
+    let host = host_side("vmsomq0");
+    let mut vmm = Vmm::connect(&device.sock);
+    send_to_host(&mut vmm, &host, frame(400, 3));
+    device.signal(libc::SIGUSR1);
+    let v = wait_json(&device.metrics, |v| v["trigger"] == "signal");
     assert_eq!(v["device"]["tx_packets"], 1);
     let q: u64 = (0..2)
         .map(|i| v["queues"][i]["tx_packets"].as_u64().unwrap())
         .sum();
     assert_eq!(q, 1, "the queues add up to the device");
-    signal(&child, libc::SIGTERM);
-    assert_eq!(wait_exit(&mut child), 0);
+    device.stop();
     drop(vmm);
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// The guest sends `out`, and the host sees it on its side of the TAP.
+fn send_to_host(vmm: &mut Vmm, host: &OwnedFd, out: Vec<u8>) {
+    vmm.send(&out);
+    assert!(
+        common::wait_frame(host.as_raw_fd(), &out),
+        "the host saw the frame"
+    );
 }

@@ -4,28 +4,26 @@
 //! device sends from the other end of a socketpair backend.
 
 pub mod capture;
+pub mod client;
 pub mod frames;
 pub mod pagetable;
 pub mod vmm;
 
-use std::fs::File;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use vfio_bindings::bindings::vfio::{
-    VFIO_IRQ_SET_ACTION_TRIGGER, VFIO_IRQ_SET_DATA_EVENTFD, VFIO_PCI_BAR0_REGION_INDEX,
-    VFIO_PCI_CONFIG_REGION_INDEX, VFIO_PCI_MSIX_IRQ_INDEX,
-};
-use vm_memory::{Bytes, FileOffset, GuestAddress, GuestMemoryMmap, GuestRegionMmap, MmapRegion};
+use vfio_bindings::bindings::vfio::VFIO_PCI_CONFIG_REGION_INDEX;
+use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
 use vmm_sys_util::eventfd::EventFd;
 use vmso_device::abi::{ctrl, feat, reg, RxDesc, TxDesc};
 use vmso_device::counters::Stat;
 use vmso_device::host::backend::{Backend, SocketBackend};
 use vmso_device::{Device, DeviceConfig};
 
+pub use client::memfd;
 pub use vmso_device::abi;
 
 /// Everything the device offers but the multi-queue features: the ABI 1.x
@@ -48,6 +46,14 @@ pub const DATA_POOL: u64 = 0x200_0000; // payload pages from here up
 pub const TX_SIZE: u32 = 256;
 pub const RX_SIZE: u32 = 256;
 pub const RX_BUF_LEN: u32 = 2048;
+/// The RX ring of queue pair 0 and its buffers, as [`Harness::post_rx`]
+/// posts them.
+pub const RX: client::RxRing = client::RxRing {
+    ring: RX_RING,
+    size: RX_SIZE,
+    bufs: RX_BUFS,
+    buf_len: RX_BUF_LEN,
+};
 
 pub struct Harness {
     pub client: vfio_user::Client,
@@ -77,19 +83,6 @@ fn plain(
 }
 
 static NEXT: AtomicU32 = AtomicU32::new(0);
-
-/// A memfd of `size` bytes.
-pub fn memfd(size: u64) -> File {
-    let name = c"vmso-test-ram";
-    // SAFETY: memfd_create with a valid C string; the returned fd is owned by
-    // the File below.
-    let fd = unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC) };
-    assert!(fd >= 0, "memfd_create failed");
-    // SAFETY: fd is a fresh, valid descriptor we own.
-    let f = unsafe { File::from_raw_fd(fd) };
-    f.set_len(size).expect("size memfd");
-    f
-}
 
 impl Harness {
     /// A device with the default MAC, RAM mapped, MSI-X eventfds set, rings
@@ -221,45 +214,12 @@ impl Harness {
         first(&socket, &device);
         let mut client = vfio_user::Client::new(&socket).expect("client connects");
 
-        let ram = memfd(RAM_SIZE);
-        client
-            .dma_map(0, 0, REGION_SPLIT, ram.as_raw_fd())
-            .expect("dma map low");
-        client
-            .dma_map(
-                REGION_SPLIT,
-                REGION_SPLIT,
-                RAM_SIZE - REGION_SPLIT,
-                ram.as_raw_fd(),
-            )
-            .expect("dma map high");
-        let region = |off: u64, size: u64| {
-            let f = ram.try_clone().unwrap();
-            let m = MmapRegion::from_file(FileOffset::new(f, off), size as usize).unwrap();
-            GuestRegionMmap::new(m, GuestAddress(off)).unwrap()
-        };
-        let mem = GuestMemoryMmap::from_regions(vec![
-            region(0, REGION_SPLIT),
-            region(REGION_SPLIT, RAM_SIZE - REGION_SPLIT),
-        ])
-        .unwrap();
-
-        let irqs: Vec<EventFd> = (0..abi::NUM_VECTORS)
-            .map(|_| EventFd::new(libc::EFD_NONBLOCK).unwrap())
-            .collect();
-        let fds: Vec<i32> = irqs.iter().map(|e| e.as_raw_fd()).collect();
-        // At most 16 fds per message (the protocol's limit), as QEMU splits.
-        for (i, chunk) in fds.chunks(16).enumerate() {
-            client
-                .set_irqs(
-                    VFIO_PCI_MSIX_IRQ_INDEX,
-                    VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER,
-                    16 * i as u32,
-                    chunk.len() as u32,
-                    chunk,
-                )
-                .expect("set irqs");
-        }
+        let mem = client::map_ram(
+            &mut client,
+            &memfd(RAM_SIZE),
+            &[(0, REGION_SPLIT), (REGION_SPLIT, RAM_SIZE - REGION_SPLIT)],
+        );
+        let irqs = client::set_msix(&mut client, abi::NUM_VECTORS);
         Self {
             client,
             mem,
@@ -278,17 +238,11 @@ impl Harness {
     }
 
     pub fn write_reg(&mut self, off: u64, v: u32) {
-        self.client
-            .region_write(VFIO_PCI_BAR0_REGION_INDEX, off, &v.to_le_bytes())
-            .expect("BAR0 write");
+        client::write_reg(&mut self.client, off, v);
     }
 
     pub fn read_reg(&mut self, off: u64) -> u32 {
-        let mut b = [0u8; 4];
-        self.client
-            .region_read(VFIO_PCI_BAR0_REGION_INDEX, off, &mut b)
-            .expect("BAR0 read");
-        u32::from_le_bytes(b)
+        client::read_reg(&mut self.client, off)
     }
 
     pub fn read_config(&mut self, off: u64) -> u32 {
@@ -395,48 +349,17 @@ impl Harness {
 
     /// Frames the device has sent so far (non-blocking drain).
     pub fn frames(&self) -> Vec<Vec<u8>> {
-        let mut out = Vec::new();
-        let mut buf = vec![0u8; 70000];
-        loop {
-            // SAFETY: buf is a valid writable buffer; MSG_DONTWAIT never blocks.
-            let n = unsafe {
-                libc::recv(
-                    self.peer.as_raw_fd(),
-                    buf.as_mut_ptr().cast(),
-                    buf.len(),
-                    libc::MSG_DONTWAIT,
-                )
-            };
-            if n <= 0 {
-                return out;
-            }
-            out.push(buf[..n as usize].to_vec());
-        }
+        client::recv_frames(self.peer.as_raw_fd())
     }
 
     /// Injects a frame as if it arrived from the wire.
     pub fn inject(&self, frame: &[u8]) {
-        // SAFETY: frame is a valid readable buffer.
-        let n = unsafe { libc::send(self.peer.as_raw_fd(), frame.as_ptr().cast(), frame.len(), 0) };
-        assert_eq!(n as usize, frame.len());
+        client::send_frame(self.peer.as_raw_fd(), frame);
     }
 
     /// Posts `n` RX buffers and rings the RX doorbell.
     pub fn post_rx(&mut self, n: u32) {
-        for _ in 0..n {
-            let i = self.rx_tail;
-            let d = RxDesc {
-                addr: RX_BUFS + u64::from(i) * u64::from(RX_BUF_LEN),
-                buf_len: RX_BUF_LEN,
-                ..Default::default()
-            };
-            self.mem
-                .write_obj(d, GuestAddress(RX_RING + u64::from(i) * 32))
-                .unwrap();
-            self.rx_tail = (self.rx_tail + 1) % RX_SIZE;
-        }
-        let t = self.rx_tail;
-        self.write_reg(reg::RX_TAIL, t);
+        RX.post(&mut self.client, &self.mem, &mut self.rx_tail, n);
     }
 
     /// Waits up to 5 s for the next received frame (following multi-buffer chains).

@@ -129,29 +129,11 @@ impl Mq {
     }
 
     fn inject(&self, q: usize, frame: &[u8]) {
-        // SAFETY: frame is a valid readable buffer.
-        let n = unsafe { libc::send(self.peers[q], frame.as_ptr().cast(), frame.len(), 0) };
-        assert_eq!(n as usize, frame.len());
+        client::send_frame(self.peers[q], frame);
     }
 
     fn frames(&self, q: usize) -> Vec<Vec<u8>> {
-        let mut out = Vec::new();
-        let mut buf = vec![0u8; 70000];
-        loop {
-            // SAFETY: buf is writable; MSG_DONTWAIT never blocks.
-            let n = unsafe {
-                libc::recv(
-                    self.peers[q],
-                    buf.as_mut_ptr().cast(),
-                    buf.len(),
-                    libc::MSG_DONTWAIT,
-                )
-            };
-            if n <= 0 {
-                return out;
-            }
-            out.push(buf[..n as usize].to_vec());
-        }
+        client::recv_frames(self.peers[q])
     }
 
     /// Sends one packet of `descs` on pair `q` and waits for its status.

@@ -265,14 +265,9 @@ impl GuestRam {
     }
 
     fn insert(&mut self, req: MapRequest, file: Option<File>) -> Result<(), MemError> {
-        let MapRequest {
-            addr,
-            size,
-            offset,
-            flags,
-        } = req;
+        let MapRequest { addr, size, .. } = req;
         let file = match file {
-            Some(file) if flags.contains(DmaMapFlags::WRITE) => Some(file),
+            Some(file) if req.flags.contains(DmaMapFlags::WRITE) => Some(file),
             Some(_) => {
                 log::info!("DMA_MAP {addr:#x}+{size:#x} is read-only: the device will not use it");
                 None
@@ -287,7 +282,7 @@ impl GuestRam {
             });
             return Ok(());
         };
-        let region = MmapRegion::from_file(FileOffset::new(file, offset), size as usize)
+        let region = MmapRegion::from_file(FileOffset::new(file, req.offset), size as usize)
             .map_err(|source| MemError::MapMmap { addr, size, source })?;
         let region = GuestRegionMmap::new(region, GuestAddress(addr))
             .ok_or(MemError::MapRange { addr, size })?;
