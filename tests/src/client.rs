@@ -13,7 +13,7 @@ use vfio_bindings::bindings::vfio::{
 };
 use vm_memory::{Bytes, FileOffset, GuestAddress, GuestMemoryMmap, GuestRegionMmap, MmapRegion};
 use vmm_sys_util::eventfd::EventFd;
-use vmso_device::abi::{reg, RxDesc};
+use vmso_device::abi::{cause, ctrl, reg, RxDesc};
 
 /// A memfd of `size` bytes.
 pub fn memfd(size: u64) -> File {
@@ -84,6 +84,24 @@ pub fn read_reg(client: &mut vfio_user::Client, off: u64) -> u32 {
         .region_read(VFIO_PCI_BAR0_REGION_INDEX, off, &mut b)
         .expect("BAR0 read");
     u32::from_le_bytes(b)
+}
+
+/// Programs queue pair 0's rings: `(base, size)` of TX and of RX.
+pub fn program_rings(client: &mut vfio_user::Client, tx: (u64, u32), rx: (u64, u32)) {
+    write_reg(client, reg::TX_BASE_LO, tx.0 as u32);
+    write_reg(client, reg::TX_BASE_HI, (tx.0 >> 32) as u32);
+    write_reg(client, reg::TX_SIZE, tx.1);
+    write_reg(client, reg::RX_BASE_LO, rx.0 as u32);
+    write_reg(client, reg::RX_BASE_HI, (rx.0 >> 32) as u32);
+    write_reg(client, reg::RX_SIZE, rx.1);
+}
+
+/// Negotiates `features`, enables the device and unmasks every interrupt
+/// cause.
+pub fn enable(client: &mut vfio_user::Client, features: u32) {
+    write_reg(client, reg::DRV_FEATURES, features);
+    write_reg(client, reg::CTRL, ctrl::ENABLE);
+    write_reg(client, reg::INT_MASK_CLR, cause::ALL);
 }
 
 /// Where an RX ring and its buffers lie in guest RAM: `size` descriptors

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use vfio_bindings::bindings::vfio::VFIO_PCI_CONFIG_REGION_INDEX;
 use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
 use vmm_sys_util::eventfd::EventFd;
-use vmso_device::abi::{ctrl, feat, reg, RxDesc, TxDesc};
+use vmso_device::abi::{feat, reg, RxDesc, TxDesc};
 use vmso_device::counters::Stat;
 use vmso_device::host::backend::{Backend, SocketBackend};
 use vmso_device::{Device, DeviceConfig};
@@ -260,12 +260,7 @@ impl Harness {
     }
 
     pub fn setup_rings(&mut self) {
-        self.write_reg(reg::TX_BASE_LO, TX_RING as u32);
-        self.write_reg(reg::TX_BASE_HI, 0);
-        self.write_reg(reg::TX_SIZE, TX_SIZE);
-        self.write_reg(reg::RX_BASE_LO, RX_RING as u32);
-        self.write_reg(reg::RX_BASE_HI, 0);
-        self.write_reg(reg::RX_SIZE, RX_SIZE);
+        client::program_rings(&mut self.client, (TX_RING, TX_SIZE), (RX_RING, RX_SIZE));
         self.tx_tail = 0;
         self.tx_head = 0;
         self.rx_tail = 0;
@@ -273,9 +268,7 @@ impl Harness {
     }
 
     pub fn enable(&mut self) {
-        self.write_reg(reg::DRV_FEATURES, ABI1_FEATURES);
-        self.write_reg(reg::CTRL, ctrl::ENABLE);
-        self.write_reg(reg::INT_MASK_CLR, abi::cause::ALL);
+        client::enable(&mut self.client, ABI1_FEATURES);
     }
 
     pub fn write(&self, gpa: u64, data: &[u8]) {

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
 use vmm_sys_util::eventfd::EventFd;
-use vmso_device::abi::{cmd, ctrl, feat, reg, rxstat, txstat, RxDesc, TxDesc};
+use vmso_device::abi::{cmd, feat, reg, rxstat, txstat, RxDesc, TxDesc};
 use vmso_tests::client;
 pub use vmso_tests::client::send_frame as send_fd;
 use vmso_tests::{RX_RING, TX_RING};
@@ -98,8 +98,19 @@ pub struct Running {
 
 impl Running {
     pub fn start(dir: &Path, tag: &str, args: &[&str], fds: &[RawFd]) -> Self {
+        Self::start_metrics(dir, tag, &dir.join(format!("{tag}.json")), args, fds)
+    }
+
+    /// Like [`Running::start`], with the metrics written to `metrics`.
+    pub fn start_metrics(
+        dir: &Path,
+        tag: &str,
+        metrics: &Path,
+        args: &[&str],
+        fds: &[RawFd],
+    ) -> Self {
         let sock = dir.join(format!("{tag}.sock"));
-        let metrics = dir.join(format!("{tag}.json"));
+        let metrics = metrics.to_path_buf();
         let mut all = vec![
             "--socket-path",
             sock.to_str().unwrap(),
@@ -123,6 +134,17 @@ impl Running {
     pub fn stop(mut self) {
         stop(&mut self.child);
     }
+}
+
+/// A `vmso-device` on TAP `name` (opened here as a manager opens it, its fd
+/// passed with `--tap-fd` and closed here), and its first metrics document.
+pub fn start_on_tap(dir: &Path, tag: &str, name: &str) -> (Running, serde_json::Value) {
+    let tap = open_tap(name);
+    let tfd = tap.as_raw_fd();
+    let device = Running::start(dir, tag, &["--tap-fd", &tfd.to_string()], &[tfd]);
+    drop(tap);
+    let v = wait_json(&device.metrics, |_| true);
+    (device, v)
 }
 
 /// SIGTERM to `child`, which exits with 0 within 10 s.
@@ -211,15 +233,8 @@ impl Vmm {
             rx_tail: 0,
             rx_next: 0,
         };
-        v.write_reg(reg::TX_BASE_LO, TX_RING as u32);
-        v.write_reg(reg::TX_BASE_HI, 0);
-        v.write_reg(reg::TX_SIZE, RING);
-        v.write_reg(reg::RX_BASE_LO, RX_RING as u32);
-        v.write_reg(reg::RX_BASE_HI, 0);
-        v.write_reg(reg::RX_SIZE, RING);
-        v.write_reg(reg::DRV_FEATURES, feat::DEVICE);
-        v.write_reg(reg::CTRL, ctrl::ENABLE);
-        v.write_reg(reg::INT_MASK_CLR, vmso_device::abi::cause::ALL);
+        client::program_rings(&mut v.client, (TX_RING, RING), (RX_RING, RING));
+        client::enable(&mut v.client, feat::DEVICE);
         v
     }
 
@@ -319,6 +334,22 @@ pub fn private_netns_or_skip(test: &str) -> bool {
         eprintln!("SKIPPED {test}: needs root and /dev/net/tun");
     }
     ok
+}
+
+/// Runs `test` in a fresh private directory (see [`tmpdir`]), which is
+/// removed after it.
+pub fn in_tmpdir(tag: &str, test: impl FnOnce(&Path)) {
+    let dir = tmpdir(tag);
+    test(&dir);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// [`in_tmpdir`] in a private network namespace (see [`private_netns`]);
+/// without one the test `name` is skipped, and says so.
+pub fn in_private_netns(name: &str, tag: &str, test: impl FnOnce(&Path)) {
+    if private_netns_or_skip(name) {
+        in_tmpdir(tag, test);
+    }
 }
 
 /// Moves the calling thread (a test's own) into a new network namespace,
