@@ -401,6 +401,46 @@ impl Harness {
     }
 }
 
+/// A 4 KiB page of a fresh 4-level address space whose PTE a test moves,
+/// for the IOTLB tests: `va` maps `old` ([`DATA_POOL`], filled with 0xaa),
+/// `new` (1 MiB above, filled with 0xbb) is where [`Remap::point`] can move
+/// it, and `desc` sends the page's first `len` bytes.
+pub struct Remap {
+    pub asp: pagetable::AddressSpace,
+    pub va: u64,
+    pub old: u64,
+    pub new: u64,
+    /// The guest-physical address of the page's PTE.
+    pub pte: u64,
+    pub desc: TxDesc,
+}
+
+impl Remap {
+    pub fn new(h: &mut Harness, va: u64, len: usize) -> Self {
+        let mode = vmso_device::engine::mmu::PagingMode::Level4;
+        let asp = pagetable::AddressSpace::new(&h.mem, &mut h.pt, mode);
+        let (old, new) = (DATA_POOL, DATA_POOL + 0x10_0000);
+        asp.map(&h.mem, &mut h.pt, va, old, 12);
+        h.write(old, &vec![0xaa; len]);
+        h.write(new, &vec![0xbb; len]);
+        let desc = vdesc(va, len as u32, abi::cmd::EOP, asp.pdbr, asp.mode);
+        let pte = asp.leaf_entry(&h.mem, va);
+        Self {
+            asp,
+            va,
+            old,
+            new,
+            pte,
+            desc,
+        }
+    }
+
+    /// Points the PTE at `gpa`, with no invalidation.
+    pub fn point(&self, h: &Harness, gpa: u64) {
+        h.write(self.pte, &(gpa | 3).to_le_bytes());
+    }
+}
+
 impl Default for Harness {
     fn default() -> Self {
         Self::new()
