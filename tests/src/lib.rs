@@ -388,6 +388,45 @@ impl Harness {
         }
     }
 
+    /// The two descriptors of one offload packet: `hdr` written at
+    /// [`HDR_BUF`] (its descriptor carries `cmd` and `mss`), `payload` at
+    /// [`DATA_POOL`] (EOP).
+    pub fn offload(&self, hdr: &[u8], payload: &[u8], cmd: u16, mss: u16) -> [TxDesc; 2] {
+        self.offload_at((HDR_BUF, hdr), (DATA_POOL, payload), cmd, mss)
+    }
+
+    /// [`Harness::offload`] with the header and the payload at the given
+    /// guest-physical addresses.
+    pub fn offload_at(
+        &self,
+        (hdr_at, hdr): (u64, &[u8]),
+        (data_at, payload): (u64, &[u8]),
+        cmd: u16,
+        mss: u16,
+    ) -> [TxDesc; 2] {
+        self.write(hdr_at, hdr);
+        self.write(data_at, payload);
+        let mut d0 = desc(hdr_at, hdr.len() as u32, cmd);
+        d0.mss = mss;
+        [d0, desc(data_at, payload.len() as u32, abi::cmd::EOP)]
+    }
+
+    /// Sends a good TSO packet of `len` pattern bytes (`seed`), clear of
+    /// where the tests put theirs, and checks its frames: the device still
+    /// serves after `what` went before.
+    pub fn still_serves(&mut self, len: usize, seed: u8, what: &str) {
+        let hdr = frames::tcp_template(frames::TcpOpts::default());
+        let payload = pattern(len, seed);
+        let d = self.offload_at(
+            (HDR_BUF + 0x1000, &hdr),
+            (DATA_POOL + 0x80_0000, &payload),
+            abi::cmd::TSO,
+            1448,
+        );
+        assert_eq!(self.send(&d), 0, "good packet after {what}");
+        frames::check_tso(&self.frames(), &payload, 1448, frames::TcpOpts::default());
+    }
+
     /// Waits for an interrupt on `vector`; true if it fired.
     pub fn wait_irq(&self, vector: usize) -> bool {
         let deadline = Instant::now() + Duration::from_secs(5);

@@ -260,11 +260,8 @@ fn udp_segmentation_uso() {
     for v6 in [false, true] {
         let hdr = frames::udp_template(v6);
         let payload = pattern(20000, 5);
-        h.write(HDR_BUF, &hdr);
-        h.write(DATA_POOL, &payload);
-        let mut d0 = desc(HDR_BUF, hdr.len() as u32, cmd::USO);
-        d0.mss = 1400;
-        assert_eq!(h.send(&[d0, desc(DATA_POOL, 20000, cmd::EOP)]), 0);
+        let d = h.offload(&hdr, &payload, cmd::USO, 1400);
+        assert_eq!(h.send(&d), 0);
         let f = h.frames();
         assert_eq!(f.len(), 20000usize.div_ceil(1400));
         let mut got = Vec::new();
@@ -283,11 +280,8 @@ fn udp_fragmentation_ufo() {
     let mut h = Harness::new();
     let hdr = frames::udp_template(false);
     let payload = pattern(30000, 6);
-    h.write(HDR_BUF, &hdr);
-    h.write(DATA_POOL, &payload);
-    let mut d0 = desc(HDR_BUF, hdr.len() as u32, cmd::UFO);
-    d0.mss = 1480;
-    assert_eq!(h.send(&[d0, desc(DATA_POOL, 30000, cmd::EOP)]), 0);
+    let d = h.offload(&hdr, &payload, cmd::UFO, 1480);
+    assert_eq!(h.send(&d), 0);
     let f = h.frames();
     assert_eq!(f.len(), (30000usize + 8).div_ceil(1480));
     assert!(frames::reassemble_ufo(&f, 1480) == payload);

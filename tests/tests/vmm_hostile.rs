@@ -18,21 +18,12 @@ use vmso_device::abi::{self, cmd, reg, TxError};
 use vmso_device::counters::Stat;
 use vmso_device::host::memory::MAX_DMA_MAPS;
 use vmso_device::Device;
-use vmso_tests::frames::{self, TcpOpts};
 use vmso_tests::vmm::{self, command, RawVmm};
 use vmso_tests::*;
 
 /// Sends a good TSO packet and checks its frames: the device still serves.
 fn still_serves(h: &mut Harness) {
-    let hdr = frames::tcp_template(TcpOpts::default());
-    let payload = pattern(3000, 0x42);
-    h.write(HDR_BUF + 0x1000, &hdr);
-    h.write(DATA_POOL + 0x80_0000, &payload);
-    let mut d0 = desc(HDR_BUF + 0x1000, hdr.len() as u32, cmd::TSO);
-    d0.mss = 1448;
-    let e = h.send(&[d0, desc(DATA_POOL + 0x80_0000, 3000, cmd::EOP)]);
-    assert_eq!(e, 0, "good packet after the refusal");
-    frames::check_tso(&h.frames(), &payload, 1448, TcpOpts::default());
+    h.still_serves(3000, 0x42, "the refusal");
 }
 
 /// Runs `hostile` as the first VMM of a fresh device, then connects a good

@@ -265,14 +265,8 @@ fn hostile_vnet_headers_are_dropped_counted_and_the_device_serves_on() {
 fn tso_packet(h: &mut Harness, o: TcpOpts, len: usize, mss: u16) -> (Vec<u8>, Vec<u8>) {
     let hdr = frames::tcp_template(o);
     let payload = pattern(len, 3);
-    h.write(HDR_BUF, &hdr);
-    h.write(DATA_POOL, &payload);
-    let mut d0 = desc(HDR_BUF, hdr.len() as u32, cmd::TSO);
-    d0.mss = mss;
-    assert_eq!(
-        h.send(&[d0, desc(DATA_POOL, len as u32, cmd::EOP)]),
-        TxError::Ok as u16
-    );
+    let d = h.offload(&hdr, &payload, cmd::TSO, mss);
+    assert_eq!(h.send(&d), TxError::Ok as u16);
     (hdr, payload)
 }
 
@@ -359,11 +353,8 @@ fn handoff_mode_hands_off_uso_and_segments_what_fits_one_frame() {
     };
     let mut h = Harness::vnet(cfg);
     let hdr = frames::udp_template(false);
-    h.write(HDR_BUF, &hdr);
-    h.write(DATA_POOL, &pattern(9000, 4));
-    let mut d0 = desc(HDR_BUF, hdr.len() as u32, cmd::USO);
-    d0.mss = 1400;
-    assert_eq!(h.send(&[d0, desc(DATA_POOL, 9000, cmd::EOP)]), 0);
+    let d = h.offload(&hdr, &pattern(9000, 4), cmd::USO, 1400);
+    assert_eq!(h.send(&d), 0);
     let f = h.frames();
     assert_eq!(f.len(), 1);
     let (v, sp) = split(&f[0]);
