@@ -117,6 +117,15 @@ impl Harness {
         h
     }
 
+    /// [`Harness::vnet`] with `--tx-mode handoff`: TSO and USO packets go
+    /// to the backend whole, with their GSO metadata.
+    pub fn handoff() -> Self {
+        Self::vnet(DeviceConfig {
+            tx_mode: vmso_device::queue::tx::TxMode::Handoff,
+            ..Default::default()
+        })
+    }
+
     /// Like [`Harness::new`], but the server goes on accepting connections
     /// after one ends (as `vmso-device` does), and `first` runs before the
     /// harness's own client connects: another VMM on the same device, which

@@ -4,8 +4,6 @@
 
 use vmso_device::abi::{cmd, TxDesc, TxError, MIN_MSS};
 use vmso_device::counters::Stat;
-use vmso_device::queue::tx::TxMode;
-use vmso_device::DeviceConfig;
 use vmso_tests::frames::{self, TcpOpts};
 use vmso_tests::*;
 
@@ -73,11 +71,7 @@ fn uso_and_ufo_below_the_minimum_are_refused() {
 
 #[test]
 fn handoff_mode_does_not_hand_a_tiny_mss_to_the_host() {
-    let cfg = DeviceConfig {
-        tx_mode: TxMode::Handoff,
-        ..Default::default()
-    };
-    let mut h = Harness::vnet(cfg);
+    let mut h = Harness::handoff();
     let d = tso(&mut h, 1, 65536);
     let errors = h.stat(Stat::tx_errors);
     assert_eq!(h.send(&d), TxError::SmallMss as u16);

@@ -8,7 +8,6 @@ use etherparse::{NetHeaders, PacketBuilder, PacketHeaders, TransportHeader};
 use vmso_device::abi::{self, cmd, reg, rxstat, TxError};
 use vmso_device::counters::Stat;
 use vmso_device::engine::vnet::{self, gso, VnetHdr};
-use vmso_device::queue::tx::TxMode;
 use vmso_device::DeviceConfig;
 use vmso_tests::frames::{self, TcpOpts};
 use vmso_tests::*;
@@ -293,12 +292,8 @@ fn wire_mode_frames_carry_a_checksum_valid_header() {
 
 #[test]
 fn handoff_mode_writes_one_superpacket_with_matching_gso_fields() {
-    let cfg = DeviceConfig {
-        tx_mode: TxMode::Handoff,
-        ..Default::default()
-    };
     for v6 in [false, true] {
-        let mut h = Harness::vnet(cfg);
+        let mut h = Harness::handoff();
         let o = TcpOpts {
             v6,
             tcp_options: true,
@@ -347,11 +342,7 @@ fn handoff_mode_writes_one_superpacket_with_matching_gso_fields() {
 
 #[test]
 fn handoff_mode_hands_off_uso_and_segments_what_fits_one_frame() {
-    let cfg = DeviceConfig {
-        tx_mode: TxMode::Handoff,
-        ..Default::default()
-    };
-    let mut h = Harness::vnet(cfg);
+    let mut h = Harness::handoff();
     let hdr = frames::udp_template(false);
     let d = h.offload(&hdr, &pattern(9000, 4), cmd::USO, 1400);
     assert_eq!(h.send(&d), 0);
