@@ -84,6 +84,14 @@ fn plain(
 
 static NEXT: AtomicU32 = AtomicU32::new(0);
 
+/// A fresh private directory `vmso-test-TAG-PID` under the temp dir.
+pub fn tmpdir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("vmso-test-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
 impl Harness {
     /// A device with the default MAC, RAM mapped, MSI-X eventfds set, rings
     /// programmed and the device enabled.

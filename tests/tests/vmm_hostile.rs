@@ -152,18 +152,25 @@ fn pipe() -> (File, File) {
     unsafe { (File::from_raw_fd(fds[0]), File::from_raw_fd(fds[1])) }
 }
 
+/// Once the test drops its read end `r` of a [`pipe`], writing to `w`
+/// fails: the server closed every copy it was sent. The connection then
+/// serves the next message.
+fn closed_and_next_served(v: &mut RawVmm, r: File, mut w: File) {
+    drop(r);
+    let e = w.write(b"x").expect_err("the server closed its copies");
+    assert_eq!(e.raw_os_error(), Some(libc::EPIPE));
+    assert_eq!(v.read_reg(reg::VERSION), abi::VERSION, "next message");
+}
+
 #[test]
 fn fd_on_a_message_that_takes_none_is_refused_and_closed() {
     first_vmm_then_serve(1, |socket| {
         let mut v = RawVmm::handshake(socket);
-        let (r, mut w) = pipe();
+        let (r, w) = pipe();
         let p = vmm::region_access(VFIO_PCI_BAR0_REGION_INDEX, reg::VERSION, 4);
         v.send_with_fds(&vmm::command(3, command::REGION_READ, &p), &[r.as_raw_fd()]);
-        drop(r);
         assert_eq!(v.error_reply(), libc::EBADF);
-        let e = w.write(b"x").expect_err("the server closed its copy");
-        assert_eq!(e.raw_os_error(), Some(libc::EPIPE));
-        assert_eq!(v.read_reg(reg::VERSION), abi::VERSION, "next message");
+        closed_and_next_served(&mut v, r, w);
     });
 }
 
@@ -172,7 +179,7 @@ fn extra_fds_on_dma_map_and_set_irqs_are_refused_and_closed() {
     first_vmm_then_serve(2, |socket| {
         let mut v = RawVmm::handshake(socket);
         let ram = memfd(1 << 20);
-        let (r, mut w) = pipe();
+        let (r, w) = pipe();
         // DMA_MAP: argsz, flags READ|WRITE, offset, address, size; two fds.
         let mut p = Vec::new();
         p.extend_from_slice(&32u32.to_le_bytes());
@@ -194,10 +201,7 @@ fn extra_fds_on_dma_map_and_set_irqs_are_refused_and_closed() {
         p.extend_from_slice(&1u32.to_le_bytes());
         v.send_with_fds(&vmm::command(4, command::SET_IRQS, &p), &[r.as_raw_fd()]);
         assert_eq!(v.error_reply(), libc::EBADF);
-        drop(r);
-        let e = w.write(b"x").expect_err("the server closed its copies");
-        assert_eq!(e.raw_os_error(), Some(libc::EPIPE));
-        assert_eq!(v.read_reg(reg::VERSION), abi::VERSION, "next message");
+        closed_and_next_served(&mut v, r, w);
     });
 }
 

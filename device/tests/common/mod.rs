@@ -26,13 +26,7 @@ use vmso_tests::{RX_RING, TX_RING};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_vmso-device");
 
-/// A fresh private directory under the temp dir.
-pub fn tmpdir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("vmso-bin-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
+pub use vmso_tests::tmpdir;
 
 /// `vmso-device ARGS`, with `fds` inherited under their own numbers.
 pub fn command(args: &[&str], fds: &[RawFd]) -> Command {
