@@ -162,6 +162,10 @@ fn closed_and_next_served(v: &mut RawVmm, r: File, mut w: File) {
     assert_eq!(v.read_reg(reg::VERSION), abi::VERSION, "next message");
 }
 
+// Each hostile message below is its own test and repeats the same frame
+// (a first VMM that misbehaves, then a good one) on purpose: a failure
+// names the message.
+
 #[test]
 fn fd_on_a_message_that_takes_none_is_refused_and_closed() {
     first_vmm_then_serve(1, |socket| {
@@ -181,24 +185,24 @@ fn extra_fds_on_dma_map_and_set_irqs_are_refused_and_closed() {
         let ram = memfd(1 << 20);
         let (r, w) = pipe();
         // DMA_MAP: argsz, flags READ|WRITE, offset, address, size; two fds.
-        let mut p = Vec::new();
-        p.extend_from_slice(&32u32.to_le_bytes());
-        p.extend_from_slice(&3u32.to_le_bytes());
-        p.extend_from_slice(&0u64.to_le_bytes());
-        p.extend_from_slice(&0u64.to_le_bytes());
-        p.extend_from_slice(&(1u64 << 20).to_le_bytes());
+        let p = [
+            &32u32.to_le_bytes()[..],
+            &3u32.to_le_bytes(),
+            &0u64.to_le_bytes(),
+            &0u64.to_le_bytes(),
+            &(1u64 << 20).to_le_bytes(),
+        ]
+        .concat();
         v.send_with_fds(
             &vmm::command(3, command::DMA_MAP, &p),
             &[ram.as_raw_fd(), r.as_raw_fd()],
         );
         assert_eq!(v.error_reply(), libc::EBADF);
         // SET_IRQS without DATA_EVENTFD carries no fds.
-        let mut p = Vec::new();
-        p.extend_from_slice(&20u32.to_le_bytes());
-        p.extend_from_slice(&(VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_TRIGGER).to_le_bytes());
-        p.extend_from_slice(&VFIO_PCI_MSIX_IRQ_INDEX.to_le_bytes());
-        p.extend_from_slice(&0u32.to_le_bytes());
-        p.extend_from_slice(&1u32.to_le_bytes());
+        let flags = VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_TRIGGER;
+        let p = [20, flags, VFIO_PCI_MSIX_IRQ_INDEX, 0, 1u32]
+            .map(u32::to_le_bytes)
+            .concat();
         v.send_with_fds(&vmm::command(4, command::SET_IRQS, &p), &[r.as_raw_fd()]);
         assert_eq!(v.error_reply(), libc::EBADF);
         closed_and_next_served(&mut v, r, w);
