@@ -147,7 +147,7 @@ fn metrics_on_sigusr1_and_at_sigterm_with_capture() {
         let (dev, peer) = seqpacket_pair();
         let pfd = dev.as_raw_fd().to_string();
         let mut device = Running::start(
-            &dir,
+            dir,
             "d",
             &[
                 "--socketpair-fd",
@@ -206,7 +206,7 @@ fn metrics_on_sigusr1_and_at_sigterm_with_capture() {
         assert_eq!(v["trigger"], "exit");
         assert_eq!(v["device"]["tx_packets"], 3);
         assert!(!sock.exists(), "socket removed at exit");
-        let left: Vec<_> = std::fs::read_dir(&dir)
+        let left: Vec<_> = std::fs::read_dir(dir)
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .filter(|n| n.contains(".tmp"))
@@ -266,7 +266,7 @@ fn metrics_fifo_gets_one_line_per_document() {
         let (dev, _peer) = seqpacket_pair();
         let pfd = dev.as_raw_fd().to_string();
         let mut device = Running::start_metrics(
-            &dir,
+            dir,
             "d",
             &fifo,
             &["--socketpair-fd", &pfd],
@@ -349,7 +349,7 @@ fn socket_fd_serves_a_vmm() {
 #[test]
 fn tap_fd_serves_a_vmm() {
     in_private_netns("tap_fd_serves_a_vmm", "tapfd", |dir| {
-        let (device, v) = start_on_tap(&dir, "d", "vmsotfd0");
+        let (device, v) = start_on_tap(dir, "d", "vmsotfd0");
         let host = host_side("vmsotfd0");
         assert_eq!(v["process"]["wire"], "vmsotfd0");
         assert_eq!(v["process"]["vnet_hdr"], true);
@@ -379,7 +379,7 @@ fn default_macs_differ_per_tap_and_survive_a_restart() {
         "mac",
         |dir| {
             let start = |name: &str, tag: &str| {
-                let (device, v) = start_on_tap(&dir, tag, name);
+                let (device, v) = start_on_tap(dir, tag, name);
                 let mac = v["process"]["mac"].as_str().unwrap().to_string();
                 let guest = Vmm::connect(&device.sock)
                     .mac()
@@ -428,7 +428,7 @@ fn tap_fds_of_a_multi_queue_tap() {
         let (ok, err) = common::run(&["--socket-path", s, "--tap-fd", &mixed], &fds);
         assert!(!ok);
         assert!(error_line(&err).contains("different TAPs"), "{err}");
-        let device = Running::start(&dir, "d", &["--tap-fd", &two], &fds);
+        let device = Running::start(dir, "d", &["--tap-fd", &two], &fds);
         let v = wait_json(&device.metrics, |_| true);
         assert_eq!(v["process"]["wire"], "vmsomq0");
         assert_eq!(v["queues"].as_array().unwrap().len(), 2);
