@@ -124,7 +124,9 @@ pub fn check_tso(frames: &[Vec<u8>], payload: &[u8], mss: usize, o: TcpOpts) {
         let Some(TransportHeader::Tcp(t)) = p.transport else {
             panic!("frame {i} is not TCP")
         };
-        match p.net {
+        // Each IP version's own checks; then its length field and the TCP
+        // checksum over its pseudo-header, checked alike.
+        let (len_field, ip_len, want_len, tcp_csum) = match p.net {
             Some(NetHeaders::Ipv4(h, _)) => {
                 assert!(!o.v6);
                 assert_eq!(
@@ -133,36 +135,22 @@ pub fn check_tso(frames: &[Vec<u8>], payload: &[u8], mss: usize, o: TcpOpts) {
                     "IPv4 header checksum, segment {i}"
                 );
                 assert_eq!(
-                    usize::from(h.total_len),
-                    f.len() - 14,
-                    "IPv4 total length, segment {i}"
-                );
-                assert_eq!(
                     h.identification,
                     IP_ID.wrapping_add(i as u16),
                     "IP ID, segment {i}"
                 );
-                assert_eq!(
-                    t.checksum,
-                    t.calc_checksum_ipv4(&h, data).unwrap(),
-                    "TCP checksum, segment {i}"
-                );
+                let csum = t.calc_checksum_ipv4(&h, data).unwrap();
+                ("IPv4 total length", h.total_len, f.len() - 14, csum)
             }
             Some(NetHeaders::Ipv6(h, _)) => {
                 assert!(o.v6);
-                assert_eq!(
-                    usize::from(h.payload_length),
-                    f.len() - 54,
-                    "IPv6 payload length, segment {i}"
-                );
-                assert_eq!(
-                    t.checksum,
-                    t.calc_checksum_ipv6(&h, data).unwrap(),
-                    "TCP checksum, segment {i}"
-                );
+                let csum = t.calc_checksum_ipv6(&h, data).unwrap();
+                ("IPv6 payload length", h.payload_length, f.len() - 54, csum)
             }
             _ => panic!("frame {i}: no IP header"),
-        }
+        };
+        assert_eq!(usize::from(ip_len), want_len, "{len_field}, segment {i}");
+        assert_eq!(t.checksum, tcp_csum, "TCP checksum, segment {i}");
         assert_eq!(
             t.sequence_number,
             SEQ.wrapping_add(got.len() as u32),

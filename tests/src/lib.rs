@@ -4,28 +4,26 @@
 //! device sends from the other end of a socketpair backend.
 
 pub mod capture;
+pub mod client;
 pub mod frames;
 pub mod pagetable;
 pub mod vmm;
 
-use std::fs::File;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use vfio_bindings::bindings::vfio::{
-    VFIO_IRQ_SET_ACTION_TRIGGER, VFIO_IRQ_SET_DATA_EVENTFD, VFIO_PCI_BAR0_REGION_INDEX,
-    VFIO_PCI_CONFIG_REGION_INDEX, VFIO_PCI_MSIX_IRQ_INDEX,
-};
-use vm_memory::{Bytes, FileOffset, GuestAddress, GuestMemoryMmap, GuestRegionMmap, MmapRegion};
+use vfio_bindings::bindings::vfio::VFIO_PCI_CONFIG_REGION_INDEX;
+use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
 use vmm_sys_util::eventfd::EventFd;
-use vmso_device::abi::{ctrl, feat, reg, RxDesc, TxDesc};
+use vmso_device::abi::{feat, reg, RxDesc, TxDesc};
 use vmso_device::counters::Stat;
 use vmso_device::host::backend::{Backend, SocketBackend};
 use vmso_device::{Device, DeviceConfig};
 
+pub use client::memfd;
 pub use vmso_device::abi;
 
 /// Everything the device offers but the multi-queue features: the ABI 1.x
@@ -48,6 +46,14 @@ pub const DATA_POOL: u64 = 0x200_0000; // payload pages from here up
 pub const TX_SIZE: u32 = 256;
 pub const RX_SIZE: u32 = 256;
 pub const RX_BUF_LEN: u32 = 2048;
+/// The RX ring of queue pair 0 and its buffers, as [`Harness::post_rx`]
+/// posts them.
+pub const RX: client::RxRing = client::RxRing {
+    ring: RX_RING,
+    size: RX_SIZE,
+    bufs: RX_BUFS,
+    buf_len: RX_BUF_LEN,
+};
 
 pub struct Harness {
     pub client: vfio_user::Client,
@@ -78,17 +84,12 @@ fn plain(
 
 static NEXT: AtomicU32 = AtomicU32::new(0);
 
-/// A memfd of `size` bytes.
-pub fn memfd(size: u64) -> File {
-    let name = c"vmso-test-ram";
-    // SAFETY: memfd_create with a valid C string; the returned fd is owned by
-    // the File below.
-    let fd = unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC) };
-    assert!(fd >= 0, "memfd_create failed");
-    // SAFETY: fd is a fresh, valid descriptor we own.
-    let f = unsafe { File::from_raw_fd(fd) };
-    f.set_len(size).expect("size memfd");
-    f
+/// A fresh private directory `vmso-test-TAG-PID` under the temp dir.
+pub fn tmpdir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("vmso-test-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
 }
 
 impl Harness {
@@ -122,6 +123,15 @@ impl Harness {
         h.setup_rings();
         h.enable();
         h
+    }
+
+    /// [`Harness::vnet`] with `--tx-mode handoff`: TSO and USO packets go
+    /// to the backend whole, with their GSO metadata.
+    pub fn handoff() -> Self {
+        Self::vnet(DeviceConfig {
+            tx_mode: vmso_device::queue::tx::TxMode::Handoff,
+            ..Default::default()
+        })
     }
 
     /// Like [`Harness::new`], but the server goes on accepting connections
@@ -221,45 +231,12 @@ impl Harness {
         first(&socket, &device);
         let mut client = vfio_user::Client::new(&socket).expect("client connects");
 
-        let ram = memfd(RAM_SIZE);
-        client
-            .dma_map(0, 0, REGION_SPLIT, ram.as_raw_fd())
-            .expect("dma map low");
-        client
-            .dma_map(
-                REGION_SPLIT,
-                REGION_SPLIT,
-                RAM_SIZE - REGION_SPLIT,
-                ram.as_raw_fd(),
-            )
-            .expect("dma map high");
-        let region = |off: u64, size: u64| {
-            let f = ram.try_clone().unwrap();
-            let m = MmapRegion::from_file(FileOffset::new(f, off), size as usize).unwrap();
-            GuestRegionMmap::new(m, GuestAddress(off)).unwrap()
-        };
-        let mem = GuestMemoryMmap::from_regions(vec![
-            region(0, REGION_SPLIT),
-            region(REGION_SPLIT, RAM_SIZE - REGION_SPLIT),
-        ])
-        .unwrap();
-
-        let irqs: Vec<EventFd> = (0..abi::NUM_VECTORS)
-            .map(|_| EventFd::new(libc::EFD_NONBLOCK).unwrap())
-            .collect();
-        let fds: Vec<i32> = irqs.iter().map(|e| e.as_raw_fd()).collect();
-        // At most 16 fds per message (the protocol's limit), as QEMU splits.
-        for (i, chunk) in fds.chunks(16).enumerate() {
-            client
-                .set_irqs(
-                    VFIO_PCI_MSIX_IRQ_INDEX,
-                    VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER,
-                    16 * i as u32,
-                    chunk.len() as u32,
-                    chunk,
-                )
-                .expect("set irqs");
-        }
+        let mem = client::map_ram(
+            &mut client,
+            &memfd(RAM_SIZE),
+            &[(0, REGION_SPLIT), (REGION_SPLIT, RAM_SIZE - REGION_SPLIT)],
+        );
+        let irqs = client::set_msix(&mut client, abi::NUM_VECTORS);
         Self {
             client,
             mem,
@@ -278,17 +255,11 @@ impl Harness {
     }
 
     pub fn write_reg(&mut self, off: u64, v: u32) {
-        self.client
-            .region_write(VFIO_PCI_BAR0_REGION_INDEX, off, &v.to_le_bytes())
-            .expect("BAR0 write");
+        client::write_reg(&mut self.client, off, v);
     }
 
     pub fn read_reg(&mut self, off: u64) -> u32 {
-        let mut b = [0u8; 4];
-        self.client
-            .region_read(VFIO_PCI_BAR0_REGION_INDEX, off, &mut b)
-            .expect("BAR0 read");
-        u32::from_le_bytes(b)
+        client::read_reg(&mut self.client, off)
     }
 
     pub fn read_config(&mut self, off: u64) -> u32 {
@@ -306,12 +277,7 @@ impl Harness {
     }
 
     pub fn setup_rings(&mut self) {
-        self.write_reg(reg::TX_BASE_LO, TX_RING as u32);
-        self.write_reg(reg::TX_BASE_HI, 0);
-        self.write_reg(reg::TX_SIZE, TX_SIZE);
-        self.write_reg(reg::RX_BASE_LO, RX_RING as u32);
-        self.write_reg(reg::RX_BASE_HI, 0);
-        self.write_reg(reg::RX_SIZE, RX_SIZE);
+        client::program_rings(&mut self.client, (TX_RING, TX_SIZE), (RX_RING, RX_SIZE));
         self.tx_tail = 0;
         self.tx_head = 0;
         self.rx_tail = 0;
@@ -319,9 +285,7 @@ impl Harness {
     }
 
     pub fn enable(&mut self) {
-        self.write_reg(reg::DRV_FEATURES, ABI1_FEATURES);
-        self.write_reg(reg::CTRL, ctrl::ENABLE);
-        self.write_reg(reg::INT_MASK_CLR, abi::cause::ALL);
+        client::enable(&mut self.client, ABI1_FEATURES);
     }
 
     pub fn write(&self, gpa: u64, data: &[u8]) {
@@ -395,48 +359,17 @@ impl Harness {
 
     /// Frames the device has sent so far (non-blocking drain).
     pub fn frames(&self) -> Vec<Vec<u8>> {
-        let mut out = Vec::new();
-        let mut buf = vec![0u8; 70000];
-        loop {
-            // SAFETY: buf is a valid writable buffer; MSG_DONTWAIT never blocks.
-            let n = unsafe {
-                libc::recv(
-                    self.peer.as_raw_fd(),
-                    buf.as_mut_ptr().cast(),
-                    buf.len(),
-                    libc::MSG_DONTWAIT,
-                )
-            };
-            if n <= 0 {
-                return out;
-            }
-            out.push(buf[..n as usize].to_vec());
-        }
+        client::recv_frames(self.peer.as_raw_fd())
     }
 
     /// Injects a frame as if it arrived from the wire.
     pub fn inject(&self, frame: &[u8]) {
-        // SAFETY: frame is a valid readable buffer.
-        let n = unsafe { libc::send(self.peer.as_raw_fd(), frame.as_ptr().cast(), frame.len(), 0) };
-        assert_eq!(n as usize, frame.len());
+        client::send_frame(self.peer.as_raw_fd(), frame);
     }
 
     /// Posts `n` RX buffers and rings the RX doorbell.
     pub fn post_rx(&mut self, n: u32) {
-        for _ in 0..n {
-            let i = self.rx_tail;
-            let d = RxDesc {
-                addr: RX_BUFS + u64::from(i) * u64::from(RX_BUF_LEN),
-                buf_len: RX_BUF_LEN,
-                ..Default::default()
-            };
-            self.mem
-                .write_obj(d, GuestAddress(RX_RING + u64::from(i) * 32))
-                .unwrap();
-            self.rx_tail = (self.rx_tail + 1) % RX_SIZE;
-        }
-        let t = self.rx_tail;
-        self.write_reg(reg::RX_TAIL, t);
+        RX.post(&mut self.client, &self.mem, &mut self.rx_tail, n);
     }
 
     /// Waits up to 5 s for the next received frame (following multi-buffer chains).
@@ -472,6 +405,45 @@ impl Harness {
         }
     }
 
+    /// The two descriptors of one offload packet: `hdr` written at
+    /// [`HDR_BUF`] (its descriptor carries `cmd` and `mss`), `payload` at
+    /// [`DATA_POOL`] (EOP).
+    pub fn offload(&self, hdr: &[u8], payload: &[u8], cmd: u16, mss: u16) -> [TxDesc; 2] {
+        self.offload_at((HDR_BUF, hdr), (DATA_POOL, payload), cmd, mss)
+    }
+
+    /// [`Harness::offload`] with the header and the payload at the given
+    /// guest-physical addresses.
+    pub fn offload_at(
+        &self,
+        (hdr_at, hdr): (u64, &[u8]),
+        (data_at, payload): (u64, &[u8]),
+        cmd: u16,
+        mss: u16,
+    ) -> [TxDesc; 2] {
+        self.write(hdr_at, hdr);
+        self.write(data_at, payload);
+        let mut d0 = desc(hdr_at, hdr.len() as u32, cmd);
+        d0.mss = mss;
+        [d0, desc(data_at, payload.len() as u32, abi::cmd::EOP)]
+    }
+
+    /// Sends a good TSO packet of `len` pattern bytes (`seed`), clear of
+    /// where the tests put theirs, and checks its frames: the device still
+    /// serves after `what` went before.
+    pub fn still_serves(&mut self, len: usize, seed: u8, what: &str) {
+        let hdr = frames::tcp_template(frames::TcpOpts::default());
+        let payload = pattern(len, seed);
+        let d = self.offload_at(
+            (HDR_BUF + 0x1000, &hdr),
+            (DATA_POOL + 0x80_0000, &payload),
+            abi::cmd::TSO,
+            1448,
+        );
+        assert_eq!(self.send(&d), 0, "good packet after {what}");
+        frames::check_tso(&self.frames(), &payload, 1448, frames::TcpOpts::default());
+    }
+
     /// Waits for an interrupt on `vector`; true if it fired.
     pub fn wait_irq(&self, vector: usize) -> bool {
         let deadline = Instant::now() + Duration::from_secs(5);
@@ -482,6 +454,46 @@ impl Harness {
             std::thread::sleep(Duration::from_micros(200));
         }
         false
+    }
+}
+
+/// A 4 KiB page of a fresh 4-level address space whose PTE a test moves,
+/// for the IOTLB tests: `va` maps `old` ([`DATA_POOL`], filled with 0xaa),
+/// `new` (1 MiB above, filled with 0xbb) is where [`Remap::point`] can move
+/// it, and `desc` sends the page's first `len` bytes.
+pub struct Remap {
+    pub asp: pagetable::AddressSpace,
+    pub va: u64,
+    pub old: u64,
+    pub new: u64,
+    /// The guest-physical address of the page's PTE.
+    pub pte: u64,
+    pub desc: TxDesc,
+}
+
+impl Remap {
+    pub fn new(h: &mut Harness, va: u64, len: usize) -> Self {
+        let mode = vmso_device::engine::mmu::PagingMode::Level4;
+        let asp = pagetable::AddressSpace::new(&h.mem, &mut h.pt, mode);
+        let (old, new) = (DATA_POOL, DATA_POOL + 0x10_0000);
+        asp.map(&h.mem, &mut h.pt, va, old, 12);
+        h.write(old, &vec![0xaa; len]);
+        h.write(new, &vec![0xbb; len]);
+        let desc = vdesc(va, len as u32, abi::cmd::EOP, asp.pdbr, asp.mode);
+        let pte = asp.leaf_entry(&h.mem, va);
+        Self {
+            asp,
+            va,
+            old,
+            new,
+            pte,
+            desc,
+        }
+    }
+
+    /// Points the PTE at `gpa`, with no invalidation.
+    pub fn point(&self, h: &Harness, gpa: u64) {
+        h.write(self.pte, &(gpa | 3).to_le_bytes());
     }
 }
 

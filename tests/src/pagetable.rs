@@ -49,6 +49,15 @@ impl AddressSpace {
         Self { mode, pdbr }
     }
 
+    /// Levels of a long-mode (4- or 5-level) walk.
+    fn long_levels(&self) -> u32 {
+        if self.mode == PagingMode::Level5 {
+            5
+        } else {
+            4
+        }
+    }
+
     fn rd64(mem: &GuestMemoryMmap, a: u64) -> u64 {
         mem.read_obj(GuestAddress(a)).unwrap()
     }
@@ -70,13 +79,8 @@ impl AddressSpace {
         assert_eq!(gpa & ((1 << shift) - 1), 0, "gpa not page-aligned");
         match self.mode {
             PagingMode::Level4 | PagingMode::Level5 => {
-                let levels = if self.mode == PagingMode::Level5 {
-                    5
-                } else {
-                    4
-                };
                 let mut table = self.pdbr;
-                for level in (1..=levels).rev() {
+                for level in (1..=self.long_levels()).rev() {
                     let lshift = 12 + 9 * (level - 1);
                     let ea = table + ((va >> lshift) & 0x1ff) * 8;
                     if lshift == shift {
@@ -127,13 +131,8 @@ impl AddressSpace {
     pub fn leaf_entry(&self, mem: &GuestMemoryMmap, va: u64) -> u64 {
         match self.mode {
             PagingMode::Level4 | PagingMode::Level5 => {
-                let levels = if self.mode == PagingMode::Level5 {
-                    5
-                } else {
-                    4
-                };
                 let mut table = self.pdbr;
-                for level in (2..=levels).rev() {
+                for level in (2..=self.long_levels()).rev() {
                     let lshift = 12 + 9 * (level - 1);
                     table = Self::rd64(mem, table + ((va >> lshift) & 0x1ff) * 8)
                         & 0x000f_ffff_ffff_f000;

@@ -11,7 +11,9 @@ use vmm_sys_util::sock_ctrl_msg::ScmSocket;
 
 pub const HEADER_SIZE: u32 = 16;
 
-/// vfio-user command numbers.
+/// vfio-user command numbers. Written out from the protocol, not taken from
+/// `vfio_user::Command`: the raw peer checks the server (which uses that
+/// crate) against the protocol. Their shape is that of every constant table.
 pub mod command {
     pub const VERSION: u16 = 1;
     pub const DMA_MAP: u16 = 2;

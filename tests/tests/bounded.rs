@@ -4,29 +4,19 @@
 
 use vmso_device::abi::{cmd, TxDesc, TxError, MIN_MSS};
 use vmso_device::counters::Stat;
-use vmso_device::queue::tx::TxMode;
-use vmso_device::DeviceConfig;
 use vmso_tests::frames::{self, TcpOpts};
 use vmso_tests::*;
 
 /// One TSO packet (a header descriptor and one payload descriptor).
 fn tso(h: &mut Harness, mss: u16, len: u32) -> [TxDesc; 2] {
     let hdr = frames::tcp_template(TcpOpts::default());
-    h.write(HDR_BUF, &hdr);
-    h.write(DATA_POOL, &pattern(len as usize, 3));
-    let mut d0 = desc(HDR_BUF, hdr.len() as u32, cmd::TSO);
-    d0.mss = mss;
-    [d0, desc(DATA_POOL, len, cmd::EOP)]
+    h.offload(&hdr, &pattern(len as usize, 3), cmd::TSO, mss)
 }
 
 /// One UDP packet with `offload` (USO or UFO) over IPv4.
 fn udp(h: &mut Harness, offload: u16, mss: u16, len: u32) -> [TxDesc; 2] {
     let hdr = frames::udp_template(false);
-    h.write(HDR_BUF, &hdr);
-    h.write(DATA_POOL, &pattern(len as usize, 4));
-    let mut d0 = desc(HDR_BUF, hdr.len() as u32, offload);
-    d0.mss = mss;
-    [d0, desc(DATA_POOL, len, cmd::EOP)]
+    h.offload(&hdr, &pattern(len as usize, 4), offload, mss)
 }
 
 /// Sends `descs`, expects `SMALL_MSS`, no frame and one more `tx_errors`,
@@ -38,16 +28,7 @@ fn refused_then_served(h: &mut Harness, descs: &[TxDesc]) {
     assert!(h.frames().is_empty(), "a refused packet emits nothing");
     assert_eq!(h.stat(Stat::tx_errors), errors + 1, "tx_errors counted");
     assert_eq!(h.stat(Stat::tx_packets), sent, "not counted as sent");
-
-    let payload = pattern(4000, 0x77);
-    let hdr = frames::tcp_template(TcpOpts::default());
-    h.write(HDR_BUF + 0x1000, &hdr);
-    h.write(DATA_POOL + 0x80_0000, &payload);
-    let mut d0 = desc(HDR_BUF + 0x1000, hdr.len() as u32, cmd::TSO);
-    d0.mss = 1448;
-    let good = [d0, desc(DATA_POOL + 0x80_0000, 4000, cmd::EOP)];
-    assert_eq!(h.send(&good), 0, "good packet after the refused one");
-    frames::check_tso(&h.frames(), &payload, 1448, TcpOpts::default());
+    h.still_serves(4000, 0x77, "the refused one");
 }
 
 #[test]
@@ -90,11 +71,7 @@ fn uso_and_ufo_below_the_minimum_are_refused() {
 
 #[test]
 fn handoff_mode_does_not_hand_a_tiny_mss_to_the_host() {
-    let cfg = DeviceConfig {
-        tx_mode: TxMode::Handoff,
-        ..Default::default()
-    };
-    let mut h = Harness::vnet(cfg);
+    let mut h = Harness::handoff();
     let d = tso(&mut h, 1, 65536);
     let errors = h.stat(Stat::tx_errors);
     assert_eq!(h.send(&d), TxError::SmallMss as u16);

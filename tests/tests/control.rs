@@ -2,9 +2,7 @@
 
 use vmso_device::abi::{self, cmd, reg, rxstat, VEC_RX, VEC_TX};
 use vmso_device::counters::Stat;
-use vmso_device::engine::mmu::PagingMode;
 use vmso_tests::frames::{self, TcpOpts};
-use vmso_tests::pagetable::AddressSpace;
 use vmso_tests::*;
 
 fn valid_tcp_frame(len: usize) -> Vec<u8> {
@@ -120,18 +118,13 @@ fn tx_interrupt_auto_masks_until_unmasked() {
 #[test]
 fn iotlb_invalidation_forces_a_new_walk() {
     let mut h = Harness::new();
-    let asp = AddressSpace::new(&h.mem, &mut h.pt, PagingMode::Level4);
     let va = 0x5555_0000_0000u64;
-    let (old, new) = (DATA_POOL, DATA_POOL + 0x10_0000);
-    asp.map(&h.mem, &mut h.pt, va, old, 12);
-    h.write(old, &[0xaa; 200]);
-    h.write(new, &[0xbb; 200]);
-    let d = vdesc(va, 200, cmd::EOP, asp.pdbr, asp.mode);
+    let r = Remap::new(&mut h, va, 200);
+    let (asp, d) = (&r.asp, r.desc);
     assert_eq!(h.send(&[d]), 0);
     assert_eq!(h.frames()[0], vec![0xaa; 200]);
     // Change the PTE: without invalidation the cached translation is used.
-    let pte = asp.leaf_entry(&h.mem, va);
-    h.write(pte, &(new | 3).to_le_bytes());
+    r.point(&h, r.new);
     assert_eq!(h.send(&[d]), 0);
     assert_eq!(h.frames()[0], vec![0xaa; 200], "stale until invalidated");
     let misses = h.stat(Stat::iotlb_misses);
@@ -149,11 +142,11 @@ fn iotlb_invalidation_forces_a_new_walk() {
     );
     assert_eq!(h.stat(Stat::iotlb_misses), misses + 1);
     // Back again, invalidated by PDBR, then all.
-    h.write(pte, &(old | 3).to_le_bytes());
+    r.point(&h, r.old);
     h.write_reg(reg::IOTLB_INV, abi::iotlb_inv::PDBR);
     assert_eq!(h.send(&[d]), 0);
     assert_eq!(h.frames()[0], vec![0xaa; 200]);
-    h.write(pte, &(new | 3).to_le_bytes());
+    r.point(&h, r.new);
     h.write_reg(reg::IOTLB_INV, abi::iotlb_inv::ALL);
     assert_eq!(h.send(&[d]), 0);
     assert_eq!(h.frames()[0], vec![0xbb; 200]);

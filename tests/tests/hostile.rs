@@ -11,15 +11,7 @@ use vmso_tests::*;
 
 /// Sends a good TSO packet and checks its frames: the device still serves.
 fn still_serves(h: &mut Harness) {
-    let hdr = frames::tcp_template(TcpOpts::default());
-    let payload = pattern(4000, 0x77);
-    h.write(HDR_BUF + 0x1000, &hdr);
-    h.write(DATA_POOL + 0x80_0000, &payload);
-    let mut d0 = desc(HDR_BUF + 0x1000, hdr.len() as u32, cmd::TSO);
-    d0.mss = 1448;
-    let e = h.send(&[d0, desc(DATA_POOL + 0x80_0000, 4000, cmd::EOP)]);
-    assert_eq!(e, 0, "good packet after the bad one");
-    frames::check_tso(&h.frames(), &payload, 1448, TcpOpts::default());
+    h.still_serves(4000, 0x77, "the bad one");
 }
 
 fn expect(h: &mut Harness, descs: &[TxDesc], want: TxError) {
@@ -41,6 +33,10 @@ fn payload_desc(h: &mut Harness, len: u32) -> TxDesc {
     h.write(DATA_POOL, &pattern(len as usize, 1));
     desc(DATA_POOL, len, cmd::EOP)
 }
+
+// The tests below repeat one shape (a fresh harness, a bad chain, `expect`)
+// on purpose: one test per hostile input, so that a failure names it. What
+// they share is in the helpers above.
 
 #[test]
 fn zero_length_descriptor() {
@@ -70,20 +66,22 @@ fn reserved_cmd_bits() {
     );
 }
 
-#[test]
-fn mss_zero() {
+/// A TSO packet of `len` payload bytes with `mss`, refused as BadMss.
+fn bad_mss(mss: u16, len: u32) {
     let mut h = Harness::new();
-    let d0 = tso_hdr(&mut h, &frames::tcp_template(TcpOpts::default()), 0);
-    let d1 = payload_desc(&mut h, 5000);
+    let d0 = tso_hdr(&mut h, &frames::tcp_template(TcpOpts::default()), mss);
+    let d1 = payload_desc(&mut h, len);
     expect(&mut h, &[d0, d1], TxError::BadMss);
 }
 
 #[test]
+fn mss_zero() {
+    bad_mss(0, 5000);
+}
+
+#[test]
 fn mss_beyond_mtu() {
-    let mut h = Harness::new();
-    let d0 = tso_hdr(&mut h, &frames::tcp_template(TcpOpts::default()), 9000);
-    let d1 = payload_desc(&mut h, 20000);
-    expect(&mut h, &[d0, d1], TxError::BadMss);
+    bad_mss(9000, 20000);
 }
 
 #[test]
@@ -238,6 +236,11 @@ fn fault_case(h: &mut Harness, d: TxDesc, reason: FaultReason) {
     );
 }
 
+/// [`fault_case`] for `len` bytes at `va` in `asp`.
+fn fault_at(h: &mut Harness, asp: &AddressSpace, va: u64, len: u32, want: FaultReason) {
+    fault_case(h, vdesc(va, len, cmd::EOP, asp.pdbr, asp.mode), want);
+}
+
 fn l4(h: &mut Harness) -> AddressSpace {
     AddressSpace::new(&h.mem, &mut h.pt, PagingMode::Level4)
 }
@@ -246,11 +249,7 @@ fn l4(h: &mut Harness) -> AddressSpace {
 fn page_not_present() {
     let mut h = Harness::new();
     let asp = l4(&mut h);
-    fault_case(
-        &mut h,
-        vdesc(0x1234_5000, 64, cmd::EOP, asp.pdbr, asp.mode),
-        FaultReason::NotPresent,
-    );
+    fault_at(&mut h, &asp, 0x1234_5000, 64, FaultReason::NotPresent);
     assert_eq!(h.stat(Stat::page_faults), 1);
 }
 
@@ -258,9 +257,11 @@ fn page_not_present() {
 fn non_canonical_va() {
     let mut h = Harness::new();
     let asp = l4(&mut h);
-    fault_case(
+    fault_at(
         &mut h,
-        vdesc(0x0000_9000_0000_0000, 64, cmd::EOP, asp.pdbr, asp.mode),
+        &asp,
+        0x0000_9000_0000_0000,
+        64,
         FaultReason::NonCanonical,
     );
 }
@@ -273,11 +274,7 @@ fn reserved_pte_bits() {
     asp.map(&h.mem, &mut h.pt, va, DATA_POOL, 12);
     let pte = asp.leaf_entry(&h.mem, va);
     h.write(pte, &(DATA_POOL | 3 | (1 << 50)).to_le_bytes());
-    fault_case(
-        &mut h,
-        vdesc(va, 64, cmd::EOP, asp.pdbr, asp.mode),
-        FaultReason::Reserved,
-    );
+    fault_at(&mut h, &asp, va, 64, FaultReason::Reserved);
 }
 
 #[test]
@@ -287,11 +284,7 @@ fn page_table_outside_ram() {
     let va = 0x7000_0000u64;
     // The PML4 entry points past the end of RAM.
     h.write(asp.pdbr, &((RAM_SIZE + 0x10_0000) | 3).to_le_bytes());
-    fault_case(
-        &mut h,
-        vdesc(va, 64, cmd::EOP, asp.pdbr, asp.mode),
-        FaultReason::PteOutOfRam,
-    );
+    fault_at(&mut h, &asp, va, 64, FaultReason::PteOutOfRam);
 }
 
 #[test]
@@ -316,20 +309,18 @@ fn page_outside_ram() {
     let asp = l4(&mut h);
     let va = 0x7000_0000u64;
     asp.map(&h.mem, &mut h.pt, va, RAM_SIZE + 0x20_0000, 12);
-    fault_case(
-        &mut h,
-        vdesc(va, 64, cmd::EOP, asp.pdbr, asp.mode),
-        FaultReason::PageOutOfRam,
-    );
+    fault_at(&mut h, &asp, va, 64, FaultReason::PageOutOfRam);
 }
 
 #[test]
 fn virtual_range_that_wraps() {
     let mut h = Harness::new();
     let asp = l4(&mut h);
-    fault_case(
+    fault_at(
         &mut h,
-        vdesc(u64::MAX - 100, 1000, cmd::EOP, asp.pdbr, asp.mode),
+        &asp,
+        u64::MAX - 100,
+        1000,
         FaultReason::NonCanonical,
     );
 }

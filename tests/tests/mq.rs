@@ -129,29 +129,11 @@ impl Mq {
     }
 
     fn inject(&self, q: usize, frame: &[u8]) {
-        // SAFETY: frame is a valid readable buffer.
-        let n = unsafe { libc::send(self.peers[q], frame.as_ptr().cast(), frame.len(), 0) };
-        assert_eq!(n as usize, frame.len());
+        client::send_frame(self.peers[q], frame);
     }
 
     fn frames(&self, q: usize) -> Vec<Vec<u8>> {
-        let mut out = Vec::new();
-        let mut buf = vec![0u8; 70000];
-        loop {
-            // SAFETY: buf is writable; MSG_DONTWAIT never blocks.
-            let n = unsafe {
-                libc::recv(
-                    self.peers[q],
-                    buf.as_mut_ptr().cast(),
-                    buf.len(),
-                    libc::MSG_DONTWAIT,
-                )
-            };
-            if n <= 0 {
-                return out;
-            }
-            out.push(buf[..n as usize].to_vec());
-        }
+        client::recv_frames(self.peers[q])
     }
 
     /// Sends one packet of `descs` on pair `q` and waits for its status.
@@ -281,19 +263,13 @@ fn a_fault_on_one_pair_leaves_the_others_serving() {
 #[test]
 fn an_invalidation_reaches_every_pair_before_its_write_completes() {
     let mut m = Mq::new(|i| (i % N) as u8);
-    let asp = AddressSpace::new(&m.h.mem, &mut m.h.pt, PagingMode::Level4);
-    let va = 0x5555_0000_0000u64;
-    let (old, new) = (DATA_POOL, DATA_POOL + 0x10_0000);
-    asp.map(&m.h.mem, &mut m.h.pt, va, old, 12);
-    m.h.write(old, &[0xaa; 100]);
-    m.h.write(new, &[0xbb; 100]);
-    let d = vdesc(va, 100, cmd::EOP, asp.pdbr, asp.mode);
+    let r = Remap::new(&mut m.h, 0x5555_0000_0000, 100);
+    let d = r.desc;
     for q in 0..N {
         assert_eq!(m.send(q, &[d]), 0);
         assert_eq!(m.frames(q), vec![vec![0xaa; 100]], "pair {q} warm");
     }
-    let pte = asp.leaf_entry(&m.h.mem, va);
-    m.h.write(pte, &(new | 3).to_le_bytes());
+    r.point(&m.h, r.new);
     m.h.write_reg(reg::IOTLB_INV, abi::iotlb_inv::ALL);
     for q in 0..N {
         assert_eq!(m.send(q, &[d]), 0);

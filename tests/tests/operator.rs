@@ -7,17 +7,10 @@ use etherparse::PacketBuilder;
 use vmso_device::abi::cmd;
 use vmso_device::counters::Stat;
 use vmso_device::host::metrics::{self, Document, ProcessInfo};
-use vmso_device::host::pcap::{PcapConfig, PcapWriter, SNAPLEN_DEFAULT};
+use vmso_device::host::pcap::{PcapConfig, PcapStats, PcapWriter, SNAPLEN_DEFAULT};
 use vmso_device::DeviceConfig;
 use vmso_tests::frames::{self, TcpOpts};
-use vmso_tests::{capture, desc, pattern, Harness, DATA_POOL, HDR_BUF};
-
-fn tmpdir(tag: &str) -> std::path::PathBuf {
-    let d = std::env::temp_dir().join(format!("vmso-op-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
+use vmso_tests::{capture, desc, pattern, tmpdir, Harness, DATA_POOL, HDR_BUF};
 
 fn udp_frame(len: usize, seed: u8) -> Vec<u8> {
     let b = PacketBuilder::ethernet2(frames::SRC_MAC, frames::DST_MAC)
@@ -145,14 +138,18 @@ fn stat_at(h: &mut Harness, i: usize) -> u64 {
     u64::from(h.read_reg(off)) | (u64::from(h.read_reg(off + 4)) << 32)
 }
 
-#[test]
-fn capture_equals_what_the_backend_saw_both_ways() {
-    let dir = tmpdir("pcap");
-    let path = dir.join("wire.pcapng");
+/// Runs [`traffic`] on a harness whose backend is captured to `path`
+/// (interface `test0`) with `snaplen` and `max_bytes`: (what went out,
+/// what was injected, the capture's statistics once it is closed).
+fn captured_traffic(
+    path: &std::path::Path,
+    snaplen: u32,
+    max_bytes: u64,
+) -> (Vec<Vec<u8>>, Vec<Vec<u8>>, PcapStats) {
     let pcap = PcapWriter::create(PcapConfig {
-        path: path.clone(),
-        snaplen: SNAPLEN_DEFAULT,
-        max_bytes: 0,
+        path: path.to_path_buf(),
+        snaplen,
+        max_bytes,
         iface: "test0".into(),
         comment: "test".into(),
     })
@@ -162,7 +159,14 @@ fn capture_equals_what_the_backend_saw_both_ways() {
     let (out, inj) = traffic(&mut h);
     drop(h);
     pcap.close();
-    let stats = pcap.stats();
+    (out, inj, pcap.stats())
+}
+
+#[test]
+fn capture_equals_what_the_backend_saw_both_ways() {
+    let dir = tmpdir("pcap");
+    let path = dir.join("wire.pcapng");
+    let (out, inj, stats) = captured_traffic(&path, SNAPLEN_DEFAULT, 0);
     let cap = capture::read(&std::fs::read(&path).unwrap());
     assert_eq!(cap.if_name, "test0");
     assert_eq!(cap.snaplen, SNAPLEN_DEFAULT);
@@ -195,20 +199,7 @@ fn capture_snaplen_and_size_cap() {
     let dir = tmpdir("cap");
     let path = dir.join("wire.pcapng");
     let cap_bytes = 1200;
-    let pcap = PcapWriter::create(PcapConfig {
-        path: path.clone(),
-        snaplen: 64,
-        max_bytes: cap_bytes,
-        iface: "test0".into(),
-        comment: "test".into(),
-    })
-    .unwrap();
-    let p = pcap.clone();
-    let mut h = Harness::with_backend(move |b| p.wrap(Box::new(b)), DeviceConfig::default());
-    let (out, _) = traffic(&mut h);
-    drop(h);
-    pcap.close();
-    let stats = pcap.stats();
+    let (out, _, stats) = captured_traffic(&path, 64, cap_bytes);
     let size = std::fs::metadata(&path).unwrap().len();
     assert!(size <= cap_bytes, "{size} > cap {cap_bytes}");
     let cap = capture::read(&std::fs::read(&path).unwrap());

@@ -6,9 +6,7 @@ use std::time::{Duration, Instant};
 
 use vmso_device::abi::{self, cmd, ctrl, reg};
 use vmso_device::counters::Stat;
-use vmso_device::engine::mmu::PagingMode;
 use vmso_device::DeviceConfig;
-use vmso_tests::pagetable::AddressSpace;
 use vmso_tests::*;
 
 /// A harness whose worker blocks in its backend send while the gate is closed.
@@ -90,13 +88,8 @@ fn reset_takes_effect_before_its_write_completes() {
 #[test]
 fn invalidation_is_applied_between_packets_before_its_write_completes() {
     let (mut h, gate) = gated();
-    let asp = AddressSpace::new(&h.mem, &mut h.pt, PagingMode::Level4);
-    let va = 0x7000_0000_0000u64;
-    let (old, new) = (DATA_POOL, DATA_POOL + 0x10_0000);
-    asp.map(&h.mem, &mut h.pt, va, old, 12);
-    h.write(old, &[0xaa; 200]);
-    h.write(new, &[0xbb; 200]);
-    let d = vdesc(va, 200, cmd::EOP, asp.pdbr, asp.mode);
+    let r = Remap::new(&mut h, 0x7000_0000_0000, 200);
+    let d = r.desc;
     // Warm the IOTLB.
     assert_eq!(h.send(&[d]), 0);
     assert_eq!(h.frames(), vec![vec![0xaa; 200]]);
@@ -105,8 +98,7 @@ fn invalidation_is_applied_between_packets_before_its_write_completes() {
     h.post(&[d]);
     h.doorbell();
     assert!(gate.wait_entered(2), "the first of the two is in its send");
-    let pte = asp.leaf_entry(&h.mem, va);
-    h.write(pte, &(new | 3).to_le_bytes());
+    r.point(&h, r.new);
     let opener = open_later(&gate, Duration::from_millis(300));
     let t0 = Instant::now();
     h.write_reg(reg::IOTLB_INV, abi::iotlb_inv::ALL);

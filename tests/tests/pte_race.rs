@@ -230,22 +230,23 @@ fn check_frames(f: &[Vec<u8>], len: usize) {
     }
 }
 
-#[test]
-fn ptes_and_pdbr_rewritten_in_flight_4_level() {
-    let t = race(PagingMode::Level4, Duration::from_millis(1500));
+/// Races for 1.5 s in `mode` (called `name` in the report) and checks that
+/// both outcomes, whole packets and page faults, were seen.
+fn race_sees_both_outcomes(mode: PagingMode, name: &str) {
+    let t = race(mode, Duration::from_millis(1500));
     eprintln!(
-        "4-level: {} OK, {} page faults, {} rewrites",
+        "{name}: {} OK, {} page faults, {} rewrites",
         t.ok, t.faults, t.rewrites
     );
     assert!(t.ok > 0 && t.faults > 0, "both outcomes seen");
 }
 
 #[test]
+fn ptes_and_pdbr_rewritten_in_flight_4_level() {
+    race_sees_both_outcomes(PagingMode::Level4, "4-level");
+}
+
+#[test]
 fn ptes_and_pdbr_rewritten_in_flight_32_bit() {
-    let t = race(PagingMode::Bits32, Duration::from_millis(1500));
-    eprintln!(
-        "32-bit: {} OK, {} page faults, {} rewrites",
-        t.ok, t.faults, t.rewrites
-    );
-    assert!(t.ok > 0 && t.faults > 0, "both outcomes seen");
+    race_sees_both_outcomes(PagingMode::Bits32, "32-bit");
 }

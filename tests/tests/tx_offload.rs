@@ -260,11 +260,8 @@ fn udp_segmentation_uso() {
     for v6 in [false, true] {
         let hdr = frames::udp_template(v6);
         let payload = pattern(20000, 5);
-        h.write(HDR_BUF, &hdr);
-        h.write(DATA_POOL, &payload);
-        let mut d0 = desc(HDR_BUF, hdr.len() as u32, cmd::USO);
-        d0.mss = 1400;
-        assert_eq!(h.send(&[d0, desc(DATA_POOL, 20000, cmd::EOP)]), 0);
+        let d = h.offload(&hdr, &payload, cmd::USO, 1400);
+        assert_eq!(h.send(&d), 0);
         let f = h.frames();
         assert_eq!(f.len(), 20000usize.div_ceil(1400));
         let mut got = Vec::new();
@@ -283,11 +280,8 @@ fn udp_fragmentation_ufo() {
     let mut h = Harness::new();
     let hdr = frames::udp_template(false);
     let payload = pattern(30000, 6);
-    h.write(HDR_BUF, &hdr);
-    h.write(DATA_POOL, &payload);
-    let mut d0 = desc(HDR_BUF, hdr.len() as u32, cmd::UFO);
-    d0.mss = 1480;
-    assert_eq!(h.send(&[d0, desc(DATA_POOL, 30000, cmd::EOP)]), 0);
+    let d = h.offload(&hdr, &payload, cmd::UFO, 1480);
+    assert_eq!(h.send(&d), 0);
     let f = h.frames();
     assert_eq!(f.len(), (30000usize + 8).div_ceil(1480));
     assert!(frames::reassemble_ufo(&f, 1480) == payload);
@@ -315,14 +309,10 @@ fn plain_frame_passes_through_untouched() {
 fn many_packets_one_doorbell() {
     let mut h = Harness::new();
     let hdr = frames::tcp_template(TcpOpts::default());
-    h.write(HDR_BUF, &hdr);
-    let payload = pattern(3000, 8);
-    h.write(DATA_POOL, &payload);
+    let d = h.offload(&hdr, &pattern(3000, 8), cmd::TSO, MSS);
     let mut last = 0;
     for _ in 0..100 {
-        let mut d0 = desc(HDR_BUF, hdr.len() as u32, cmd::TSO);
-        d0.mss = MSS;
-        last = h.post(&[d0, desc(DATA_POOL, 3000, cmd::EOP)]) + 1;
+        last = h.post(&d) + 1;
     }
     h.doorbell();
     assert_eq!(h.wait_done(last), 0);
@@ -336,8 +326,7 @@ fn snapshot_frames_stay_consistent_while_the_buffer_changes() {
     use std::sync::Arc;
     let mut h = Harness::new();
     let hdr = frames::tcp_template(TcpOpts::default());
-    h.write(HDR_BUF, &hdr);
-    h.write(DATA_POOL, &pattern(30000, 1));
+    let d = h.offload(&hdr, &pattern(30000, 1), cmd::TSO | cmd::SNAPSHOT, MSS);
     // A "user" thread keeps rewriting the payload while the device sends it.
     let stop = Arc::new(AtomicBool::new(false));
     let writer = {
@@ -354,9 +343,7 @@ fn snapshot_frames_stay_consistent_while_the_buffer_changes() {
     };
     let mut frames_seen = 0;
     for _ in 0..40 {
-        let mut d0 = desc(HDR_BUF, hdr.len() as u32, cmd::TSO | cmd::SNAPSHOT);
-        d0.mss = MSS;
-        assert_eq!(h.send(&[d0, desc(DATA_POOL, 30000, cmd::EOP)]), 0);
+        assert_eq!(h.send(&d), 0);
         for f in h.frames() {
             frames::check_l4(&f); // checksums match the bytes sent
             frames_seen += 1;

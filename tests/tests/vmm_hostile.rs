@@ -18,21 +18,12 @@ use vmso_device::abi::{self, cmd, reg, TxError};
 use vmso_device::counters::Stat;
 use vmso_device::host::memory::MAX_DMA_MAPS;
 use vmso_device::Device;
-use vmso_tests::frames::{self, TcpOpts};
 use vmso_tests::vmm::{self, command, RawVmm};
 use vmso_tests::*;
 
 /// Sends a good TSO packet and checks its frames: the device still serves.
 fn still_serves(h: &mut Harness) {
-    let hdr = frames::tcp_template(TcpOpts::default());
-    let payload = pattern(3000, 0x42);
-    h.write(HDR_BUF + 0x1000, &hdr);
-    h.write(DATA_POOL + 0x80_0000, &payload);
-    let mut d0 = desc(HDR_BUF + 0x1000, hdr.len() as u32, cmd::TSO);
-    d0.mss = 1448;
-    let e = h.send(&[d0, desc(DATA_POOL + 0x80_0000, 3000, cmd::EOP)]);
-    assert_eq!(e, 0, "good packet after the refusal");
-    frames::check_tso(&h.frames(), &payload, 1448, TcpOpts::default());
+    h.still_serves(3000, 0x42, "the refusal");
 }
 
 /// Runs `hostile` as the first VMM of a fresh device, then connects a good
@@ -161,18 +152,29 @@ fn pipe() -> (File, File) {
     unsafe { (File::from_raw_fd(fds[0]), File::from_raw_fd(fds[1])) }
 }
 
+/// Once the test drops its read end `r` of a [`pipe`], writing to `w`
+/// fails: the server closed every copy it was sent. The connection then
+/// serves the next message.
+fn closed_and_next_served(v: &mut RawVmm, r: File, mut w: File) {
+    drop(r);
+    let e = w.write(b"x").expect_err("the server closed its copies");
+    assert_eq!(e.raw_os_error(), Some(libc::EPIPE));
+    assert_eq!(v.read_reg(reg::VERSION), abi::VERSION, "next message");
+}
+
+// Each hostile message below is its own test and repeats the same frame
+// (a first VMM that misbehaves, then a good one) on purpose: a failure
+// names the message.
+
 #[test]
 fn fd_on_a_message_that_takes_none_is_refused_and_closed() {
     first_vmm_then_serve(1, |socket| {
         let mut v = RawVmm::handshake(socket);
-        let (r, mut w) = pipe();
+        let (r, w) = pipe();
         let p = vmm::region_access(VFIO_PCI_BAR0_REGION_INDEX, reg::VERSION, 4);
         v.send_with_fds(&vmm::command(3, command::REGION_READ, &p), &[r.as_raw_fd()]);
-        drop(r);
         assert_eq!(v.error_reply(), libc::EBADF);
-        let e = w.write(b"x").expect_err("the server closed its copy");
-        assert_eq!(e.raw_os_error(), Some(libc::EPIPE));
-        assert_eq!(v.read_reg(reg::VERSION), abi::VERSION, "next message");
+        closed_and_next_served(&mut v, r, w);
     });
 }
 
@@ -181,32 +183,29 @@ fn extra_fds_on_dma_map_and_set_irqs_are_refused_and_closed() {
     first_vmm_then_serve(2, |socket| {
         let mut v = RawVmm::handshake(socket);
         let ram = memfd(1 << 20);
-        let (r, mut w) = pipe();
+        let (r, w) = pipe();
         // DMA_MAP: argsz, flags READ|WRITE, offset, address, size; two fds.
-        let mut p = Vec::new();
-        p.extend_from_slice(&32u32.to_le_bytes());
-        p.extend_from_slice(&3u32.to_le_bytes());
-        p.extend_from_slice(&0u64.to_le_bytes());
-        p.extend_from_slice(&0u64.to_le_bytes());
-        p.extend_from_slice(&(1u64 << 20).to_le_bytes());
+        let p = [
+            &32u32.to_le_bytes()[..],
+            &3u32.to_le_bytes(),
+            &0u64.to_le_bytes(),
+            &0u64.to_le_bytes(),
+            &(1u64 << 20).to_le_bytes(),
+        ]
+        .concat();
         v.send_with_fds(
             &vmm::command(3, command::DMA_MAP, &p),
             &[ram.as_raw_fd(), r.as_raw_fd()],
         );
         assert_eq!(v.error_reply(), libc::EBADF);
         // SET_IRQS without DATA_EVENTFD carries no fds.
-        let mut p = Vec::new();
-        p.extend_from_slice(&20u32.to_le_bytes());
-        p.extend_from_slice(&(VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_TRIGGER).to_le_bytes());
-        p.extend_from_slice(&VFIO_PCI_MSIX_IRQ_INDEX.to_le_bytes());
-        p.extend_from_slice(&0u32.to_le_bytes());
-        p.extend_from_slice(&1u32.to_le_bytes());
+        let flags = VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_TRIGGER;
+        let p = [20, flags, VFIO_PCI_MSIX_IRQ_INDEX, 0, 1u32]
+            .map(u32::to_le_bytes)
+            .concat();
         v.send_with_fds(&vmm::command(4, command::SET_IRQS, &p), &[r.as_raw_fd()]);
         assert_eq!(v.error_reply(), libc::EBADF);
-        drop(r);
-        let e = w.write(b"x").expect_err("the server closed its copies");
-        assert_eq!(e.raw_os_error(), Some(libc::EPIPE));
-        assert_eq!(v.read_reg(reg::VERSION), abi::VERSION, "next message");
+        closed_and_next_served(&mut v, r, w);
     });
 }
 

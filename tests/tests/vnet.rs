@@ -8,7 +8,6 @@ use etherparse::{NetHeaders, PacketBuilder, PacketHeaders, TransportHeader};
 use vmso_device::abi::{self, cmd, reg, rxstat, TxError};
 use vmso_device::counters::Stat;
 use vmso_device::engine::vnet::{self, gso, VnetHdr};
-use vmso_device::queue::tx::TxMode;
 use vmso_device::DeviceConfig;
 use vmso_tests::frames::{self, TcpOpts};
 use vmso_tests::*;
@@ -265,14 +264,8 @@ fn hostile_vnet_headers_are_dropped_counted_and_the_device_serves_on() {
 fn tso_packet(h: &mut Harness, o: TcpOpts, len: usize, mss: u16) -> (Vec<u8>, Vec<u8>) {
     let hdr = frames::tcp_template(o);
     let payload = pattern(len, 3);
-    h.write(HDR_BUF, &hdr);
-    h.write(DATA_POOL, &payload);
-    let mut d0 = desc(HDR_BUF, hdr.len() as u32, cmd::TSO);
-    d0.mss = mss;
-    assert_eq!(
-        h.send(&[d0, desc(DATA_POOL, len as u32, cmd::EOP)]),
-        TxError::Ok as u16
-    );
+    let d = h.offload(&hdr, &payload, cmd::TSO, mss);
+    assert_eq!(h.send(&d), TxError::Ok as u16);
     (hdr, payload)
 }
 
@@ -299,12 +292,8 @@ fn wire_mode_frames_carry_a_checksum_valid_header() {
 
 #[test]
 fn handoff_mode_writes_one_superpacket_with_matching_gso_fields() {
-    let cfg = DeviceConfig {
-        tx_mode: TxMode::Handoff,
-        ..Default::default()
-    };
     for v6 in [false, true] {
-        let mut h = Harness::vnet(cfg);
+        let mut h = Harness::handoff();
         let o = TcpOpts {
             v6,
             tcp_options: true,
@@ -353,17 +342,10 @@ fn handoff_mode_writes_one_superpacket_with_matching_gso_fields() {
 
 #[test]
 fn handoff_mode_hands_off_uso_and_segments_what_fits_one_frame() {
-    let cfg = DeviceConfig {
-        tx_mode: TxMode::Handoff,
-        ..Default::default()
-    };
-    let mut h = Harness::vnet(cfg);
+    let mut h = Harness::handoff();
     let hdr = frames::udp_template(false);
-    h.write(HDR_BUF, &hdr);
-    h.write(DATA_POOL, &pattern(9000, 4));
-    let mut d0 = desc(HDR_BUF, hdr.len() as u32, cmd::USO);
-    d0.mss = 1400;
-    assert_eq!(h.send(&[d0, desc(DATA_POOL, 9000, cmd::EOP)]), 0);
+    let d = h.offload(&hdr, &pattern(9000, 4), cmd::USO, 1400);
+    assert_eq!(h.send(&d), 0);
     let f = h.frames();
     assert_eq!(f.len(), 1);
     let (v, sp) = split(&f[0]);

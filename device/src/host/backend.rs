@@ -69,21 +69,7 @@ impl SocketBackend {
 
     /// Returns the device's backend and the peer end (non-blocking device side).
     pub fn pair() -> io::Result<(Self, OwnedFd)> {
-        let mut fds = [0 as libc::c_int; 2];
-        // SAFETY: `fds` has room for the two descriptors socketpair writes.
-        let r = unsafe {
-            libc::socketpair(
-                libc::AF_UNIX,
-                libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
-                0,
-                fds.as_mut_ptr(),
-            )
-        };
-        if r < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: socketpair succeeded, so both fds are open and owned by us.
-        let (a, b) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+        let (a, b) = seqpacket_pair()?;
         set_nonblocking(a.as_raw_fd())?;
         for fd in [&a, &b] {
             let size: libc::c_int = 4 << 20;
@@ -119,6 +105,27 @@ impl Backend for SocketBackend {
             0
         }
     }
+}
+
+/// An `AF_UNIX` `SOCK_SEQPACKET` socketpair, both ends blocking and
+/// close-on-exec: the wire of a [`SocketBackend`] (and of the binary's
+/// `--socketpair-fd`, which tests hand over).
+pub fn seqpacket_pair() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0 as libc::c_int; 2];
+    // SAFETY: `fds` has room for the two descriptors socketpair writes.
+    let r = unsafe {
+        libc::socketpair(
+            libc::AF_UNIX,
+            libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
+            0,
+            fds.as_mut_ptr(),
+        )
+    };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: socketpair succeeded, so both fds are open and owned by us.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
 
 pub fn set_nonblocking(fd: RawFd) -> io::Result<()> {

@@ -131,6 +131,15 @@ impl Mapping {
     }
 }
 
+/// One DMA_MAP request, as [`GuestRam::map_with`] checks and then inserts it.
+#[derive(Clone, Copy, Debug)]
+struct MapRequest {
+    addr: u64,
+    size: u64,
+    offset: u64,
+    flags: DmaMapFlags,
+}
+
 /// The guest RAM the device can reach.
 pub struct GuestRam {
     mem: GuestMemoryAtomic<Mem>,
@@ -189,19 +198,24 @@ impl GuestRam {
         flags: DmaMapFlags,
         file: Option<File>,
     ) -> Result<(), MemError> {
-        self.check_map(addr, size, offset, flags, file.as_ref())
-            .and_then(|()| self.insert(addr, size, offset, flags, file))
+        let req = MapRequest {
+            addr,
+            size,
+            offset,
+            flags,
+        };
+        self.check_map(req, file.as_ref())
+            .and_then(|()| self.insert(req, file))
             .inspect_err(|e| warn!("refused: {e}"))
     }
 
-    fn check_map(
-        &self,
-        addr: u64,
-        size: u64,
-        offset: u64,
-        flags: DmaMapFlags,
-        file: Option<&File>,
-    ) -> Result<(), MemError> {
+    fn check_map(&self, req: MapRequest, file: Option<&File>) -> Result<(), MemError> {
+        let MapRequest {
+            addr,
+            size,
+            offset,
+            flags,
+        } = req;
         if size == 0 || addr.checked_add(size).is_none() {
             return Err(MemError::MapRange { addr, size });
         }
@@ -250,16 +264,10 @@ impl GuestRam {
         Ok(())
     }
 
-    fn insert(
-        &mut self,
-        addr: u64,
-        size: u64,
-        offset: u64,
-        flags: DmaMapFlags,
-        file: Option<File>,
-    ) -> Result<(), MemError> {
+    fn insert(&mut self, req: MapRequest, file: Option<File>) -> Result<(), MemError> {
+        let MapRequest { addr, size, .. } = req;
         let file = match file {
-            Some(file) if flags.contains(DmaMapFlags::WRITE) => Some(file),
+            Some(file) if req.flags.contains(DmaMapFlags::WRITE) => Some(file),
             Some(_) => {
                 log::info!("DMA_MAP {addr:#x}+{size:#x} is read-only: the device will not use it");
                 None
@@ -274,7 +282,7 @@ impl GuestRam {
             });
             return Ok(());
         };
-        let region = MmapRegion::from_file(FileOffset::new(file, offset), size as usize)
+        let region = MmapRegion::from_file(FileOffset::new(file, req.offset), size as usize)
             .map_err(|source| MemError::MapMmap { addr, size, source })?;
         let region = GuestRegionMmap::new(region, GuestAddress(addr))
             .ok_or(MemError::MapRange { addr, size })?;

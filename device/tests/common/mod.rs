@@ -2,10 +2,11 @@
 //! fds, and a minimal VMM (vfio_user::Client, a memfd as guest RAM, one TX
 //! and one RX ring) that sends and receives plain frames through it.
 //!
-//! This is not `vmso-tests`' Harness, and repeats a little of it (the memfd,
-//! the socketpair, the ring posting): only this package's own integration
-//! tests can reach the binary (`CARGO_BIN_EXE_vmso-device`), and
-//! `vmso-tests` depends on this package, so it cannot be used from here.
+//! This is not `vmso-tests`' Harness, which runs the device in the test
+//! process: only this package's own integration tests can reach the binary
+//! (`CARGO_BIN_EXE_vmso-device`). What any VMM does (guest RAM, MSI-X,
+//! registers, RX buffers, frames on the wire) comes from `vmso_tests::client`
+//! (a dev-dependency).
 
 #![allow(dead_code)]
 
@@ -16,23 +17,16 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use vfio_bindings::bindings::vfio::{
-    VFIO_IRQ_SET_ACTION_TRIGGER, VFIO_IRQ_SET_DATA_EVENTFD, VFIO_PCI_BAR0_REGION_INDEX,
-    VFIO_PCI_MSIX_IRQ_INDEX,
-};
-use vm_memory::{Bytes, FileOffset, GuestAddress, GuestMemoryMmap, GuestRegionMmap, MmapRegion};
+use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
 use vmm_sys_util::eventfd::EventFd;
-use vmso_device::abi::{cmd, ctrl, feat, reg, rxstat, txstat, RxDesc, TxDesc};
+use vmso_device::abi::{cmd, feat, reg, rxstat, txstat, RxDesc, TxDesc};
+use vmso_tests::client;
+pub use vmso_tests::client::send_frame as send_fd;
+use vmso_tests::{RX_RING, TX_RING};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_vmso-device");
 
-/// A fresh private directory under the temp dir.
-pub fn tmpdir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("vmso-bin-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
+pub use vmso_tests::tmpdir;
 
 /// `vmso-device ARGS`, with `fds` inherited under their own numbers.
 pub fn command(args: &[&str], fds: &[RawFd]) -> Command {
@@ -87,6 +81,72 @@ pub fn spawn(args: &[&str], fds: &[RawFd], wait_for: &Path, log: &Path) -> Child
     child
 }
 
+/// A `vmso-device` a test started and waits for: `--socket-path DIR/TAG.sock`
+/// and `--metrics DIR/TAG.json`, then the test's own `args` (the wire and
+/// the rest); stderr goes to `DIR/TAG.log`.
+pub struct Running {
+    pub child: Child,
+    pub sock: PathBuf,
+    pub metrics: PathBuf,
+}
+
+impl Running {
+    pub fn start(dir: &Path, tag: &str, args: &[&str], fds: &[RawFd]) -> Self {
+        Self::start_metrics(dir, tag, &dir.join(format!("{tag}.json")), args, fds)
+    }
+
+    /// Like [`Running::start`], with the metrics written to `metrics`.
+    pub fn start_metrics(
+        dir: &Path,
+        tag: &str,
+        metrics: &Path,
+        args: &[&str],
+        fds: &[RawFd],
+    ) -> Self {
+        let sock = dir.join(format!("{tag}.sock"));
+        let metrics = metrics.to_path_buf();
+        let mut all = vec![
+            "--socket-path",
+            sock.to_str().unwrap(),
+            "--metrics",
+            metrics.to_str().unwrap(),
+        ];
+        all.extend_from_slice(args);
+        let child = spawn(&all, fds, &sock, &dir.join(format!("{tag}.log")));
+        Self {
+            child,
+            sock,
+            metrics,
+        }
+    }
+
+    pub fn signal(&self, sig: libc::c_int) {
+        signal(&self.child, sig);
+    }
+
+    /// SIGTERM, and the device exits with 0 within 10 s.
+    pub fn stop(mut self) {
+        stop(&mut self.child);
+    }
+}
+
+/// A `vmso-device` on TAP `name` (opened here as a manager opens it, its fd
+/// passed with `--tap-fd` and closed here), and its first metrics document.
+pub fn start_on_tap(dir: &Path, tag: &str, name: &str) -> (Running, serde_json::Value) {
+    let tap = open_tap(name);
+    let tfd = tap.as_raw_fd();
+    let device = Running::start(dir, tag, &["--tap-fd", &tfd.to_string()], &[tfd]);
+    drop(tap);
+    let v = wait_json(&device.metrics, |_| true);
+    (device, v)
+}
+
+/// SIGTERM to `child`, which exits with 0 within 10 s.
+pub fn stop(child: &mut Child) {
+    signal(child, libc::SIGTERM);
+    assert_eq!(wait_exit(child), 0);
+}
+
 pub fn signal(child: &Child, sig: libc::c_int) {
     // SAFETY: kill(2) on our own child's pid.
     assert_eq!(unsafe { libc::kill(child.id() as libc::pid_t, sig) }, 0);
@@ -110,19 +170,7 @@ pub fn wait_exit(child: &mut Child) -> i32 {
 /// A SOCK_SEQPACKET socketpair: (device end, test end). Both close-on-exec
 /// (the device end is inherited through [`command`]).
 pub fn seqpacket_pair() -> (OwnedFd, OwnedFd) {
-    let mut fds = [0 as libc::c_int; 2];
-    // SAFETY: socketpair writes two fds into the array.
-    let r = unsafe {
-        libc::socketpair(
-            libc::AF_UNIX,
-            libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
-            0,
-            fds.as_mut_ptr(),
-        )
-    };
-    assert_eq!(r, 0);
-    // SAFETY: both fds are fresh and ours.
-    unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) }
+    vmso_device::host::backend::seqpacket_pair().expect("socketpair")
 }
 
 /// Reads a JSON file once it parses and `ok` accepts it (10 s at most).
@@ -146,12 +194,13 @@ pub fn wait_json(path: &Path, ok: impl Fn(&serde_json::Value) -> bool) -> serde_
 }
 
 pub const RAM: u64 = 64 << 20;
-const TX_RING: u64 = 0x10_0000;
-const RX_RING: u64 = 0x11_0000;
-const RX_BUFS: u64 = 0x20_0000;
+// The rings and RX buffers sit where the Harness keeps them, 64 entries each.
 const DATA: u64 = 0x40_0000;
 const RING: u32 = 64;
-const BUF: u32 = 2048;
+const RX: client::RxRing = client::RxRing {
+    size: RING,
+    ..vmso_tests::RX
+};
 
 /// A minimal VMM on a vmso-device socket.
 pub struct Vmm {
@@ -168,31 +217,8 @@ impl Vmm {
     /// the rings.
     pub fn connect(socket: &Path) -> Self {
         let mut client = vfio_user::Client::new(socket).expect("connect");
-        let name = c"vmso-bin-test-ram";
-        // SAFETY: memfd_create with a valid C string; the fd goes to a File.
-        let fd = unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC) };
-        assert!(fd >= 0);
-        // SAFETY: a fresh fd we own.
-        let ram = unsafe { File::from_raw_fd(fd) };
-        ram.set_len(RAM).unwrap();
-        client.dma_map(0, 0, RAM, ram.as_raw_fd()).expect("dma map");
-        let m = MmapRegion::from_file(FileOffset::new(ram, 0), RAM as usize).unwrap();
-        let mem =
-            GuestMemoryMmap::from_regions(vec![GuestRegionMmap::new(m, GuestAddress(0)).unwrap()])
-                .unwrap();
-        let irqs: Vec<EventFd> = (0..3)
-            .map(|_| EventFd::new(libc::EFD_NONBLOCK).unwrap())
-            .collect();
-        let fds: Vec<i32> = irqs.iter().map(|e| e.as_raw_fd()).collect();
-        client
-            .set_irqs(
-                VFIO_PCI_MSIX_IRQ_INDEX,
-                VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER,
-                0,
-                3,
-                &fds,
-            )
-            .expect("set irqs");
+        let mem = client::map_ram(&mut client, &client::memfd(RAM), &[(0, RAM)]);
+        let irqs = client::set_msix(&mut client, 3);
         let mut v = Self {
             client,
             mem,
@@ -201,30 +227,17 @@ impl Vmm {
             rx_tail: 0,
             rx_next: 0,
         };
-        v.write_reg(reg::TX_BASE_LO, TX_RING as u32);
-        v.write_reg(reg::TX_BASE_HI, 0);
-        v.write_reg(reg::TX_SIZE, RING);
-        v.write_reg(reg::RX_BASE_LO, RX_RING as u32);
-        v.write_reg(reg::RX_BASE_HI, 0);
-        v.write_reg(reg::RX_SIZE, RING);
-        v.write_reg(reg::DRV_FEATURES, feat::DEVICE);
-        v.write_reg(reg::CTRL, ctrl::ENABLE);
-        v.write_reg(reg::INT_MASK_CLR, vmso_device::abi::cause::ALL);
+        client::program_rings(&mut v.client, (TX_RING, RING), (RX_RING, RING));
+        client::enable(&mut v.client, feat::DEVICE);
         v
     }
 
     pub fn write_reg(&mut self, off: u64, v: u32) {
-        self.client
-            .region_write(VFIO_PCI_BAR0_REGION_INDEX, off, &v.to_le_bytes())
-            .expect("BAR0 write");
+        client::write_reg(&mut self.client, off, v);
     }
 
     pub fn read_reg(&mut self, off: u64) -> u32 {
-        let mut b = [0u8; 4];
-        self.client
-            .region_read(VFIO_PCI_BAR0_REGION_INDEX, off, &mut b)
-            .expect("BAR0 read");
-        u32::from_le_bytes(b)
+        client::read_reg(&mut self.client, off)
     }
 
     /// The MAC the guest sees.
@@ -263,20 +276,7 @@ impl Vmm {
     }
 
     pub fn post_rx(&mut self, n: u32) {
-        for _ in 0..n {
-            let i = self.rx_tail;
-            let d = RxDesc {
-                addr: RX_BUFS + u64::from(i) * u64::from(BUF),
-                buf_len: BUF,
-                ..Default::default()
-            };
-            self.mem
-                .write_obj(d, GuestAddress(RX_RING + u64::from(i) * 32))
-                .unwrap();
-            self.rx_tail = (i + 1) % RING;
-        }
-        let t = self.rx_tail;
-        self.write_reg(reg::RX_TAIL, t);
+        RX.post(&mut self.client, &self.mem, &mut self.rx_tail, n);
     }
 
     /// The next received frame (one buffer), within 10 s.
@@ -312,28 +312,38 @@ pub fn frame(len: usize, seed: u8) -> Vec<u8> {
 pub fn drain(fd: RawFd, want: usize) -> Vec<Vec<u8>> {
     let mut out = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(5);
-    let mut buf = vec![0u8; 70000];
     while out.len() < want && Instant::now() < deadline {
-        // SAFETY: valid buffer; MSG_DONTWAIT never blocks.
-        let n = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT) };
-        if n > 0 {
-            out.push(buf[..n as usize].to_vec());
-        } else {
-            std::thread::sleep(Duration::from_millis(5));
+        match client::recv_frame(fd) {
+            Some(f) => out.push(f),
+            None => std::thread::sleep(Duration::from_millis(5)),
         }
     }
     out
 }
 
-pub fn send_fd(fd: RawFd, b: &[u8]) {
-    // SAFETY: valid buffer and fd.
-    let n = unsafe { libc::send(fd, b.as_ptr().cast(), b.len(), 0) };
-    assert_eq!(
-        n as usize,
-        b.len(),
-        "send: {}",
-        std::io::Error::last_os_error()
-    );
+/// [`private_netns`], or false after saying that `test` is skipped.
+pub fn private_netns_or_skip(test: &str) -> bool {
+    let ok = private_netns();
+    if !ok {
+        eprintln!("SKIPPED {test}: needs root and /dev/net/tun");
+    }
+    ok
+}
+
+/// Runs `test` in a fresh private directory (see [`tmpdir`]), which is
+/// removed after it.
+pub fn in_tmpdir(tag: &str, test: impl FnOnce(&Path)) {
+    let dir = tmpdir(tag);
+    test(&dir);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// [`in_tmpdir`] in a private network namespace (see [`private_netns`]);
+/// without one the test `name` is skipped, and says so.
+pub fn in_private_netns(name: &str, tag: &str, test: impl FnOnce(&Path)) {
+    if private_netns_or_skip(name) {
+        in_tmpdir(tag, test);
+    }
 }
 
 /// Moves the calling thread (a test's own) into a new network namespace,
@@ -444,6 +454,12 @@ pub fn packet_socket(name: &str) -> OwnedFd {
         assert_eq!(r, 0, "bind AF_PACKET: {}", std::io::Error::last_os_error());
     }
     s
+}
+
+/// The host's side of interface `name`, set up: a packet socket on it.
+pub fn host_side(name: &str) -> OwnedFd {
+    link_up(name);
+    packet_socket(name)
 }
 
 /// Waits up to 5 s for `want` among the frames on `fd` (others skipped).
