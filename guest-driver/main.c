@@ -163,14 +163,6 @@ static int vmso_n_stats(const struct vmso_priv *priv)
 	       priv->num_queues * per_q;
 }
 
-static bool mq = true;
-module_param(mq, bool, 0444);
-MODULE_PARM_DESC(mq, "Negotiate MQ (queue pairs, ABI 2.0) when the device offers it (default on); off: queue pair 0 in the ABI 1.x layout");
-
-static unsigned int max_queues = VMSO_MAX_QUEUES;
-module_param(max_queues, uint, 0444);
-MODULE_PARM_DESC(max_queues, "Most queue pairs (1..16, default 16); the count at probe is min(NUM_QUEUES, online CPUs, max_queues), ethtool -L changes it");
-
 /*
  * Unmasks a queue pair's interrupt after its NAPI poll completes, then
  * orders the MMIO write before the caller's recheck of the rings. The
@@ -217,14 +209,6 @@ int vmso_poll(struct napi_struct *napi, int budget)
 	}
 	return done;
 }
-
-static bool notify = true;
-module_param(notify, bool, 0444);
-MODULE_PARM_DESC(notify, "Publish ring tails in a notify block and ring doorbells only when the device is idle (default on)");
-
-static unsigned int poll_us = 50;
-module_param(poll_us, uint, 0444);
-MODULE_PARM_DESC(poll_us, "Device busy-poll window after its last work, microseconds (0..1000, default 50)");
 
 /*
  * Publishes a ring tail. Without a notify block the caller always rings the
@@ -565,7 +549,7 @@ static void vmso_program(struct vmso_priv *priv)
 	vmso_write_mac(priv);
 	vmso_wr(priv, VMSO_REG_ITR, priv->itr);
 	if (priv->notify)
-		vmso_wr(priv, VMSO_REG_POLL_US, min(poll_us, VMSO_POLL_MAX));
+		vmso_wr(priv, VMSO_REG_POLL_US, min(vmso_param_poll_us(), VMSO_POLL_MAX));
 	if (priv->mq)
 		vmso_wr(priv, VMSO_REG_QUEUES, priv->num_queues);
 	if (priv->rss)
@@ -1783,9 +1767,10 @@ static int vmso_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 	}
 	if (major < 2)
 		features &= ~(VMSO_F_MQ | VMSO_F_RSS);
-	if (mq && (features & VMSO_F_MQ))
+	if (vmso_param_mq() && (features & VMSO_F_MQ))
 		maxq = min3(VMSO_NUM_TXQ(queues), VMSO_NUM_RXQ(queues),
-			    clamp_val(max_queues, 1, VMSO_MAX_QUEUES));
+			    clamp_val(vmso_param_max_queues(), 1,
+				      VMSO_MAX_QUEUES));
 
 	netdev = alloc_etherdev_mqs(sizeof(*priv), maxq, maxq);
 	if (!netdev) {
@@ -1799,7 +1784,7 @@ static int vmso_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 	priv->pdev = pdev;
 	priv->bar = bar;
 	priv->dev_features = features;
-	priv->mq = mq && (features & VMSO_F_MQ);
+	priv->mq = vmso_param_mq() && (features & VMSO_F_MQ);
 	priv->rss = features & VMSO_F_RSS;
 	priv->max_queues = maxq;
 	spin_lock_init(&priv->iotlb_lock);
@@ -1821,7 +1806,7 @@ static int vmso_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 
 	vmso_setup_va(priv);
 
-	if (notify && (priv->dev_features & VMSO_F_NOTIFY)) {
+	if (vmso_param_notify() && (priv->dev_features & VMSO_F_NOTIFY)) {
 		/* One 64-byte block per pair, each aligned to 64 */
 		priv->notify = dma_alloc_coherent(&pdev->dev,
 						  maxq * sizeof(*priv->notify),
@@ -1874,7 +1859,7 @@ static int vmso_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 		netdev_info(netdev,
 			    "%u of %u queue pair(s) (device NUM_QUEUES %u, max_queues=%u, %u CPUs), %u MSI-X vectors, RSS %s\n",
 			    priv->num_queues, priv->max_queues,
-			    VMSO_NUM_TXQ(queues), max_queues,
+			    VMSO_NUM_TXQ(queues), vmso_param_max_queues(),
 			    num_online_cpus(), priv->nvec,
 			    priv->rss ? "on" : "not offered");
 	else

@@ -45,7 +45,6 @@
 #include <linux/ip.h>
 #include <linux/ipv6.h>
 #include <linux/log2.h>
-#include <linux/moduleparam.h>
 #include <linux/string.h>
 #include <linux/tcp.h>
 #include <linux/udp.h>
@@ -55,122 +54,10 @@
 
 #include "vmso.h"
 
-enum vmso_dma_mode {
-	VMSO_DMA_VIRT,
-	VMSO_DMA_PHYS,
-};
-
-static const char * const vmso_dma_mode_names[] = {
-	[VMSO_DMA_VIRT] = "virt",
-	[VMSO_DMA_PHYS] = "phys",
-};
-
-static int vmso_dma_mode = VMSO_DMA_VIRT;
-
-static int vmso_dma_mode_set(const char *val, const struct kernel_param *kp)
-{
-	int mode = sysfs_match_string(vmso_dma_mode_names, val);
-
-	if (mode < 0)
-		return -EINVAL;
-	WRITE_ONCE(vmso_dma_mode, mode);
-	return 0;
-}
-
-static int vmso_dma_mode_get(char *buf, const struct kernel_param *kp)
-{
-	return scnprintf(buf, PAGE_SIZE, "%s\n", vmso_dma_mode_name());
-}
-
-static const struct kernel_param_ops vmso_dma_mode_ops = {
-	.set = vmso_dma_mode_set,
-	.get = vmso_dma_mode_get,
-};
-
-module_param_cb(dma_mode, &vmso_dma_mode_ops, NULL, 0644);
-MODULE_PARM_DESC(dma_mode,
-		 "TX payload addressing: virt (kernel virtual addresses, the device walks the page tables; default) or phys (dma_map_page)");
-
-const char *vmso_dma_mode_name(void)
-{
-	return vmso_dma_mode_names[READ_ONCE(vmso_dma_mode)];
-}
-
 bool vmso_tx_use_va(const struct vmso_priv *priv)
 {
-	return priv->va_capable && READ_ONCE(vmso_dma_mode) == VMSO_DMA_VIRT;
+	return priv->va_capable && vmso_dma_mode_virt();
 }
-
-static const char * const vmso_tso_names[] = {
-	[VMSO_TSO_DEVICE] = "device",
-	[VMSO_TSO_DRIVER] = "driver",
-	[VMSO_TSO_OFF] = "off",
-};
-
-/* Read at probe (features), so it can only be set at load time */
-static int vmso_tso = VMSO_TSO_DEVICE;
-
-static int vmso_tso_set(const char *val, const struct kernel_param *kp)
-{
-	int mode = sysfs_match_string(vmso_tso_names, val);
-
-	if (mode < 0)
-		return -EINVAL;
-	vmso_tso = mode;
-	return 0;
-}
-
-static int vmso_tso_get(char *buf, const struct kernel_param *kp)
-{
-	return scnprintf(buf, PAGE_SIZE, "%s\n", vmso_tso_mode_name());
-}
-
-static const struct kernel_param_ops vmso_tso_ops = {
-	.set = vmso_tso_set,
-	.get = vmso_tso_get,
-};
-
-module_param_cb(tso, &vmso_tso_ops, NULL, 0444);
-MODULE_PARM_DESC(tso,
-		 "TCP segmentation: device (the device segments; default), driver (TSO advertised, the driver builds every segment header and posts one specification per superpacket), off (TSO not advertised)");
-
-enum vmso_tso_mode vmso_tso_mode(void)
-{
-	return vmso_tso;
-}
-
-const char *vmso_tso_mode_name(void)
-{
-	return vmso_tso_names[vmso_tso];
-}
-
-static const char * const vmso_csum_names[] = { "device", "driver" };
-static int vmso_tso_csum;	/* 0: device, 1: driver */
-
-static int vmso_tso_csum_set(const char *val, const struct kernel_param *kp)
-{
-	int v = sysfs_match_string(vmso_csum_names, val);
-
-	if (v < 0)
-		return -EINVAL;
-	WRITE_ONCE(vmso_tso_csum, v);
-	return 0;
-}
-
-static int vmso_tso_csum_get(char *buf, const struct kernel_param *kp)
-{
-	return scnprintf(buf, PAGE_SIZE, "%s\n",
-			 vmso_csum_names[READ_ONCE(vmso_tso_csum)]);
-}
-
-static const struct kernel_param_ops vmso_tso_csum_ops = {
-	.set = vmso_tso_csum_set,
-	.get = vmso_tso_csum_get,
-};
-
-module_param_cb(tso_csum, &vmso_tso_csum_ops, NULL, 0644);
-MODULE_PARM_DESC(tso_csum,
-		 "With tso=driver, who computes the segments' checksums: device (IPCSUM|L4CSUM; default) or driver (in place, no CMD bits). Writable at run time.");
 
 /* What vmso_tx_prep() decided about one skb */
 struct vmso_tx_pkt {
@@ -325,7 +212,7 @@ static int vmso_tx_prep_drv_tso(struct vmso_tx_ring *tx, struct sk_buff *skb,
 	pkt->nseg = nseg;
 	pkt->virt = virt;
 	pkt->drv_tso = true;
-	pkt->drv_csum = READ_ONCE(vmso_tso_csum) ||
+	pkt->drv_csum = vmso_tso_csum_driver() ||
 			!(f & (v4 ? NETIF_F_IP_CSUM : NETIF_F_IPV6_CSUM));
 	if (pkt->drv_csum)
 		pkt->cmd = 0;
@@ -400,7 +287,7 @@ static int vmso_tx_prep(struct vmso_tx_ring *tx, struct sk_buff *skb,
 		pkt->mss = skb_shinfo(skb)->gso_size;
 		if (unlikely(hdr_len > VMSO_TX_HDR_SIZE || !pkt->mss))
 			return -EINVAL;
-		if (vmso_tso == VMSO_TSO_DRIVER)
+		if (vmso_tso_mode() == VMSO_TSO_DRIVER)
 			return vmso_tx_prep_drv_tso(tx, skb, pkt, hdr_len,
 						    virt);
 	} else if (skb->ip_summed == CHECKSUM_PARTIAL) {
@@ -1136,7 +1023,7 @@ bool vmso_tx_clean(struct vmso_tx_ring *tx, int budget)
 /* Descriptors one skb can take, which the queue keeps free */
 static u32 vmso_tx_descs_max(void)
 {
-	return vmso_tso == VMSO_TSO_DRIVER ? VMSO_TX_DESCS_MAX :
+	return vmso_tso_mode() == VMSO_TSO_DRIVER ? VMSO_TX_DESCS_MAX :
 					     VMSO_TX_DESCS_MAX_DEV;
 }
 

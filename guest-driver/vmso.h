@@ -325,6 +325,17 @@ struct vmso_priv {
 /* main.c */
 bool vmso_notify_publish(struct vmso_notify *n, bool tx, u32 tail);
 
+/* params.c: the module parameters */
+const char *vmso_dma_mode_name(void);
+bool vmso_dma_mode_virt(void);
+enum vmso_tso_mode vmso_tso_mode(void);
+const char *vmso_tso_mode_name(void);
+bool vmso_tso_csum_driver(void);
+bool vmso_param_mq(void);
+unsigned int vmso_param_max_queues(void);
+bool vmso_param_notify(void);
+unsigned int vmso_param_poll_us(void);
+
 /* tx.c */
 netdev_tx_t vmso_start_xmit(struct sk_buff *skb, struct net_device *netdev);
 netdev_features_t vmso_features_check(struct sk_buff *skb,
@@ -339,9 +350,6 @@ void vmso_tx_mem_swap(struct vmso_tx_ring *tx, struct vmso_tx_mem *m);
 void vmso_tx_drain(struct vmso_tx_ring *tx);
 u32 vmso_tx_ring_min(void);
 bool vmso_tx_use_va(const struct vmso_priv *priv);
-const char *vmso_dma_mode_name(void);
-enum vmso_tso_mode vmso_tso_mode(void);
-const char *vmso_tso_mode_name(void);
 u32 vmso_tx_unused(const struct vmso_tx_ring *tx);
 void vmso_tx_put_desc(struct vmso_tx_ring *tx, u32 idx, u64 addr, u64 pdbr,
 		      u32 len, u16 mss, u16 cmd);

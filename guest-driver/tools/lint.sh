@@ -3,7 +3,7 @@
 #
 #   guest-driver/tools/lint.sh          # checkpatch --strict, then sparse + W=1
 #
-# 1. scripts/checkpatch.pl --strict over the module sources (main.c tx.c rx.c
+# 1. scripts/checkpatch.pl --strict over the module sources (main.c params.c tx.c rx.c
 #    zc.c vmso.h vmso_hw.h uapi/vmso_zc.h). Debian's linux-headers and
 #    linux-kbuild packages do not ship checkpatch.pl, so it is looked for in
 #    $CHECKPATCH, the headers, the kbuild tree and .cache/lint; if it is in
@@ -22,7 +22,7 @@ HERE=$(cd "$(dirname "$0")/.." && pwd)
 # shellcheck source=ci/lib/common.sh
 source "$HERE/../ci/lib/common.sh"
 
-SOURCES=(main.c tx.c rx.c zc.c vmso.h vmso_hw.h uapi/vmso_zc.h)
+SOURCES=(main.c params.c tx.c rx.c zc.c vmso.h vmso_hw.h uapi/vmso_zc.h)
 LINT_CACHE=$CACHE/lint
 fail=0
 
