@@ -60,7 +60,7 @@
 #define VMSO_RX_HEADROOM	(NET_SKB_PAD + NET_IP_ALIGN)
 /*
  * Per-queue device counters (QSTAT[q][i]) shown by ethtool -S and kept
- * across resets: see vmso_qstat_idx[] in main.c
+ * across resets: see vmso_qstat_idx[] in hw.c
  */
 #define VMSO_N_QSTATS		8
 
@@ -323,7 +323,54 @@ struct vmso_priv {
 };
 
 /* main.c */
+int vmso_reconfigure(struct vmso_priv *priv, u32 tx_size, u32 rx_size,
+		     u16 nq);
+
+/* hw.c: device registers */
+extern const u8 vmso_qstat_idx[VMSO_N_QSTATS];
+u64 vmso_read_dev_stat(const struct vmso_priv *priv, u32 i);
+u64 vmso_read_qstat(const struct vmso_priv *priv, u32 q, u32 k);
+int vmso_dev_reset(struct vmso_priv *priv, bool keep_stats);
+u32 vmso_drv_features(const struct vmso_priv *priv,
+		      netdev_features_t features);
+void vmso_write_mac(struct vmso_priv *priv);
+void vmso_read_mac(struct vmso_priv *priv);
+u32 vmso_qreg(const struct vmso_priv *priv, u16 q, u32 qp_off, u32 legacy);
+void vmso_write_rss_regs(struct vmso_priv *priv);
+void vmso_program(struct vmso_priv *priv);
+
+/* irq.c: MSI-X vectors and handlers */
+int vmso_alloc_vectors(struct vmso_priv *priv);
+int vmso_request_irqs(struct vmso_priv *priv);
+void vmso_free_irqs(struct vmso_priv *priv, u16 n);
+void vmso_unmask_irqs(struct vmso_priv *priv);
+void vmso_mask_irqs(struct vmso_priv *priv);
+void vmso_qp_rearm(struct vmso_qpair *qp);
+
+/* qp.c: queue pairs */
+void vmso_setup_qps(struct vmso_priv *priv);
+void vmso_del_napis(struct vmso_priv *priv);
+struct vmso_qmem *vmso_alloc_mem(struct vmso_priv *priv, u16 nq,
+				 u32 tx_size, u32 rx_size);
+void vmso_free_mem(struct vmso_priv *priv, struct vmso_qmem *mem, u16 n);
+void vmso_swap_mem(struct vmso_priv *priv, struct vmso_qmem *mem, u16 n);
+void vmso_drain_rings(struct vmso_priv *priv);
+int vmso_alloc_rings(struct vmso_priv *priv);
+void vmso_free_rings(struct vmso_priv *priv);
+void vmso_set_xps(struct vmso_priv *priv);
+
+/* notify.c: notify blocks */
+int vmso_notify_alloc(struct vmso_priv *priv, u16 n);
+void vmso_notify_free(struct vmso_priv *priv);
 bool vmso_notify_publish(struct vmso_notify *n, bool tx, u32 tail);
+
+/* va_dma.c: virtual-address DMA */
+void vmso_setup_va(struct vmso_priv *priv);
+void vmso_release_va(struct vmso_priv *priv);
+void vmso_iotlb_inv_pdbr(struct vmso_priv *priv, u64 pdbr);
+
+/* ethtool.c */
+extern const struct ethtool_ops vmso_ethtool_ops;
 
 /* params.c: the module parameters */
 const char *vmso_dma_mode_name(void);
@@ -374,10 +421,6 @@ void vmso_zc_tx_done(struct vmso_zc_sub *sub, u32 len, int err);
 int vmso_zc_stat_count(void);
 const char *vmso_zc_stat_name(int i);
 void vmso_zc_get_stats(const struct vmso_priv *priv, u64 *data);
-
-/* main.c */
-int vmso_poll(struct napi_struct *napi, int budget);
-void vmso_iotlb_inv_pdbr(struct vmso_priv *priv, u64 pdbr);
 
 static inline u32 vmso_rd(const struct vmso_priv *priv, u32 reg)
 {

@@ -22,7 +22,8 @@ HERE=$(cd "$(dirname "$0")/.." && pwd)
 # shellcheck source=ci/lib/common.sh
 source "$HERE/../ci/lib/common.sh"
 
-SOURCES=(main.c params.c tx.c rx.c zc.c vmso.h vmso_hw.h uapi/vmso_zc.h)
+SOURCES=(main.c params.c hw.c irq.c qp.c notify.c va_dma.c tx.c rx.c zc.c
+         ethtool.c vmso.h vmso_hw.h uapi/vmso_zc.h)
 LINT_CACHE=$CACHE/lint
 fail=0
 
