@@ -435,57 +435,80 @@ static int vmso_tx_put_payload(struct vmso_tx_ring *tx,
 }
 
 /*
- * Writes segment @i's headers (of @nseg, @len payload bytes) into @h:
- * lengths, IPv4 ID, TCP sequence and flags, and with pkt->drv_csum the
- * IPv4 header and TCP checksums, the latter computed over the payload in
- * place (skb_checksum() walks the linear part and frags; nothing is copied).
+ * Writes the headers of one segment into @h: @t's headers with the IPv4
+ * total length, ID (+ seg->id_off) and header checksum (computed with
+ * seg->ip_csum, else 0) or the IPv6 payload length; then for TCP the
+ * sequence number (+ seg->seq_off), FIN and PSH cleared but on the last
+ * segment and CWR but on the first, for UDP the length; the TCP or UDP
+ * checksum field cleared with seg->clear_l4_csum, else left as in @t.
+ *
+ * Driver-side TSO (the segments of a superpacket, below) and zero-copy
+ * send (the packets of a submission, zc.c) both cut their headers here.
  */
-static void vmso_tx_seg_hdr(const struct vmso_tx_pkt *pkt, u8 *h, u32 i,
-			    u32 len)
+void vmso_seg_hdr(u8 *h, const struct vmso_hdr_tmpl *t,
+		  const struct vmso_seg *seg)
 {
-	struct sk_buff *skb = pkt->skb;
-	u32 l3 = skb_network_offset(skb), l4 = skb_transport_offset(skb);
-	u32 hdr = pkt->hdr_len, thlen = hdr - l4, nseg = pkt->nseg;
-	struct tcphdr *th = (struct tcphdr *)(h + l4);
-	bool v4 = skb_shinfo(skb)->gso_type & SKB_GSO_TCPV4;
-	__wsum sum;
+	u32 l3 = t->l3, l4 = t->l4, hl = t->len;
 
-	memcpy(h, skb->data, hdr);
-	if (v4) {
+	memcpy(h, t->hdr, hl);
+	if (t->v4) {
 		struct iphdr *iph = (struct iphdr *)(h + l3);
 
-		iph->tot_len = htons(hdr - l3 + len);
-		if (!(skb_shinfo(skb)->gso_type & SKB_GSO_TCP_FIXEDID))
-			iph->id = htons(ntohs(iph->id) + i);
+		iph->tot_len = htons(hl - l3 + seg->len);
+		iph->id = htons(ntohs(iph->id) + seg->id_off);
 		iph->check = 0;
-		if (pkt->drv_csum)
+		if (seg->ip_csum)
 			iph->check = ip_fast_csum(iph, iph->ihl);
 	} else {
 		struct ipv6hdr *ip6h = (struct ipv6hdr *)(h + l3);
 
-		ip6h->payload_len = htons(thlen + len);
+		ip6h->payload_len = htons(hl - l4 + seg->len);
 	}
+	if (t->tcp) {
+		struct tcphdr *th = (struct tcphdr *)(h + l4);
 
-	th->seq = htonl(ntohl(th->seq) + i * pkt->mss);
-	if (i + 1 != nseg) {
-		th->fin = 0;
-		th->psh = 0;
+		th->seq = htonl(ntohl(th->seq) + seg->seq_off);
+		if (!seg->last) {
+			th->fin = 0;
+			th->psh = 0;
+		}
+		if (!seg->first)
+			th->cwr = 0;
+		if (seg->clear_l4_csum)
+			th->check = 0;
+	} else {
+		struct udphdr *uh = (struct udphdr *)(h + l4);
+
+		uh->len = htons(sizeof(*uh) + seg->len);
+		if (seg->clear_l4_csum)
+			uh->check = 0;
 	}
-	if (i)
-		th->cwr = 0;
-	if (!pkt->drv_csum)
-		return;	/* the device computes it from scratch */
+}
 
-	th->check = 0;
-	sum = skb_checksum(skb, hdr + i * pkt->mss, len, 0);
+/*
+ * Driver-side TSO with pkt->drv_csum: the TCP checksum of segment @i (@len
+ * payload bytes), whose headers vmso_seg_hdr() wrote into @h with the
+ * checksum field cleared, computed over the payload in place
+ * (skb_checksum() walks the linear part and frags; nothing is copied).
+ */
+static void vmso_tx_seg_csum(const struct vmso_tx_pkt *pkt,
+			     const struct vmso_hdr_tmpl *t, u8 *h, u32 i,
+			     u32 len)
+{
+	struct tcphdr *th = (struct tcphdr *)(h + t->l4);
+	u32 thlen = t->len - t->l4;
+	__wsum sum;
+
+	sum = skb_checksum(pkt->skb, t->len + i * pkt->mss, len, 0);
 	sum = csum_partial(th, thlen, sum);
-	if (v4) {
-		const struct iphdr *iph = (const struct iphdr *)(h + l3);
+	if (t->v4) {
+		const struct iphdr *iph = (const struct iphdr *)(h + t->l3);
 
 		th->check = csum_tcpudp_magic(iph->saddr, iph->daddr,
 					      thlen + len, IPPROTO_TCP, sum);
 	} else {
-		const struct ipv6hdr *ip6h = (const struct ipv6hdr *)(h + l3);
+		const struct ipv6hdr *ip6h =
+			(const struct ipv6hdr *)(h + t->l3);
 
 		th->check = csum_ipv6_magic(&ip6h->saddr, &ip6h->daddr,
 					    thlen + len, IPPROTO_TCP, sum);
@@ -544,6 +567,15 @@ static int vmso_tx_post_drv_tso(struct vmso_tx_ring *tx,
 {
 	struct vmso_priv *priv = tx->priv;
 	struct sk_buff *skb = pkt->skb;
+	u32 gso_type = skb_shinfo(skb)->gso_type;
+	const struct vmso_hdr_tmpl t = {
+		.hdr = skb->data,
+		.len = pkt->hdr_len,
+		.l3 = skb_network_offset(skb),
+		.l4 = skb_transport_offset(skb),
+		.v4 = gso_type & SKB_GSO_TCPV4,
+		.tcp = true,
+	};
 	dma_addr_t dma[MAX_SKB_FRAGS + 1];
 	u32 payload = skb->len - pkt->hdr_len, idx = tx->ntu, i;
 	u16 va_cmd = priv->va_cmd;
@@ -560,10 +592,23 @@ static int vmso_tx_post_drv_tso(struct vmso_tx_ring *tx,
 	for (i = 0; i < pkt->nseg; i++) {
 		u32 len = min_t(u32, pkt->mss, payload - i * pkt->mss);
 		u32 slot = idx & tx->mask, left = len, n, off;
+		u8 *h = tx->hdr + slot * VMSO_TX_HDR_SIZE;
+		const struct vmso_seg seg = {
+			.len = len,
+			.seq_off = i * pkt->mss,
+			.id_off = gso_type & SKB_GSO_TCP_FIXEDID ? 0 : i,
+			.first = i == 0,
+			.last = i + 1 == pkt->nseg,
+			/* else the device computes them from scratch */
+			.ip_csum = pkt->drv_csum,
+			.clear_l4_csum = pkt->drv_csum,
+		};
 		const void *kva;
 		int piece;
 
-		vmso_tx_seg_hdr(pkt, tx->hdr + slot * VMSO_TX_HDR_SIZE, i, len);
+		vmso_seg_hdr(h, &t, &seg);
+		if (pkt->drv_csum)
+			vmso_tx_seg_csum(pkt, &t, h, i, len);
 		vmso_tx_put_desc(tx, idx++,
 				 tx->hdr_dma + slot * VMSO_TX_HDR_SIZE, 0,
 				 pkt->hdr_len, 0, pkt->cmd);

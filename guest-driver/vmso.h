@@ -383,7 +383,34 @@ unsigned int vmso_param_max_queues(void);
 bool vmso_param_notify(void);
 unsigned int vmso_param_poll_us(void);
 
+/*
+ * Headers (Ethernet .. TCP or UDP) from which the headers of each segment
+ * are cut: driver-side TSO's (the skb's) and zero-copy send's (the
+ * template of a submission)
+ */
+struct vmso_hdr_tmpl {
+	const u8 *hdr;
+	u32 len;	/* header bytes */
+	u32 l3;		/* offset of the IPv4 or IPv6 header */
+	u32 l4;		/* offset of the TCP or UDP header */
+	bool v4;	/* IPv4, else IPv6 */
+	bool tcp;	/* TCP, else UDP */
+};
+
+/* What makes one segment's headers differ from the template's */
+struct vmso_seg {
+	u32 len;		/* payload bytes */
+	u32 seq_off;		/* TCP: added to the sequence number */
+	u16 id_off;		/* IPv4: added to the ID */
+	bool first;		/* TCP: CWR stays on the first only */
+	bool last;		/* TCP: FIN and PSH stay on the last only */
+	bool ip_csum;		/* IPv4: header checksum computed, else 0 */
+	bool clear_l4_csum;	/* TCP/UDP checksum field set to 0 */
+};
+
 /* tx.c */
+void vmso_seg_hdr(u8 *h, const struct vmso_hdr_tmpl *t,
+		  const struct vmso_seg *seg);
 netdev_tx_t vmso_start_xmit(struct sk_buff *skb, struct net_device *netdev);
 netdev_features_t vmso_features_check(struct sk_buff *skb,
 				      struct net_device *netdev,
