@@ -99,7 +99,7 @@ u32 vmso_drv_features(const struct vmso_priv *priv,
 		     (priv->pg_levels == 5 ? VMSO_F_PG_5L : VMSO_F_PG_4L);
 	if (features & NETIF_F_RXCSUM)
 		f |= VMSO_F_RX_CSUM;
-	/* The coalescer keeps GRO's rules: it is GRO_HW, not LRO */
+	/* Receive coalescing keeps GRO's rules: it is GRO_HW, not LRO */
 	if (features & NETIF_F_GRO_HW)
 		f |= VMSO_F_LRO;
 	if (priv->mq)

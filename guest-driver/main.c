@@ -363,7 +363,7 @@ static void vmso_setup_netdev(struct vmso_priv *priv)
 		}
 	}
 	/*
-	 * The receive coalescer (ABI feature LRO) keeps GRO's rules: it
+	 * Receive coalescing (ABI feature LRO) keeps GRO's rules: it
 	 * merges only in-order segments with identical headers but for
 	 * lengths and checksums, flushes on PSH and bypasses RST/SYN/URG/FIN,
 	 * options changes and unverified checksums, and the superpacket can

@@ -13,14 +13,14 @@
  *
  * The payload slots (1..) are posted either by kernel virtual address with
  * CMD.VM and the kernel PDBR, so that the device walks the page tables to
- * find the pages (dma_mode=virt, the invention), or by DMA address from
+ * find the pages (dma_mode=virt, virtual-address DMA), or by DMA address from
  * dma_map_single()/skb_frag_dma_map() (dma_mode=phys, the usual way). Both
  * ways the skb is held until the device has written DD into the chain.
  *
  * A VA chain that completes with PAGE_FAULT is posted again once, in
  * physical mode, from the TX NAPI poll.
  *
- * Driver-level segmentation (tso=driver, the second invention): the stack
+ * Driver-side TSO (tso=driver): the stack
  * still hands over 64 KiB TSO superpackets, but the device's TSO is not
  * used. For each segment the driver writes the headers (sequence number,
  * IPv4 ID and total length or IPv6 payload length, FIN/PSH on the last
@@ -28,13 +28,14 @@
  * its header descriptor takes (the header pool), then posts the segment's
  * payload slices of the linear part and frags, by VA or DMA address, and
  * ends the segment with EOP. The whole superpacket, one chain per segment,
- * is one "specification" published with one TX_TAIL write. The payload is
+ * is one "specification" (headers plus payload slices) published with one
+ * TX_TAIL write. The payload is
  * never copied. Checksums: IPCSUM | L4CSUM on each segment (the device
  * computes them), or with tso_csum=driver (or without TX checksum offload)
  * the driver computes them over the payload in place and sets no CMD bit.
  *
  * Each queue pair has its own ring; the stack picks the queue (XPS maps a
- * CPU to the pair whose vector it serves). Zero-copy user submissions
+ * CPU to the pair whose vector it serves). Zero-copy send submissions
  * (zc.c) post their own units on queue pair 0's ring; the completion path
  * hands them back to zc.c.
  */
@@ -66,10 +67,10 @@ struct vmso_tx_pkt {
 	u16 cmd;	/* offload CMD bits of the first descriptor */
 	u16 mss;
 	u16 descs;	/* descriptors the unit takes */
-	u16 nseg;	/* driver TSO: segments */
+	u16 nseg;	/* driver-side TSO: segments */
 	bool virt;	/* payload posted by kernel virtual address */
 	bool drv_tso;	/* segmented by the driver */
-	bool drv_csum;	/* driver TSO: checksums computed here */
+	bool drv_csum;	/* driver-side TSO: checksums computed here */
 };
 
 u32 vmso_tx_unused(const struct vmso_tx_ring *tx)
@@ -126,7 +127,7 @@ static u32 vmso_tx_cursor_next(struct vmso_tx_cursor *c, u32 max,
 	return n;
 }
 
-/* Descriptors of a driver-segmented superpacket: headers plus slices */
+/* Driver-side TSO: descriptors of a superpacket, headers plus slices */
 static u32 vmso_tx_drv_tso_descs(const struct sk_buff *skb, u32 hdr_len,
 				 u32 mss, u32 nseg)
 {
@@ -180,7 +181,7 @@ static u32 vmso_tx_l4_hdr_len(struct sk_buff *skb)
 }
 
 /*
- * Driver TSO: the unit is one chain per segment. The checksums are left to
+ * Driver-side TSO: the unit is one chain per segment. The checksums are left to
  * the device unless tso_csum=driver or the netdev has no TX checksum
  * offload for this protocol.
  */
@@ -228,7 +229,7 @@ static int vmso_tx_prep_descs(struct vmso_tx_ring *tx, struct sk_buff *skb,
  * UDP segmentation (NETIF_F_GSO_UDP_L4): the device cuts the payload into
  * gso_size-byte datagrams (CMD.USO) and fills in every datagram's UDP
  * length, IPv4 total length, ID and checksums. This is the device's
- * segmentation whatever tso= says: driver-level segmentation is TCP only.
+ * segmentation whatever tso= says: driver-side TSO is TCP only.
  */
 static int vmso_tx_prep_uso(struct vmso_tx_ring *tx, struct sk_buff *skb,
 			    struct vmso_tx_pkt *pkt, bool virt)
@@ -516,7 +517,7 @@ static void vmso_tx_seg_csum(const struct vmso_tx_pkt *pkt,
 }
 
 /*
- * Driver TSO, physical mode: maps the linear remainder and each frag once;
+ * Driver-side TSO, physical mode: maps the linear remainder and each frag once;
  * mapping k is owned by slot first + k (a unit has at least as many slots
  * as pieces). dma[] gets each piece's DMA address, indexed piece + 1.
  */
@@ -558,7 +559,7 @@ static int vmso_tx_map_pieces(struct vmso_tx_ring *tx,
 }
 
 /*
- * Driver TSO: posts the specification of a superpacket, one chain (header
+ * Driver-side TSO: posts the specification of a superpacket, one chain (header
  * from the pool + payload slices, EOP) per segment. The caller rings the
  * doorbell once. Returns the index one past the last descriptor.
  */
@@ -997,7 +998,7 @@ bool vmso_tx_clean(struct vmso_tx_ring *tx, int budget)
 		ntc += n;
 
 		if (first->zc) {
-			/* A zero-copy user packet: not an skb, not in BQL */
+			/* A zero-copy send packet: not an skb, not in BQL */
 			vmso_zc_tx_done(first->zc, first->zc_len, err);
 			first->zc = NULL;
 			zc_units++;

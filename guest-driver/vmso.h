@@ -35,7 +35,7 @@
 
 /*
  * Per-slot TX header buffer: the physically addressed header descriptor.
- * Together they are the header pool of driver-level segmentation: a
+ * Together they are the header pool of driver-side TSO: a
  * segment's header lives in the buffer of the slot its descriptor takes.
  */
 #define VMSO_TX_HDR_SIZE	VMSO_TX_MAX_HDR
@@ -45,14 +45,14 @@
 
 /*
  * Worst case descriptors for one skb. With device TSO: the header, the
- * rest of the linear part and every frag. With driver TSO: one header per
- * segment, plus each segment's payload slices; a segment needs one slice
- * per piece (linear remainder or frag) it touches, so all segments
- * together need at most nr_segs + nr_pieces - 1 slices. The queue stops
- * below VMSO_TX_STOP_THRESH free slots.
+ * rest of the linear part and every frag. With driver-side TSO: one
+ * header per segment, plus each segment's payload slices; a segment needs
+ * one slice per piece (linear remainder or frag) it touches, so all
+ * segments together need at most nr_segs + nr_pieces - 1 slices. The
+ * queue stops below VMSO_TX_STOP_THRESH free slots.
  */
 #define VMSO_TX_DESCS_MAX	(2 * VMSO_DRV_TSO_MAX_SEGS + MAX_SKB_FRAGS + 1)
-/* Without driver TSO: the header, the rest of the linear part, the frags */
+/* Without driver-side TSO: the header, the linear rest, the frags */
 #define VMSO_TX_DESCS_MAX_DEV	(MAX_SKB_FRAGS + 2)
 
 /* RX buffers: page-frag with room for build_skb() around the data */
@@ -89,7 +89,7 @@ enum vmso_tx_map {
 
 /*
  * A "unit" is what one first slot accounts for: one skb (a chain, or with
- * driver TSO one chain per segment) or one zero-copy packet.
+ * driver-side TSO one chain per segment) or one zero-copy send packet.
  */
 struct vmso_tx_buf {
 	struct sk_buff *skb;	/* first slot of an skb unit only */
@@ -303,7 +303,7 @@ struct vmso_priv {
 	bool va_capable;	/* device offers VA_DMA and our paging mode */
 	spinlock_t iotlb_lock;	/* IOTLB_INV_PDBR_* + IOTLB_INV sequence */
 
-	/* Zero-copy user sends (/dev/vmsoN), see zc.c */
+	/* Zero-copy send (/dev/vmsoN), see zc.c */
 	struct vmso_zc_dev *zdev;
 
 	struct vmso_qpair qp[VMSO_MAX_QUEUES];

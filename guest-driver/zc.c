@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * vmso zero-copy user sends: /dev/vmsoN (the first invention, from user
- * space). The ioctl ABI is uapi/vmso_zc.h.
+ * vmso zero-copy send: /dev/vmsoN. A process hands over a buffer and a
+ * header template; the device gathers the payload from the process's own
+ * memory by virtual address, walking its page tables (virtual-address DMA
+ * from user space). The ioctl ABI is uapi/vmso_zc.h.
  *
  * A submission pins the user buffer's pages (read-only pin, no copy) and
  * posts, per packet, a header descriptor by physical address (the template,
