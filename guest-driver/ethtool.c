@@ -471,15 +471,21 @@ static void vmso_get_strings(struct net_device *netdev, u32 sset, u8 *data)
 	}
 }
 
-static u64 vmso_stat_at(const void *stats, const struct vmso_stat_desc *d)
-{
-	return u64_stats_read((const u64_stats_t *)((const u8 *)stats +
-						    d->offset));
-}
-
 #define VMSO_STATS_BLOCK_MAX	16
 
-/* Adds counters @d[0..n) of one stats block (under @syncp) to @out[] */
+/* Counter @i of a stats block: the one @d[i] names, or with @d NULL the i-th */
+static const u64_stats_t *vmso_stat_at(const void *stats,
+				       const struct vmso_stat_desc *d, int i)
+{
+	if (!d)
+		return (const u64_stats_t *)stats + i;
+	return (const u64_stats_t *)((const u8 *)stats + d[i].offset);
+}
+
+/*
+ * Adds @n counters of one stats block (read under @syncp) to @out[]: the
+ * ones @d names, or with @d NULL the @n consecutive ones from @stats on.
+ */
 static void vmso_add_stats(const void *stats, const struct u64_stats_sync *syncp,
 			   const struct vmso_stat_desc *d, int n, u64 *out)
 {
@@ -490,24 +496,9 @@ static void vmso_add_stats(const void *stats, const struct u64_stats_sync *syncp
 	do {
 		start = u64_stats_fetch_begin(syncp);
 		for (i = 0; i < n; i++)
-			v[i] = vmso_stat_at(stats, &d[i]);
+			v[i] = u64_stats_read(vmso_stat_at(stats, d, i));
 	} while (u64_stats_fetch_retry(syncp, start));
 	for (i = 0; i < n; i++)
-		out[i] += v[i];
-}
-
-static void vmso_add_tx_errs(const struct vmso_tx_clean_stats *cs, u64 *out)
-{
-	u64 v[VMSO_N_TX_ERR_STATS];
-	unsigned int start;
-	int i;
-
-	do {
-		start = u64_stats_fetch_begin(&cs->syncp);
-		for (i = 1; i <= VMSO_TX_ERR_NUM; i++)
-			v[i - 1] = u64_stats_read(&cs->err[i]);
-	} while (u64_stats_fetch_retry(&cs->syncp, start));
-	for (i = 0; i < VMSO_N_TX_ERR_STATS; i++)
 		out[i] += v[i];
 }
 
@@ -526,6 +517,7 @@ static void vmso_get_ethtool_stats(struct net_device *netdev,
 	BUILD_BUG_ON(ARRAY_SIZE(vmso_xstats_desc) > VMSO_STATS_BLOCK_MAX);
 	BUILD_BUG_ON(ARRAY_SIZE(vmso_cstats_desc) > VMSO_STATS_BLOCK_MAX);
 	BUILD_BUG_ON(ARRAY_SIZE(vmso_rstats_desc) > VMSO_STATS_BLOCK_MAX);
+	BUILD_BUG_ON(VMSO_N_TX_ERR_STATS > VMSO_STATS_BLOCK_MAX);
 
 	memset(data, 0, vmso_n_stats(priv) * sizeof(*data));
 
@@ -550,7 +542,9 @@ static void vmso_get_ethtool_stats(struct net_device *netdev,
 			       vmso_cstats_desc,
 			       ARRAY_SIZE(vmso_cstats_desc), d);
 		d += ARRAY_SIZE(vmso_cstats_desc);
-		vmso_add_tx_errs(&tx->cstats, d);
+		/* err[1..VMSO_TX_ERR_NUM]: code 0 is not a counter */
+		vmso_add_stats(&tx->cstats.err[1], &tx->cstats.syncp, NULL,
+			       VMSO_N_TX_ERR_STATS, d);
 		d += VMSO_N_TX_ERR_STATS;
 		vmso_add_stats(&rx->stats, &rx->stats.syncp, vmso_rstats_desc,
 			       ARRAY_SIZE(vmso_rstats_desc), d);

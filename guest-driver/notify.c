@@ -36,6 +36,27 @@ bool vmso_notify_publish(struct vmso_notify *n, bool tx, u32 tail)
 }
 
 /*
+ * Tells the device about a ring's new tail @ntu (free-running; TX or RX as
+ * @tx says) if it moved since *tail: through the pair's notify block, and
+ * through @tail_reg when there is no block or the device asks for it.
+ */
+enum vmso_doorbell vmso_ring_doorbell(struct vmso_qpair *qp, bool tx,
+				      u32 tail_reg, u32 ntu, u32 mask,
+				      u32 *tail)
+{
+	bool ring;
+
+	if (ntu == *tail)
+		return VMSO_DOORBELL_NONE;
+	ring = vmso_notify_publish(qp->notify, tx, ntu & mask);
+	/* writel() orders the descriptor stores before the MMIO write */
+	if (ring)
+		vmso_wr(qp->priv, tail_reg, ntu & mask);
+	*tail = ntu;
+	return ring ? VMSO_DOORBELL_RUNG : VMSO_DOORBELL_NOTIFIED;
+}
+
+/*
  * Allocates one notify block per queue pair (@n of them) if the device
  * offers them and notify=1; without, every post rings its tail register.
  */

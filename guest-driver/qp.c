@@ -10,6 +10,7 @@
  */
 
 #include <linux/cpumask.h>
+#include <linux/dma-mapping.h>
 #include <linux/netdevice.h>
 #include <linux/slab.h>
 
@@ -70,6 +71,42 @@ void vmso_set_xps(struct vmso_priv *priv)
 				    q, err);
 	}
 	free_cpumask_var(mask);
+}
+
+/*
+ * Allocates a ring's memory: @size (a power of two) descriptors of
+ * @desc_size bytes, coherent, and as many zeroed slots of @buf_size.
+ */
+int vmso_ring_mem_alloc(struct vmso_priv *priv, u32 size, size_t desc_size,
+			size_t buf_size, struct vmso_ring_mem *m)
+{
+	struct device *dev = &priv->pdev->dev;
+
+	m->size = size;
+	m->desc = dma_alloc_coherent(dev, size * desc_size, &m->desc_dma,
+				     GFP_KERNEL);
+	if (!m->desc)
+		return -ENOMEM;
+	m->bufs = kcalloc(size, buf_size, GFP_KERNEL);
+	if (!m->bufs) {
+		dma_free_coherent(dev, size * desc_size, m->desc, m->desc_dma);
+		m->desc = NULL;
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+/* Frees what vmso_ring_mem_alloc() allocated; @m may be empty */
+void vmso_ring_mem_free(struct vmso_priv *priv, size_t desc_size,
+			struct vmso_ring_mem *m)
+{
+	if (!m->bufs)
+		return;
+	kfree(m->bufs);
+	m->bufs = NULL;
+	dma_free_coherent(&priv->pdev->dev, m->size * desc_size, m->desc,
+			  m->desc_dma);
+	m->desc = NULL;
 }
 
 /* Exchanges the ring memory of pairs 0..n-1 with @mem (see vmso_*_mem_swap) */
@@ -184,6 +221,11 @@ void vmso_setup_qps(struct vmso_priv *priv)
 					 q * sizeof(*priv->notify);
 		}
 
+		/*
+		 * The TX and RX rings get the same back pointers field by
+		 * field: they are different structures (vmso.h), with no
+		 * common part worth a type of its own.
+		 */
 		qp->tx.priv = priv;
 		qp->tx.qp = qp;
 		qp->tx.qid = q;

@@ -731,21 +731,15 @@ unwind:
 /* Tells the device about every posted chain. Caller holds the TX lock. */
 void vmso_tx_doorbell(struct vmso_tx_ring *tx)
 {
-	u32 ntu = tx->ntu;
-	bool ring;
+	enum vmso_doorbell db;
 
-	if (ntu == tx->tail)
+	db = vmso_ring_doorbell(tx->qp, true, tx->tail_reg, tx->ntu, tx->mask,
+				&tx->tail);
+	if (db == VMSO_DOORBELL_NONE)
 		return;
-	ring = vmso_notify_publish(tx->qp->notify, true, ntu & tx->mask);
-	/* writel() orders the descriptor stores before the MMIO write */
-	if (ring)
-		vmso_wr(tx->priv, tx->tail_reg, ntu & tx->mask);
-	tx->tail = ntu;
 	u64_stats_update_begin(&tx->xstats.syncp);
-	if (ring)
-		u64_stats_inc(&tx->xstats.doorbells);
-	else
-		u64_stats_inc(&tx->xstats.notified);
+	u64_stats_inc(db == VMSO_DOORBELL_RUNG ? &tx->xstats.doorbells :
+						 &tx->xstats.notified);
 	u64_stats_update_end(&tx->xstats.syncp);
 }
 
@@ -1084,34 +1078,25 @@ u32 vmso_tx_ring_min(void)
 	return max_t(u32, min, VMSO_RING_MIN);
 }
 
-/* Allocates the memory of a TX ring of @size (a power of two) slots */
+/*
+ * Allocates the memory of a TX ring of @size (a power of two) slots: the
+ * ring's descriptors and slots, and one header buffer per slot.
+ */
 int vmso_tx_mem_alloc(struct vmso_priv *priv, u32 size,
 		      struct vmso_tx_mem *m)
 {
 	struct device *dev = &priv->pdev->dev;
 
-	m->size = size;
-	m->desc = dma_alloc_coherent(dev, size * sizeof(*m->desc),
-				     &m->desc_dma, GFP_KERNEL);
-	if (!m->desc)
-		goto err;
+	if (vmso_ring_mem_alloc(priv, size, sizeof(struct vmso_tx_desc),
+				sizeof(struct vmso_tx_buf), &m->ring))
+		return -ENOMEM;
 	m->hdr = dma_alloc_coherent(dev, size * VMSO_TX_HDR_SIZE, &m->hdr_dma,
 				    GFP_KERNEL);
-	if (!m->hdr)
-		goto err_desc;
-	m->bufs = kcalloc(size, sizeof(*m->bufs), GFP_KERNEL);
-	if (!m->bufs)
-		goto err_hdr;
+	if (!m->hdr) {
+		vmso_ring_mem_free(priv, sizeof(struct vmso_tx_desc), &m->ring);
+		return -ENOMEM;
+	}
 	return 0;
-
-err_hdr:
-	dma_free_coherent(dev, size * VMSO_TX_HDR_SIZE, m->hdr, m->hdr_dma);
-	m->hdr = NULL;
-err_desc:
-	dma_free_coherent(dev, size * sizeof(*m->desc), m->desc, m->desc_dma);
-	m->desc = NULL;
-err:
-	return -ENOMEM;
 }
 
 /* Frees what vmso_tx_mem_alloc() allocated; @m may be empty */
@@ -1119,37 +1104,38 @@ void vmso_tx_mem_free(struct vmso_priv *priv, struct vmso_tx_mem *m)
 {
 	struct device *dev = &priv->pdev->dev;
 
-	if (!m->bufs)
+	if (!m->ring.bufs)
 		return;
-	kfree(m->bufs);
-	m->bufs = NULL;
-	dma_free_coherent(dev, m->size * VMSO_TX_HDR_SIZE, m->hdr, m->hdr_dma);
+	dma_free_coherent(dev, m->ring.size * VMSO_TX_HDR_SIZE, m->hdr,
+			  m->hdr_dma);
 	m->hdr = NULL;
-	dma_free_coherent(dev, m->size * sizeof(*m->desc), m->desc,
-			  m->desc_dma);
-	m->desc = NULL;
+	vmso_ring_mem_free(priv, sizeof(struct vmso_tx_desc), &m->ring);
 }
 
 /*
  * Exchanges the ring's memory with @m and starts the ring empty. The ring
  * must be drained (vmso_tx_drain()), the device reset and the TX NAPI
- * disabled.
+ * disabled. Field by field like vmso_rx_mem_swap(), and not shared with
+ * it: the rings are different structures, and TX has header buffers and
+ * queue thresholds besides.
  */
 void vmso_tx_mem_swap(struct vmso_tx_ring *tx, struct vmso_tx_mem *m)
 {
 	struct vmso_tx_mem old = {
-		.desc = tx->desc, .desc_dma = tx->desc_dma,
+		.ring = {
+			.desc = tx->desc, .desc_dma = tx->desc_dma,
+			.bufs = tx->bufs, .size = tx->size,
+		},
 		.hdr = tx->hdr, .hdr_dma = tx->hdr_dma,
-		.bufs = tx->bufs, .size = tx->size,
 	};
 
-	tx->desc = m->desc;
-	tx->desc_dma = m->desc_dma;
+	tx->desc = m->ring.desc;
+	tx->desc_dma = m->ring.desc_dma;
+	tx->bufs = m->ring.bufs;
+	tx->size = m->ring.size;
+	tx->mask = tx->size ? tx->size - 1 : 0;
 	tx->hdr = m->hdr;
 	tx->hdr_dma = m->hdr_dma;
-	tx->bufs = m->bufs;
-	tx->size = m->size;
-	tx->mask = m->size ? m->size - 1 : 0;
 	tx->stop_thresh = vmso_tx_descs_max() + 2;
 	tx->wake_thresh = 2 * tx->stop_thresh;
 	tx->ntu = 0;

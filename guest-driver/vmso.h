@@ -137,22 +137,23 @@ struct vmso_tx_clean_stats {
 /*
  * The memory of a ring, allocated apart from the ring so that ethtool -G
  * can allocate the new rings before it stops the old ones, and keep the
- * old ones if that fails.
+ * old ones if that fails: descriptors (coherent) and per-slot state.
  */
-struct vmso_tx_mem {
-	struct vmso_tx_desc *desc;
+struct vmso_ring_mem {
+	void *desc;
 	dma_addr_t desc_dma;
-	u8 *hdr;
-	dma_addr_t hdr_dma;
-	struct vmso_tx_buf *bufs;
+	void *bufs;
 	u32 size;
 };
 
+struct vmso_tx_mem {
+	struct vmso_ring_mem ring;	/* vmso_tx_desc, vmso_tx_buf */
+	u8 *hdr;			/* VMSO_TX_HDR_SIZE per slot */
+	dma_addr_t hdr_dma;
+};
+
 struct vmso_rx_mem {
-	struct vmso_rx_desc *desc;
-	dma_addr_t desc_dma;
-	struct vmso_rx_buf *bufs;
-	u32 size;
+	struct vmso_ring_mem ring;	/* vmso_rx_desc, vmso_rx_buf */
 };
 
 struct vmso_tx_ring {
@@ -358,11 +359,26 @@ void vmso_drain_rings(struct vmso_priv *priv);
 int vmso_alloc_rings(struct vmso_priv *priv);
 void vmso_free_rings(struct vmso_priv *priv);
 void vmso_set_xps(struct vmso_priv *priv);
+int vmso_ring_mem_alloc(struct vmso_priv *priv, u32 size, size_t desc_size,
+			size_t buf_size, struct vmso_ring_mem *m);
+void vmso_ring_mem_free(struct vmso_priv *priv, size_t desc_size,
+			struct vmso_ring_mem *m);
 
 /* notify.c: notify blocks */
 int vmso_notify_alloc(struct vmso_priv *priv, u16 n);
 void vmso_notify_free(struct vmso_priv *priv);
 bool vmso_notify_publish(struct vmso_notify *n, bool tx, u32 tail);
+
+/* What vmso_ring_doorbell() did */
+enum vmso_doorbell {
+	VMSO_DOORBELL_NONE,	/* nothing new to publish */
+	VMSO_DOORBELL_RUNG,	/* tail register written */
+	VMSO_DOORBELL_NOTIFIED,	/* tail published in the notify block only */
+};
+
+enum vmso_doorbell vmso_ring_doorbell(struct vmso_qpair *qp, bool tx,
+				      u32 tail_reg, u32 ntu, u32 mask,
+				      u32 *tail);
 
 /* va_dma.c: virtual-address DMA */
 void vmso_setup_va(struct vmso_priv *priv);
