@@ -12,27 +12,6 @@
 #include "vmso.h"
 
 /*
- * Drops the device's cached translations of one page-table root. The
- * operand registers are shared, so the three writes go under a lock.
- */
-void vmso_iotlb_inv_pdbr(struct vmso_priv *priv, u64 pdbr)
-{
-	unsigned long flags;
-
-	spin_lock_irqsave(&priv->iotlb_lock, flags);
-	vmso_wr64(priv, VMSO_REG_IOTLB_INV_PDBR_LO, pdbr);
-	vmso_wr(priv, VMSO_REG_IOTLB_INV, VMSO_IOTLB_INV_PDBR);
-	/*
-	 * The device may pick up tails from the notify block before it sees a
-	 * posted register write: a read returns only after the invalidation
-	 * took effect, so descriptors published next are translated afresh.
-	 */
-	if (priv->notify)
-		vmso_rd(priv, VMSO_REG_STATUS);
-	spin_unlock_irqrestore(&priv->iotlb_lock, flags);
-}
-
-/*
  * VA payload DMA uses the kernel half of the page tables, which every pgd
  * shares. init_mm is not exported, so keep the probing task's active_mm
  * (and with it its pgd page) until remove.
@@ -64,4 +43,25 @@ void vmso_release_va(struct vmso_priv *priv)
 {
 	if (priv->mm)
 		mmdrop(priv->mm);
+}
+
+/*
+ * Drops the device's cached translations of one page-table root. The
+ * operand registers are shared, so the three writes go under a lock.
+ */
+void vmso_iotlb_inv_pdbr(struct vmso_priv *priv, u64 pdbr)
+{
+	unsigned long flags;
+
+	spin_lock_irqsave(&priv->iotlb_lock, flags);
+	vmso_wr64(priv, VMSO_REG_IOTLB_INV_PDBR_LO, pdbr);
+	vmso_wr(priv, VMSO_REG_IOTLB_INV, VMSO_IOTLB_INV_PDBR);
+	/*
+	 * The device may pick up tails from the notify block before it sees a
+	 * posted register write: a read returns only after the invalidation
+	 * took effect, so descriptors published next are translated afresh.
+	 */
+	if (priv->notify)
+		vmso_rd(priv, VMSO_REG_STATUS);
+	spin_unlock_irqrestore(&priv->iotlb_lock, flags);
 }
