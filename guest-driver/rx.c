@@ -32,20 +32,15 @@
 
 static void vmso_rx_doorbell(struct vmso_rx_ring *rx)
 {
-	bool ring;
+	enum vmso_doorbell db;
 
-	if (rx->ntu == rx->tail)
+	db = vmso_ring_doorbell(rx->qp, false, rx->tail_reg, rx->ntu, rx->mask,
+				&rx->tail);
+	if (db == VMSO_DOORBELL_NONE)
 		return;
-	ring = vmso_notify_publish(rx->qp->notify, false, rx->ntu & rx->mask);
-	/* writel() orders the descriptor stores before the MMIO write */
-	if (ring)
-		vmso_wr(rx->priv, rx->tail_reg, rx->ntu & rx->mask);
-	rx->tail = rx->ntu;
 	u64_stats_update_begin(&rx->stats.syncp);
-	if (ring)
-		u64_stats_inc(&rx->stats.doorbells);
-	else
-		u64_stats_inc(&rx->stats.notified);
+	u64_stats_inc(db == VMSO_DOORBELL_RUNG ? &rx->stats.doorbells :
+						 &rx->stats.notified);
 	u64_stats_update_end(&rx->stats.syncp);
 }
 
@@ -416,56 +411,35 @@ void vmso_rx_fill(struct vmso_rx_ring *rx)
 int vmso_rx_mem_alloc(struct vmso_priv *priv, u32 size,
 		      struct vmso_rx_mem *m)
 {
-	struct device *dev = &priv->pdev->dev;
-
-	m->size = size;
-	m->desc = dma_alloc_coherent(dev, size * sizeof(*m->desc),
-				     &m->desc_dma, GFP_KERNEL);
-	if (!m->desc)
-		goto err;
-	m->bufs = kcalloc(size, sizeof(*m->bufs), GFP_KERNEL);
-	if (!m->bufs)
-		goto err_desc;
-	return 0;
-
-err_desc:
-	dma_free_coherent(dev, size * sizeof(*m->desc), m->desc, m->desc_dma);
-	m->desc = NULL;
-err:
-	return -ENOMEM;
+	return vmso_ring_mem_alloc(priv, size, sizeof(struct vmso_rx_desc),
+				   sizeof(struct vmso_rx_buf), &m->ring);
 }
 
 /* Frees what vmso_rx_mem_alloc() allocated; @m may be empty */
 void vmso_rx_mem_free(struct vmso_priv *priv, struct vmso_rx_mem *m)
 {
-	struct device *dev = &priv->pdev->dev;
-
-	if (!m->bufs)
-		return;
-	kfree(m->bufs);
-	m->bufs = NULL;
-	dma_free_coherent(dev, m->size * sizeof(*m->desc), m->desc,
-			  m->desc_dma);
-	m->desc = NULL;
+	vmso_ring_mem_free(priv, sizeof(struct vmso_rx_desc), &m->ring);
 }
 
 /*
  * Exchanges the ring's memory with @m and starts the ring empty. The ring
  * must be drained (vmso_rx_drain()), the device reset and the RX NAPI
- * disabled.
+ * disabled. Field by field like vmso_tx_mem_swap() (see there).
  */
 void vmso_rx_mem_swap(struct vmso_rx_ring *rx, struct vmso_rx_mem *m)
 {
 	struct vmso_rx_mem old = {
-		.desc = rx->desc, .desc_dma = rx->desc_dma,
-		.bufs = rx->bufs, .size = rx->size,
+		.ring = {
+			.desc = rx->desc, .desc_dma = rx->desc_dma,
+			.bufs = rx->bufs, .size = rx->size,
+		},
 	};
 
-	rx->desc = m->desc;
-	rx->desc_dma = m->desc_dma;
-	rx->bufs = m->bufs;
-	rx->size = m->size;
-	rx->mask = m->size ? m->size - 1 : 0;
+	rx->desc = m->ring.desc;
+	rx->desc_dma = m->ring.desc_dma;
+	rx->bufs = m->ring.bufs;
+	rx->size = m->ring.size;
+	rx->mask = rx->size ? rx->size - 1 : 0;
 	rx->ntu = 0;
 	rx->ntc = 0;
 	rx->tail = 0;

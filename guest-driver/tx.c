@@ -13,14 +13,14 @@
  *
  * The payload slots (1..) are posted either by kernel virtual address with
  * CMD.VM and the kernel PDBR, so that the device walks the page tables to
- * find the pages (dma_mode=virt, the invention), or by DMA address from
+ * find the pages (dma_mode=virt, virtual-address DMA), or by DMA address from
  * dma_map_single()/skb_frag_dma_map() (dma_mode=phys, the usual way). Both
  * ways the skb is held until the device has written DD into the chain.
  *
  * A VA chain that completes with PAGE_FAULT is posted again once, in
  * physical mode, from the TX NAPI poll.
  *
- * Driver-level segmentation (tso=driver, the second invention): the stack
+ * Driver-side TSO (tso=driver): the stack
  * still hands over 64 KiB TSO superpackets, but the device's TSO is not
  * used. For each segment the driver writes the headers (sequence number,
  * IPv4 ID and total length or IPv6 payload length, FIN/PSH on the last
@@ -28,13 +28,14 @@
  * its header descriptor takes (the header pool), then posts the segment's
  * payload slices of the linear part and frags, by VA or DMA address, and
  * ends the segment with EOP. The whole superpacket, one chain per segment,
- * is one "specification" published with one TX_TAIL write. The payload is
+ * is one "specification" (headers plus payload slices) published with one
+ * TX_TAIL write. The payload is
  * never copied. Checksums: IPCSUM | L4CSUM on each segment (the device
  * computes them), or with tso_csum=driver (or without TX checksum offload)
  * the driver computes them over the payload in place and sets no CMD bit.
  *
  * Each queue pair has its own ring; the stack picks the queue (XPS maps a
- * CPU to the pair whose vector it serves). Zero-copy user submissions
+ * CPU to the pair whose vector it serves). Zero-copy send submissions
  * (zc.c) post their own units on queue pair 0's ring; the completion path
  * hands them back to zc.c.
  */
@@ -45,7 +46,6 @@
 #include <linux/ip.h>
 #include <linux/ipv6.h>
 #include <linux/log2.h>
-#include <linux/moduleparam.h>
 #include <linux/string.h>
 #include <linux/tcp.h>
 #include <linux/udp.h>
@@ -55,122 +55,10 @@
 
 #include "vmso.h"
 
-enum vmso_dma_mode {
-	VMSO_DMA_VIRT,
-	VMSO_DMA_PHYS,
-};
-
-static const char * const vmso_dma_mode_names[] = {
-	[VMSO_DMA_VIRT] = "virt",
-	[VMSO_DMA_PHYS] = "phys",
-};
-
-static int vmso_dma_mode = VMSO_DMA_VIRT;
-
-static int vmso_dma_mode_set(const char *val, const struct kernel_param *kp)
-{
-	int mode = sysfs_match_string(vmso_dma_mode_names, val);
-
-	if (mode < 0)
-		return -EINVAL;
-	WRITE_ONCE(vmso_dma_mode, mode);
-	return 0;
-}
-
-static int vmso_dma_mode_get(char *buf, const struct kernel_param *kp)
-{
-	return scnprintf(buf, PAGE_SIZE, "%s\n", vmso_dma_mode_name());
-}
-
-static const struct kernel_param_ops vmso_dma_mode_ops = {
-	.set = vmso_dma_mode_set,
-	.get = vmso_dma_mode_get,
-};
-
-module_param_cb(dma_mode, &vmso_dma_mode_ops, NULL, 0644);
-MODULE_PARM_DESC(dma_mode,
-		 "TX payload addressing: virt (kernel virtual addresses, the device walks the page tables; default) or phys (dma_map_page)");
-
-const char *vmso_dma_mode_name(void)
-{
-	return vmso_dma_mode_names[READ_ONCE(vmso_dma_mode)];
-}
-
 bool vmso_tx_use_va(const struct vmso_priv *priv)
 {
-	return priv->va_capable && READ_ONCE(vmso_dma_mode) == VMSO_DMA_VIRT;
+	return priv->va_capable && vmso_dma_mode_virt();
 }
-
-static const char * const vmso_tso_names[] = {
-	[VMSO_TSO_DEVICE] = "device",
-	[VMSO_TSO_DRIVER] = "driver",
-	[VMSO_TSO_OFF] = "off",
-};
-
-/* Read at probe (features), so it can only be set at load time */
-static int vmso_tso = VMSO_TSO_DEVICE;
-
-static int vmso_tso_set(const char *val, const struct kernel_param *kp)
-{
-	int mode = sysfs_match_string(vmso_tso_names, val);
-
-	if (mode < 0)
-		return -EINVAL;
-	vmso_tso = mode;
-	return 0;
-}
-
-static int vmso_tso_get(char *buf, const struct kernel_param *kp)
-{
-	return scnprintf(buf, PAGE_SIZE, "%s\n", vmso_tso_mode_name());
-}
-
-static const struct kernel_param_ops vmso_tso_ops = {
-	.set = vmso_tso_set,
-	.get = vmso_tso_get,
-};
-
-module_param_cb(tso, &vmso_tso_ops, NULL, 0444);
-MODULE_PARM_DESC(tso,
-		 "TCP segmentation: device (the device segments; default), driver (TSO advertised, the driver builds every segment header and posts one specification per superpacket), off (TSO not advertised)");
-
-enum vmso_tso_mode vmso_tso_mode(void)
-{
-	return vmso_tso;
-}
-
-const char *vmso_tso_mode_name(void)
-{
-	return vmso_tso_names[vmso_tso];
-}
-
-static const char * const vmso_csum_names[] = { "device", "driver" };
-static int vmso_tso_csum;	/* 0: device, 1: driver */
-
-static int vmso_tso_csum_set(const char *val, const struct kernel_param *kp)
-{
-	int v = sysfs_match_string(vmso_csum_names, val);
-
-	if (v < 0)
-		return -EINVAL;
-	WRITE_ONCE(vmso_tso_csum, v);
-	return 0;
-}
-
-static int vmso_tso_csum_get(char *buf, const struct kernel_param *kp)
-{
-	return scnprintf(buf, PAGE_SIZE, "%s\n",
-			 vmso_csum_names[READ_ONCE(vmso_tso_csum)]);
-}
-
-static const struct kernel_param_ops vmso_tso_csum_ops = {
-	.set = vmso_tso_csum_set,
-	.get = vmso_tso_csum_get,
-};
-
-module_param_cb(tso_csum, &vmso_tso_csum_ops, NULL, 0644);
-MODULE_PARM_DESC(tso_csum,
-		 "With tso=driver, who computes the segments' checksums: device (IPCSUM|L4CSUM; default) or driver (in place, no CMD bits). Writable at run time.");
 
 /* What vmso_tx_prep() decided about one skb */
 struct vmso_tx_pkt {
@@ -179,10 +67,10 @@ struct vmso_tx_pkt {
 	u16 cmd;	/* offload CMD bits of the first descriptor */
 	u16 mss;
 	u16 descs;	/* descriptors the unit takes */
-	u16 nseg;	/* driver TSO: segments */
+	u16 nseg;	/* driver-side TSO: segments */
 	bool virt;	/* payload posted by kernel virtual address */
 	bool drv_tso;	/* segmented by the driver */
-	bool drv_csum;	/* driver TSO: checksums computed here */
+	bool drv_csum;	/* driver-side TSO: checksums computed here */
 };
 
 u32 vmso_tx_unused(const struct vmso_tx_ring *tx)
@@ -239,7 +127,7 @@ static u32 vmso_tx_cursor_next(struct vmso_tx_cursor *c, u32 max,
 	return n;
 }
 
-/* Descriptors of a driver-segmented superpacket: headers plus slices */
+/* Driver-side TSO: descriptors of a superpacket, headers plus slices */
 static u32 vmso_tx_drv_tso_descs(const struct sk_buff *skb, u32 hdr_len,
 				 u32 mss, u32 nseg)
 {
@@ -293,7 +181,7 @@ static u32 vmso_tx_l4_hdr_len(struct sk_buff *skb)
 }
 
 /*
- * Driver TSO: the unit is one chain per segment. The checksums are left to
+ * Driver-side TSO: the unit is one chain per segment. The checksums are left to
  * the device unless tso_csum=driver or the netdev has no TX checksum
  * offload for this protocol.
  */
@@ -325,7 +213,7 @@ static int vmso_tx_prep_drv_tso(struct vmso_tx_ring *tx, struct sk_buff *skb,
 	pkt->nseg = nseg;
 	pkt->virt = virt;
 	pkt->drv_tso = true;
-	pkt->drv_csum = READ_ONCE(vmso_tso_csum) ||
+	pkt->drv_csum = vmso_tso_csum_driver() ||
 			!(f & (v4 ? NETIF_F_IP_CSUM : NETIF_F_IPV6_CSUM));
 	if (pkt->drv_csum)
 		pkt->cmd = 0;
@@ -341,7 +229,7 @@ static int vmso_tx_prep_descs(struct vmso_tx_ring *tx, struct sk_buff *skb,
  * UDP segmentation (NETIF_F_GSO_UDP_L4): the device cuts the payload into
  * gso_size-byte datagrams (CMD.USO) and fills in every datagram's UDP
  * length, IPv4 total length, ID and checksums. This is the device's
- * segmentation whatever tso= says: driver-level segmentation is TCP only.
+ * segmentation whatever tso= says: driver-side TSO is TCP only.
  */
 static int vmso_tx_prep_uso(struct vmso_tx_ring *tx, struct sk_buff *skb,
 			    struct vmso_tx_pkt *pkt, bool virt)
@@ -400,7 +288,7 @@ static int vmso_tx_prep(struct vmso_tx_ring *tx, struct sk_buff *skb,
 		pkt->mss = skb_shinfo(skb)->gso_size;
 		if (unlikely(hdr_len > VMSO_TX_HDR_SIZE || !pkt->mss))
 			return -EINVAL;
-		if (vmso_tso == VMSO_TSO_DRIVER)
+		if (vmso_tso_mode() == VMSO_TSO_DRIVER)
 			return vmso_tx_prep_drv_tso(tx, skb, pkt, hdr_len,
 						    virt);
 	} else if (skb->ip_summed == CHECKSUM_PARTIAL) {
@@ -548,57 +436,80 @@ static int vmso_tx_put_payload(struct vmso_tx_ring *tx,
 }
 
 /*
- * Writes segment @i's headers (of @nseg, @len payload bytes) into @h:
- * lengths, IPv4 ID, TCP sequence and flags, and with pkt->drv_csum the
- * IPv4 header and TCP checksums, the latter computed over the payload in
- * place (skb_checksum() walks the linear part and frags; nothing is copied).
+ * Writes the headers of one segment into @h: @t's headers with the IPv4
+ * total length, ID (+ seg->id_off) and header checksum (computed with
+ * seg->ip_csum, else 0) or the IPv6 payload length; then for TCP the
+ * sequence number (+ seg->seq_off), FIN and PSH cleared but on the last
+ * segment and CWR but on the first, for UDP the length; the TCP or UDP
+ * checksum field cleared with seg->clear_l4_csum, else left as in @t.
+ *
+ * Driver-side TSO (the segments of a superpacket, below) and zero-copy
+ * send (the packets of a submission, zc.c) both cut their headers here.
  */
-static void vmso_tx_seg_hdr(const struct vmso_tx_pkt *pkt, u8 *h, u32 i,
-			    u32 len)
+void vmso_seg_hdr(u8 *h, const struct vmso_hdr_tmpl *t,
+		  const struct vmso_seg *seg)
 {
-	struct sk_buff *skb = pkt->skb;
-	u32 l3 = skb_network_offset(skb), l4 = skb_transport_offset(skb);
-	u32 hdr = pkt->hdr_len, thlen = hdr - l4, nseg = pkt->nseg;
-	struct tcphdr *th = (struct tcphdr *)(h + l4);
-	bool v4 = skb_shinfo(skb)->gso_type & SKB_GSO_TCPV4;
-	__wsum sum;
+	u32 l3 = t->l3, l4 = t->l4, hl = t->len;
 
-	memcpy(h, skb->data, hdr);
-	if (v4) {
+	memcpy(h, t->hdr, hl);
+	if (t->v4) {
 		struct iphdr *iph = (struct iphdr *)(h + l3);
 
-		iph->tot_len = htons(hdr - l3 + len);
-		if (!(skb_shinfo(skb)->gso_type & SKB_GSO_TCP_FIXEDID))
-			iph->id = htons(ntohs(iph->id) + i);
+		iph->tot_len = htons(hl - l3 + seg->len);
+		iph->id = htons(ntohs(iph->id) + seg->id_off);
 		iph->check = 0;
-		if (pkt->drv_csum)
+		if (seg->ip_csum)
 			iph->check = ip_fast_csum(iph, iph->ihl);
 	} else {
 		struct ipv6hdr *ip6h = (struct ipv6hdr *)(h + l3);
 
-		ip6h->payload_len = htons(thlen + len);
+		ip6h->payload_len = htons(hl - l4 + seg->len);
 	}
+	if (t->tcp) {
+		struct tcphdr *th = (struct tcphdr *)(h + l4);
 
-	th->seq = htonl(ntohl(th->seq) + i * pkt->mss);
-	if (i + 1 != nseg) {
-		th->fin = 0;
-		th->psh = 0;
+		th->seq = htonl(ntohl(th->seq) + seg->seq_off);
+		if (!seg->last) {
+			th->fin = 0;
+			th->psh = 0;
+		}
+		if (!seg->first)
+			th->cwr = 0;
+		if (seg->clear_l4_csum)
+			th->check = 0;
+	} else {
+		struct udphdr *uh = (struct udphdr *)(h + l4);
+
+		uh->len = htons(sizeof(*uh) + seg->len);
+		if (seg->clear_l4_csum)
+			uh->check = 0;
 	}
-	if (i)
-		th->cwr = 0;
-	if (!pkt->drv_csum)
-		return;	/* the device computes it from scratch */
+}
 
-	th->check = 0;
-	sum = skb_checksum(skb, hdr + i * pkt->mss, len, 0);
+/*
+ * Driver-side TSO with pkt->drv_csum: the TCP checksum of segment @i (@len
+ * payload bytes), whose headers vmso_seg_hdr() wrote into @h with the
+ * checksum field cleared, computed over the payload in place
+ * (skb_checksum() walks the linear part and frags; nothing is copied).
+ */
+static void vmso_tx_seg_csum(const struct vmso_tx_pkt *pkt,
+			     const struct vmso_hdr_tmpl *t, u8 *h, u32 i,
+			     u32 len)
+{
+	struct tcphdr *th = (struct tcphdr *)(h + t->l4);
+	u32 thlen = t->len - t->l4;
+	__wsum sum;
+
+	sum = skb_checksum(pkt->skb, t->len + i * pkt->mss, len, 0);
 	sum = csum_partial(th, thlen, sum);
-	if (v4) {
-		const struct iphdr *iph = (const struct iphdr *)(h + l3);
+	if (t->v4) {
+		const struct iphdr *iph = (const struct iphdr *)(h + t->l3);
 
 		th->check = csum_tcpudp_magic(iph->saddr, iph->daddr,
 					      thlen + len, IPPROTO_TCP, sum);
 	} else {
-		const struct ipv6hdr *ip6h = (const struct ipv6hdr *)(h + l3);
+		const struct ipv6hdr *ip6h =
+			(const struct ipv6hdr *)(h + t->l3);
 
 		th->check = csum_ipv6_magic(&ip6h->saddr, &ip6h->daddr,
 					    thlen + len, IPPROTO_TCP, sum);
@@ -606,7 +517,7 @@ static void vmso_tx_seg_hdr(const struct vmso_tx_pkt *pkt, u8 *h, u32 i,
 }
 
 /*
- * Driver TSO, physical mode: maps the linear remainder and each frag once;
+ * Driver-side TSO, physical mode: maps the linear remainder and each frag once;
  * mapping k is owned by slot first + k (a unit has at least as many slots
  * as pieces). dma[] gets each piece's DMA address, indexed piece + 1.
  */
@@ -648,7 +559,7 @@ static int vmso_tx_map_pieces(struct vmso_tx_ring *tx,
 }
 
 /*
- * Driver TSO: posts the specification of a superpacket, one chain (header
+ * Driver-side TSO: posts the specification of a superpacket, one chain (header
  * from the pool + payload slices, EOP) per segment. The caller rings the
  * doorbell once. Returns the index one past the last descriptor.
  */
@@ -657,6 +568,15 @@ static int vmso_tx_post_drv_tso(struct vmso_tx_ring *tx,
 {
 	struct vmso_priv *priv = tx->priv;
 	struct sk_buff *skb = pkt->skb;
+	u32 gso_type = skb_shinfo(skb)->gso_type;
+	const struct vmso_hdr_tmpl t = {
+		.hdr = skb->data,
+		.len = pkt->hdr_len,
+		.l3 = skb_network_offset(skb),
+		.l4 = skb_transport_offset(skb),
+		.v4 = gso_type & SKB_GSO_TCPV4,
+		.tcp = true,
+	};
 	dma_addr_t dma[MAX_SKB_FRAGS + 1];
 	u32 payload = skb->len - pkt->hdr_len, idx = tx->ntu, i;
 	u16 va_cmd = priv->va_cmd;
@@ -673,10 +593,23 @@ static int vmso_tx_post_drv_tso(struct vmso_tx_ring *tx,
 	for (i = 0; i < pkt->nseg; i++) {
 		u32 len = min_t(u32, pkt->mss, payload - i * pkt->mss);
 		u32 slot = idx & tx->mask, left = len, n, off;
+		u8 *h = tx->hdr + slot * VMSO_TX_HDR_SIZE;
+		const struct vmso_seg seg = {
+			.len = len,
+			.seq_off = i * pkt->mss,
+			.id_off = gso_type & SKB_GSO_TCP_FIXEDID ? 0 : i,
+			.first = i == 0,
+			.last = i + 1 == pkt->nseg,
+			/* else the device computes them from scratch */
+			.ip_csum = pkt->drv_csum,
+			.clear_l4_csum = pkt->drv_csum,
+		};
 		const void *kva;
 		int piece;
 
-		vmso_tx_seg_hdr(pkt, tx->hdr + slot * VMSO_TX_HDR_SIZE, i, len);
+		vmso_seg_hdr(h, &t, &seg);
+		if (pkt->drv_csum)
+			vmso_tx_seg_csum(pkt, &t, h, i, len);
 		vmso_tx_put_desc(tx, idx++,
 				 tx->hdr_dma + slot * VMSO_TX_HDR_SIZE, 0,
 				 pkt->hdr_len, 0, pkt->cmd);
@@ -798,21 +731,15 @@ unwind:
 /* Tells the device about every posted chain. Caller holds the TX lock. */
 void vmso_tx_doorbell(struct vmso_tx_ring *tx)
 {
-	u32 ntu = tx->ntu;
-	bool ring;
+	enum vmso_doorbell db;
 
-	if (ntu == tx->tail)
+	db = vmso_ring_doorbell(tx->qp, true, tx->tail_reg, tx->ntu, tx->mask,
+				&tx->tail);
+	if (db == VMSO_DOORBELL_NONE)
 		return;
-	ring = vmso_notify_publish(tx->qp->notify, true, ntu & tx->mask);
-	/* writel() orders the descriptor stores before the MMIO write */
-	if (ring)
-		vmso_wr(tx->priv, tx->tail_reg, ntu & tx->mask);
-	tx->tail = ntu;
 	u64_stats_update_begin(&tx->xstats.syncp);
-	if (ring)
-		u64_stats_inc(&tx->xstats.doorbells);
-	else
-		u64_stats_inc(&tx->xstats.notified);
+	u64_stats_inc(db == VMSO_DOORBELL_RUNG ? &tx->xstats.doorbells :
+						 &tx->xstats.notified);
 	u64_stats_update_end(&tx->xstats.syncp);
 }
 
@@ -1065,7 +992,7 @@ bool vmso_tx_clean(struct vmso_tx_ring *tx, int budget)
 		ntc += n;
 
 		if (first->zc) {
-			/* A zero-copy user packet: not an skb, not in BQL */
+			/* A zero-copy send packet: not an skb, not in BQL */
 			vmso_zc_tx_done(first->zc, first->zc_len, err);
 			first->zc = NULL;
 			zc_units++;
@@ -1136,7 +1063,7 @@ bool vmso_tx_clean(struct vmso_tx_ring *tx, int budget)
 /* Descriptors one skb can take, which the queue keeps free */
 static u32 vmso_tx_descs_max(void)
 {
-	return vmso_tso == VMSO_TSO_DRIVER ? VMSO_TX_DESCS_MAX :
+	return vmso_tso_mode() == VMSO_TSO_DRIVER ? VMSO_TX_DESCS_MAX :
 					     VMSO_TX_DESCS_MAX_DEV;
 }
 
@@ -1151,34 +1078,25 @@ u32 vmso_tx_ring_min(void)
 	return max_t(u32, min, VMSO_RING_MIN);
 }
 
-/* Allocates the memory of a TX ring of @size (a power of two) slots */
+/*
+ * Allocates the memory of a TX ring of @size (a power of two) slots: the
+ * ring's descriptors and slots, and one header buffer per slot.
+ */
 int vmso_tx_mem_alloc(struct vmso_priv *priv, u32 size,
 		      struct vmso_tx_mem *m)
 {
 	struct device *dev = &priv->pdev->dev;
 
-	m->size = size;
-	m->desc = dma_alloc_coherent(dev, size * sizeof(*m->desc),
-				     &m->desc_dma, GFP_KERNEL);
-	if (!m->desc)
-		goto err;
+	if (vmso_ring_mem_alloc(priv, size, sizeof(struct vmso_tx_desc),
+				sizeof(struct vmso_tx_buf), &m->ring))
+		return -ENOMEM;
 	m->hdr = dma_alloc_coherent(dev, size * VMSO_TX_HDR_SIZE, &m->hdr_dma,
 				    GFP_KERNEL);
-	if (!m->hdr)
-		goto err_desc;
-	m->bufs = kcalloc(size, sizeof(*m->bufs), GFP_KERNEL);
-	if (!m->bufs)
-		goto err_hdr;
+	if (!m->hdr) {
+		vmso_ring_mem_free(priv, sizeof(struct vmso_tx_desc), &m->ring);
+		return -ENOMEM;
+	}
 	return 0;
-
-err_hdr:
-	dma_free_coherent(dev, size * VMSO_TX_HDR_SIZE, m->hdr, m->hdr_dma);
-	m->hdr = NULL;
-err_desc:
-	dma_free_coherent(dev, size * sizeof(*m->desc), m->desc, m->desc_dma);
-	m->desc = NULL;
-err:
-	return -ENOMEM;
 }
 
 /* Frees what vmso_tx_mem_alloc() allocated; @m may be empty */
@@ -1186,37 +1104,38 @@ void vmso_tx_mem_free(struct vmso_priv *priv, struct vmso_tx_mem *m)
 {
 	struct device *dev = &priv->pdev->dev;
 
-	if (!m->bufs)
+	if (!m->ring.bufs)
 		return;
-	kfree(m->bufs);
-	m->bufs = NULL;
-	dma_free_coherent(dev, m->size * VMSO_TX_HDR_SIZE, m->hdr, m->hdr_dma);
+	dma_free_coherent(dev, m->ring.size * VMSO_TX_HDR_SIZE, m->hdr,
+			  m->hdr_dma);
 	m->hdr = NULL;
-	dma_free_coherent(dev, m->size * sizeof(*m->desc), m->desc,
-			  m->desc_dma);
-	m->desc = NULL;
+	vmso_ring_mem_free(priv, sizeof(struct vmso_tx_desc), &m->ring);
 }
 
 /*
  * Exchanges the ring's memory with @m and starts the ring empty. The ring
  * must be drained (vmso_tx_drain()), the device reset and the TX NAPI
- * disabled.
+ * disabled. Field by field like vmso_rx_mem_swap(), and not shared with
+ * it: the rings are different structures, and TX has header buffers and
+ * queue thresholds besides.
  */
 void vmso_tx_mem_swap(struct vmso_tx_ring *tx, struct vmso_tx_mem *m)
 {
 	struct vmso_tx_mem old = {
-		.desc = tx->desc, .desc_dma = tx->desc_dma,
+		.ring = {
+			.desc = tx->desc, .desc_dma = tx->desc_dma,
+			.bufs = tx->bufs, .size = tx->size,
+		},
 		.hdr = tx->hdr, .hdr_dma = tx->hdr_dma,
-		.bufs = tx->bufs, .size = tx->size,
 	};
 
-	tx->desc = m->desc;
-	tx->desc_dma = m->desc_dma;
+	tx->desc = m->ring.desc;
+	tx->desc_dma = m->ring.desc_dma;
+	tx->bufs = m->ring.bufs;
+	tx->size = m->ring.size;
+	tx->mask = tx->size ? tx->size - 1 : 0;
 	tx->hdr = m->hdr;
 	tx->hdr_dma = m->hdr_dma;
-	tx->bufs = m->bufs;
-	tx->size = m->size;
-	tx->mask = m->size ? m->size - 1 : 0;
 	tx->stop_thresh = vmso_tx_descs_max() + 2;
 	tx->wake_thresh = 2 * tx->stop_thresh;
 	tx->ntu = 0;

@@ -35,7 +35,7 @@
 
 /*
  * Per-slot TX header buffer: the physically addressed header descriptor.
- * Together they are the header pool of driver-level segmentation: a
+ * Together they are the header pool of driver-side TSO: a
  * segment's header lives in the buffer of the slot its descriptor takes.
  */
 #define VMSO_TX_HDR_SIZE	VMSO_TX_MAX_HDR
@@ -45,14 +45,14 @@
 
 /*
  * Worst case descriptors for one skb. With device TSO: the header, the
- * rest of the linear part and every frag. With driver TSO: one header per
- * segment, plus each segment's payload slices; a segment needs one slice
- * per piece (linear remainder or frag) it touches, so all segments
- * together need at most nr_segs + nr_pieces - 1 slices. The queue stops
- * below VMSO_TX_STOP_THRESH free slots.
+ * rest of the linear part and every frag. With driver-side TSO: one
+ * header per segment, plus each segment's payload slices; a segment needs
+ * one slice per piece (linear remainder or frag) it touches, so all
+ * segments together need at most nr_segs + nr_pieces - 1 slices. The
+ * queue stops below VMSO_TX_STOP_THRESH free slots.
  */
 #define VMSO_TX_DESCS_MAX	(2 * VMSO_DRV_TSO_MAX_SEGS + MAX_SKB_FRAGS + 1)
-/* Without driver TSO: the header, the rest of the linear part, the frags */
+/* Without driver-side TSO: the header, the linear rest, the frags */
 #define VMSO_TX_DESCS_MAX_DEV	(MAX_SKB_FRAGS + 2)
 
 /* RX buffers: page-frag with room for build_skb() around the data */
@@ -60,7 +60,7 @@
 #define VMSO_RX_HEADROOM	(NET_SKB_PAD + NET_IP_ALIGN)
 /*
  * Per-queue device counters (QSTAT[q][i]) shown by ethtool -S and kept
- * across resets: see vmso_qstat_idx[] in main.c
+ * across resets: see vmso_qstat_idx[] in hw.c
  */
 #define VMSO_N_QSTATS		8
 
@@ -89,7 +89,7 @@ enum vmso_tx_map {
 
 /*
  * A "unit" is what one first slot accounts for: one skb (a chain, or with
- * driver TSO one chain per segment) or one zero-copy packet.
+ * driver-side TSO one chain per segment) or one zero-copy send packet.
  */
 struct vmso_tx_buf {
 	struct sk_buff *skb;	/* first slot of an skb unit only */
@@ -137,22 +137,23 @@ struct vmso_tx_clean_stats {
 /*
  * The memory of a ring, allocated apart from the ring so that ethtool -G
  * can allocate the new rings before it stops the old ones, and keep the
- * old ones if that fails.
+ * old ones if that fails: descriptors (coherent) and per-slot state.
  */
-struct vmso_tx_mem {
-	struct vmso_tx_desc *desc;
+struct vmso_ring_mem {
+	void *desc;
 	dma_addr_t desc_dma;
-	u8 *hdr;
-	dma_addr_t hdr_dma;
-	struct vmso_tx_buf *bufs;
+	void *bufs;
 	u32 size;
 };
 
+struct vmso_tx_mem {
+	struct vmso_ring_mem ring;	/* vmso_tx_desc, vmso_tx_buf */
+	u8 *hdr;			/* VMSO_TX_HDR_SIZE per slot */
+	dma_addr_t hdr_dma;
+};
+
 struct vmso_rx_mem {
-	struct vmso_rx_desc *desc;
-	dma_addr_t desc_dma;
-	struct vmso_rx_buf *bufs;
-	u32 size;
+	struct vmso_ring_mem ring;	/* vmso_rx_desc, vmso_rx_buf */
 };
 
 struct vmso_tx_ring {
@@ -303,7 +304,7 @@ struct vmso_priv {
 	bool va_capable;	/* device offers VA_DMA and our paging mode */
 	spinlock_t iotlb_lock;	/* IOTLB_INV_PDBR_* + IOTLB_INV sequence */
 
-	/* Zero-copy user sends (/dev/vmsoN), see zc.c */
+	/* Zero-copy send (/dev/vmsoN), see zc.c */
 	struct vmso_zc_dev *zdev;
 
 	struct vmso_qpair qp[VMSO_MAX_QUEUES];
@@ -323,9 +324,109 @@ struct vmso_priv {
 };
 
 /* main.c */
+int vmso_reconfigure(struct vmso_priv *priv, u32 tx_size, u32 rx_size,
+		     u16 nq);
+
+/* hw.c: device registers */
+extern const u8 vmso_qstat_idx[VMSO_N_QSTATS];
+u64 vmso_read_dev_stat(const struct vmso_priv *priv, u32 i);
+u64 vmso_read_qstat(const struct vmso_priv *priv, u32 q, u32 k);
+int vmso_dev_reset(struct vmso_priv *priv, bool keep_stats);
+u32 vmso_drv_features(const struct vmso_priv *priv,
+		      netdev_features_t features);
+void vmso_write_mac(struct vmso_priv *priv);
+void vmso_read_mac(struct vmso_priv *priv);
+u32 vmso_qreg(const struct vmso_priv *priv, u16 q, u32 qp_off, u32 legacy);
+void vmso_write_rss_regs(struct vmso_priv *priv);
+void vmso_program(struct vmso_priv *priv);
+
+/* irq.c: MSI-X vectors and handlers */
+int vmso_alloc_vectors(struct vmso_priv *priv);
+int vmso_request_irqs(struct vmso_priv *priv);
+void vmso_free_irqs(struct vmso_priv *priv, u16 n);
+void vmso_unmask_irqs(struct vmso_priv *priv);
+void vmso_mask_irqs(struct vmso_priv *priv);
+void vmso_qp_rearm(struct vmso_qpair *qp);
+
+/* qp.c: queue pairs */
+void vmso_setup_qps(struct vmso_priv *priv);
+void vmso_del_napis(struct vmso_priv *priv);
+struct vmso_qmem *vmso_alloc_mem(struct vmso_priv *priv, u16 nq,
+				 u32 tx_size, u32 rx_size);
+void vmso_free_mem(struct vmso_priv *priv, struct vmso_qmem *mem, u16 n);
+void vmso_swap_mem(struct vmso_priv *priv, struct vmso_qmem *mem, u16 n);
+void vmso_drain_rings(struct vmso_priv *priv);
+int vmso_alloc_rings(struct vmso_priv *priv);
+void vmso_free_rings(struct vmso_priv *priv);
+void vmso_set_xps(struct vmso_priv *priv);
+int vmso_ring_mem_alloc(struct vmso_priv *priv, u32 size, size_t desc_size,
+			size_t buf_size, struct vmso_ring_mem *m);
+void vmso_ring_mem_free(struct vmso_priv *priv, size_t desc_size,
+			struct vmso_ring_mem *m);
+
+/* notify.c: notify blocks */
+int vmso_notify_alloc(struct vmso_priv *priv, u16 n);
+void vmso_notify_free(struct vmso_priv *priv);
 bool vmso_notify_publish(struct vmso_notify *n, bool tx, u32 tail);
 
+/* What vmso_ring_doorbell() did */
+enum vmso_doorbell {
+	VMSO_DOORBELL_NONE,	/* nothing new to publish */
+	VMSO_DOORBELL_RUNG,	/* tail register written */
+	VMSO_DOORBELL_NOTIFIED,	/* tail published in the notify block only */
+};
+
+enum vmso_doorbell vmso_ring_doorbell(struct vmso_qpair *qp, bool tx,
+				      u32 tail_reg, u32 ntu, u32 mask,
+				      u32 *tail);
+
+/* va_dma.c: virtual-address DMA */
+void vmso_setup_va(struct vmso_priv *priv);
+void vmso_release_va(struct vmso_priv *priv);
+void vmso_iotlb_inv_pdbr(struct vmso_priv *priv, u64 pdbr);
+
+/* ethtool.c */
+extern const struct ethtool_ops vmso_ethtool_ops;
+
+/* params.c: the module parameters */
+const char *vmso_dma_mode_name(void);
+bool vmso_dma_mode_virt(void);
+enum vmso_tso_mode vmso_tso_mode(void);
+const char *vmso_tso_mode_name(void);
+bool vmso_tso_csum_driver(void);
+bool vmso_param_mq(void);
+unsigned int vmso_param_max_queues(void);
+bool vmso_param_notify(void);
+unsigned int vmso_param_poll_us(void);
+
+/*
+ * Headers (Ethernet .. TCP or UDP) from which the headers of each segment
+ * are cut: driver-side TSO's (the skb's) and zero-copy send's (the
+ * template of a submission)
+ */
+struct vmso_hdr_tmpl {
+	const u8 *hdr;
+	u32 len;	/* header bytes */
+	u32 l3;		/* offset of the IPv4 or IPv6 header */
+	u32 l4;		/* offset of the TCP or UDP header */
+	bool v4;	/* IPv4, else IPv6 */
+	bool tcp;	/* TCP, else UDP */
+};
+
+/* What makes one segment's headers differ from the template's */
+struct vmso_seg {
+	u32 len;		/* payload bytes */
+	u32 seq_off;		/* TCP: added to the sequence number */
+	u16 id_off;		/* IPv4: added to the ID */
+	bool first;		/* TCP: CWR stays on the first only */
+	bool last;		/* TCP: FIN and PSH stay on the last only */
+	bool ip_csum;		/* IPv4: header checksum computed, else 0 */
+	bool clear_l4_csum;	/* TCP/UDP checksum field set to 0 */
+};
+
 /* tx.c */
+void vmso_seg_hdr(u8 *h, const struct vmso_hdr_tmpl *t,
+		  const struct vmso_seg *seg);
 netdev_tx_t vmso_start_xmit(struct sk_buff *skb, struct net_device *netdev);
 netdev_features_t vmso_features_check(struct sk_buff *skb,
 				      struct net_device *netdev,
@@ -339,9 +440,6 @@ void vmso_tx_mem_swap(struct vmso_tx_ring *tx, struct vmso_tx_mem *m);
 void vmso_tx_drain(struct vmso_tx_ring *tx);
 u32 vmso_tx_ring_min(void);
 bool vmso_tx_use_va(const struct vmso_priv *priv);
-const char *vmso_dma_mode_name(void);
-enum vmso_tso_mode vmso_tso_mode(void);
-const char *vmso_tso_mode_name(void);
 u32 vmso_tx_unused(const struct vmso_tx_ring *tx);
 void vmso_tx_put_desc(struct vmso_tx_ring *tx, u32 idx, u64 addr, u64 pdbr,
 		      u32 len, u16 mss, u16 cmd);
@@ -366,10 +464,6 @@ void vmso_zc_tx_done(struct vmso_zc_sub *sub, u32 len, int err);
 int vmso_zc_stat_count(void);
 const char *vmso_zc_stat_name(int i);
 void vmso_zc_get_stats(const struct vmso_priv *priv, u64 *data);
-
-/* main.c */
-int vmso_poll(struct napi_struct *napi, int budget);
-void vmso_iotlb_inv_pdbr(struct vmso_priv *priv, u64 pdbr);
 
 static inline u32 vmso_rd(const struct vmso_priv *priv, u32 reg)
 {

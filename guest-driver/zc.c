@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * vmso zero-copy user sends: /dev/vmsoN (the first invention, from user
- * space). The ioctl ABI is uapi/vmso_zc.h.
+ * vmso zero-copy send: /dev/vmsoN. A process hands over a buffer and a
+ * header template; the device gathers the payload from the process's own
+ * memory by virtual address, walking its page tables (virtual-address DMA
+ * from user space). The ioctl ABI is uapi/vmso_zc.h.
  *
  * A submission pins the user buffer's pages (read-only pin, no copy) and
  * posts, per packet, a header descriptor by physical address (the template,
@@ -161,9 +163,6 @@ struct vmso_zc_plan {
 	u32 pkt_payload;	/* payload per packet (the last may be less) */
 	u32 npkts;
 	u32 ids_per_pkt;	/* IPv4 IDs a full packet uses */
-	u16 ip_id;
-	u32 seq;
-	u8 tcp_flags;
 };
 
 static DEFINE_IDA(vmso_zc_ida);
@@ -376,7 +375,6 @@ static int vmso_zc_plan(const struct vmso_priv *priv,
 		l4 = l3 + iph->ihl * 4;
 		proto = iph->protocol;
 		p->v4 = true;
-		p->ip_id = ntohs(iph->id);
 	} else if (type == ETH_P_IPV6) {
 		const struct ipv6hdr *ip6h = (const void *)(h + l3);
 
@@ -385,7 +383,6 @@ static int vmso_zc_plan(const struct vmso_priv *priv,
 		l4 = l3 + sizeof(*ip6h);
 		proto = ip6h->nexthdr;
 		p->v4 = false;
-		p->ip_id = 0;
 	} else {
 		return -EINVAL;
 	}
@@ -397,8 +394,6 @@ static int vmso_zc_plan(const struct vmso_priv *priv,
 			return -EINVAL;
 		l4_len = th->doff * 4;
 		p->tcp = true;
-		p->seq = ntohl(th->seq);
-		p->tcp_flags = h[l4 + 13];
 		if (seg & (VMSO_ZC_F_USO | VMSO_ZC_F_UFO))
 			return -EINVAL;
 	} else if (proto == IPPROTO_UDP) {
@@ -479,45 +474,6 @@ static int vmso_zc_plan(const struct vmso_priv *priv,
 	return 0;
 }
 
-/* Writes packet @i's headers (@len payload bytes at offset @off) into @h */
-static void vmso_zc_pkt_hdr(const struct vmso_zc_plan *p, u8 *h, u32 i,
-			    u32 off, u32 len)
-{
-	u32 l3 = p->l3, l4 = p->l4, hl = p->hdr_len;
-
-	memcpy(h, p->hdr, hl);
-	if (p->v4) {
-		struct iphdr *iph = (struct iphdr *)(h + l3);
-
-		iph->tot_len = htons(hl - l3 + len);
-		iph->id = htons((u16)(p->ip_id + i * p->ids_per_pkt));
-		iph->check = 0;
-		if (!p->cmd)
-			iph->check = ip_fast_csum(iph, iph->ihl);
-	} else {
-		struct ipv6hdr *ip6h = (struct ipv6hdr *)(h + l3);
-
-		ip6h->payload_len = htons(hl - l4 + len);
-	}
-	if (p->tcp) {
-		struct tcphdr *th = (struct tcphdr *)(h + l4);
-
-		th->seq = htonl(p->seq + off);
-		if (i + 1 != p->npkts) {
-			th->fin = 0;
-			th->psh = 0;
-		}
-		if (i)
-			th->cwr = 0;
-		th->check = 0;
-	} else {
-		struct udphdr *uh = (struct udphdr *)(h + l4);
-
-		uh->len = htons(sizeof(*uh) + len);
-		uh->check = 0;	/* computed by the device, or none */
-	}
-}
-
 /*
  * Posts every packet of @sub with one doorbell. Caller holds ctx->lock
  * (IRQs off) and has pinned the buffer with no invalidation since.
@@ -528,6 +484,14 @@ static int vmso_zc_post(struct vmso_priv *priv, struct vmso_zc_ctx *ctx,
 {
 	struct netdev_queue *txq = netdev_get_tx_queue(priv->netdev, 0);
 	struct vmso_tx_ring *tx = &priv->qp[0].tx;
+	const struct vmso_hdr_tmpl t = {
+		.hdr = p->hdr,
+		.len = p->hdr_len,
+		.l3 = p->l3,
+		.l4 = p->l4,
+		.v4 = p->v4,
+		.tcp = p->tcp,
+	};
 	u32 descs = p->npkts * VMSO_ZC_DESCS_PER_PKT, idx, i;
 	unsigned long off = 0;
 	int err = 0;
@@ -564,8 +528,18 @@ static int vmso_zc_post(struct vmso_priv *priv, struct vmso_zc_ctx *ctx,
 		u32 n = min_t(unsigned long, p->pkt_payload, len - off);
 		u32 slot = idx & tx->mask, hoff = slot * VMSO_TX_HDR_SIZE;
 		struct vmso_tx_buf *buf = &tx->bufs[slot];
+		const struct vmso_seg seg = {
+			.len = n,
+			.seq_off = off,
+			.id_off = i * p->ids_per_pkt,
+			.first = i == 0,
+			.last = i + 1 == p->npkts,
+			.ip_csum = !p->cmd,
+			/* computed by the device, or none */
+			.clear_l4_csum = true,
+		};
 
-		vmso_zc_pkt_hdr(p, tx->hdr + hoff, i, off, n);
+		vmso_seg_hdr(tx->hdr + hoff, &t, &seg);
 		vmso_tx_put_desc(tx, idx++, tx->hdr_dma + hoff, 0, p->hdr_len,
 				 p->dev_mss, p->cmd);
 		vmso_tx_put_desc(tx, idx++, sub->start + off, ctx->pdbr, n, 0,

@@ -3,8 +3,8 @@
 #
 #   guest-driver/tools/lint.sh          # checkpatch --strict, then sparse + W=1
 #
-# 1. scripts/checkpatch.pl --strict over the module sources (main.c tx.c rx.c
-#    zc.c vmso.h vmso_hw.h uapi/vmso_zc.h). Debian's linux-headers and
+# 1. scripts/checkpatch.pl --strict over the module sources (SOURCES below:
+#    every .c and .h of vmso.ko, and uapi/vmso_zc.h). Debian's linux-headers and
 #    linux-kbuild packages do not ship checkpatch.pl, so it is looked for in
 #    $CHECKPATCH, the headers, the kbuild tree and .cache/lint; if it is in
 #    none of them it is taken (once, cached) from the linux-source-<series>
@@ -22,7 +22,8 @@ HERE=$(cd "$(dirname "$0")/.." && pwd)
 # shellcheck source=ci/lib/common.sh
 source "$HERE/../ci/lib/common.sh"
 
-SOURCES=(main.c tx.c rx.c zc.c vmso.h vmso_hw.h uapi/vmso_zc.h)
+SOURCES=(main.c params.c hw.c irq.c qp.c notify.c va_dma.c tx.c rx.c zc.c
+         ethtool.c vmso.h vmso_hw.h uapi/vmso_zc.h)
 LINT_CACHE=$CACHE/lint
 fail=0
 

@@ -46,10 +46,7 @@
 #include <time.h>
 #include <unistd.h>
 
-typedef __u8 u8;
-typedef __u16 u16;
-typedef __u32 u32;
-typedef __u64 u64;
+#include "vmso-zc-common.h"
 
 #define USAGE \
 	"usage: vmso-zc-recv [--bind IP] [--port N] [--timeout S] [--idle S]\n"
@@ -58,8 +55,6 @@ typedef __u64 u64;
 #define TOTAL_FMT \
 	"RESULT rx_bytes=%llu rx_bad=%llu rx_csum_errors=%lld rx_rcvbuf_errors=%lld rx_in_errors=%lld rx_secs=%.1f\n"
 
-#define TAG		(0xA5ULL << 56)
-#define SEQ_MASK	((1ULL << 48) - 1)
 #define SEPS		"\t\n "
 #define MAX_FLOWS	16
 #define MAX_SEQ		0x10000000ULL	/* bitmap bound: 32 MiB */
@@ -79,14 +74,6 @@ static int stop;		/* set by a signal: atomic accesses only */
 static void on_signal(int sig)
 {
 	__atomic_store_n(&stop, 1, __ATOMIC_RELAXED);
-}
-
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
 /* From the "Udp:" lines (names, then values) of /proc/net/snmp */
@@ -188,7 +175,7 @@ static void check(struct flow *f, const u8 *b, size_t len)
 	slot = w0 >> 48;
 	seq = w0 & SEQ_MASK;
 	for (k = 1; k < n; k++) {
-		u64 w, exp = TAG | (slot * len + 8 * k);
+		u64 w, exp = pattern_word(slot, len, k);
 
 		memcpy(&w, b + 8 * k, 8);
 		if (w == exp) {

@@ -51,11 +51,7 @@
 #include <unistd.h>
 
 #include "../uapi/vmso_zc.h"
-
-typedef __u8 u8;
-typedef __u16 u16;
-typedef __u32 u32;
-typedef __u64 u64;
+#include "vmso-zc-common.h"
 
 #define USAGE \
 	"usage: vmso-zc --dst IP [--dport N] [--sport N] [--src IP] [--dst-mac MAC]\n               [--dev /dev/vmso0] [--bytes SIZE] [--chunk SIZE] [--window N]\n               [--proto udp|tcp] [--mss N] [--mode uso|ufo|frames]\n               [--no-copy] [--no-zc] [--reuse-test N] [--munmap-test]\n               [--efault-test] [--exit-test] [--ifdown-test] [--unbind-test]\n               [--tcp-bytes SIZE] [--timeout S]\n"
@@ -72,8 +68,6 @@ typedef __u64 u64;
 #define TCP_FMT \
 	"RESULT tcp_zc_bytes=%llu tcp_zc_errors=%llu tcp_zc_gbps=%.3f\n"
 
-#define TAG		(0xA5ULL << 56)
-#define SEQ_MASK	((1ULL << 48) - 1)
 #define MAX_WINDOW	64
 
 struct opts {
@@ -160,14 +154,6 @@ static u64 parse_size(const char *s)
 	return (u64)v;
 }
 
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 /* Process CPU (user + system) and system-wide busy time, in seconds */
 struct cpu {
 	double proc;
@@ -226,7 +212,7 @@ static void fill_arena(void)
 	for (i = 0; i < n; i++) {
 		u64 s = i / (o.mss / 8), k = i % (o.mss / 8);
 
-		w[i] = k ? TAG | (s * o.mss + 8 * k) : 0;
+		w[i] = k ? pattern_word(s, o.mss, k) : 0;
 	}
 }
 
@@ -567,7 +553,7 @@ static u8 *test_buf(u32 *lenp)
 	w = (u64 *)m;
 	for (d = 0; d < n; d++)
 		for (k = 0; k < words; k++)
-			w[d * words + k] = k ? TAG | (d * o.mss + 8 * k) :
+			w[d * words + k] = k ? pattern_word(d, o.mss, k) :
 					       d << 48 | d;
 	*lenp = len;
 	return m;
