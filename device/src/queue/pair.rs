@@ -22,6 +22,7 @@ use crate::engine::offload;
 use crate::engine::rss::Rss;
 use crate::engine::verdict::{self, RxMeta};
 use crate::engine::vnet::{self, RxAction, VnetHdr};
+use crate::engine::wire::{self, IpPacket};
 use crate::host::backend::Backend;
 use crate::host::memory::Mem;
 use crate::queue::command::{Cmd, QueueConfig, RingConfig};
@@ -396,14 +397,11 @@ impl QueuePair {
         if !self.lro_enabled() {
             return self.segment_superpacket(frame, gso_size, now);
         }
-        let Ok(h) = crate::engine::wire::parse(frame) else {
+        let Ok(h) = wire::parse(frame) else {
             return true; // classify parsed it already
         };
-        if h.l3 == crate::engine::wire::L3::Ipv4 {
-            let ihl = h.l3_off..h.l4_off;
-            frame[h.l3_off + 10..h.l3_off + 12].fill(0);
-            let c = crate::engine::csum::finish(crate::engine::csum::partial(&frame[ihl]));
-            frame[h.l3_off + 10..h.l3_off + 12].copy_from_slice(&c);
+        if let IpPacket::V4(mut ip) = h.ip_mut(frame) {
+            ip.fill_checksum();
         }
         let payload = frame.len() - h.hdr_len;
         let segs = payload
