@@ -249,11 +249,13 @@ mod tests {
             changed(b, &v)
         };
         assert_eq!(
-            set(&UNTAGGED, &|f| f.set_dst_addr([0x02, 0, 0x5e, 0x10, 0x20, 0x31])),
+            set(&UNTAGGED, &|f| f
+                .set_dst_addr([0x02, 0, 0x5e, 0x10, 0x20, 0x31])),
             [(5, 0x31)]
         );
         assert_eq!(
-            set(&UNTAGGED, &|f| f.set_src_addr([0x53, 0x54, 0, 0xab, 0xcd, 0xee])),
+            set(&UNTAGGED, &|f| f
+                .set_src_addr([0x53, 0x54, 0, 0xab, 0xcd, 0xee])),
             [(6, 0x53), (11, 0xee)]
         );
         assert_eq!(
@@ -268,9 +270,6 @@ mod tests {
             set(&TAGGED, &|f| f.set_payload_ethertype(0x0800)),
             [(16, 0x08), (17, 0x00)]
         );
-        assert_eq!(
-            set(&TAGGED, &|f| f.set_vlan_tci(0xa124)),
-            [(15, 0x24)]
-        );
+        assert_eq!(set(&TAGGED, &|f| f.set_vlan_tci(0xa124)), [(15, 0x24)]);
     }
 }

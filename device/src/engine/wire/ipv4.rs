@@ -213,7 +213,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv4Packet<T> {
     /// given, the offset in bytes (a multiple of 8).
     #[inline]
     pub fn set_fragment(&mut self, more_frags: bool, offset: usize) {
-        debug_assert!(offset % 8 == 0 && offset / 8 <= usize::from(OFFSET_MASK));
+        debug_assert!(offset.is_multiple_of(8) && offset / 8 <= usize::from(OFFSET_MASK));
         let mf = if more_frags { FLAG_MF } else { 0 };
         set16(
             self.buffer.as_mut(),
@@ -310,7 +310,10 @@ mod tests {
             assert_eq!(e.identification(), p.ident());
             assert_eq!(e.dont_fragment(), p.dont_frag());
             assert_eq!(e.more_fragments(), p.more_frags());
-            assert_eq!(usize::from(e.fragments_offset().value()) * 8, p.frag_offset());
+            assert_eq!(
+                usize::from(e.fragments_offset().value()) * 8,
+                p.frag_offset()
+            );
             assert_eq!(e.is_fragmenting_payload(), p.is_fragment());
             assert_eq!(e.ttl(), p.ttl());
             assert_eq!(e.protocol().0, p.protocol());

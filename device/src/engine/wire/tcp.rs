@@ -235,10 +235,7 @@ mod tests {
             f(&mut TcpSegment::new_unchecked(&mut v[..]));
             changed(&HDR, &v)
         };
-        assert_eq!(
-            set(&|s| s.set_seq_number(0x0102_0305)),
-            [(7, 0x05)]
-        );
+        assert_eq!(set(&|s| s.set_seq_number(0x0102_0305)), [(7, 0x05)]);
         assert_eq!(
             set(&|s| s.set_seq_number(0xf0e0_d0c0)),
             [(4, 0xf0), (5, 0xe0), (6, 0xd0), (7, 0xc0)]

@@ -174,8 +174,12 @@ mod tests {
         let mut v = HDR.to_vec();
         let pseudo = IpPacket::new_unchecked(L3::Ipv6, &ip[..]).pseudo_header_sum(17, 28);
         UdpDatagram::new_unchecked(&mut v[..]).fill_checksum(pseudo, csum::partial(&payload));
-        let e = etherparse::UdpHeaderSlice::from_slice(&HDR).unwrap().to_header();
-        let ipe = etherparse::Ipv6HeaderSlice::from_slice(&ip).unwrap().to_header();
+        let e = etherparse::UdpHeaderSlice::from_slice(&HDR)
+            .unwrap()
+            .to_header();
+        let ipe = etherparse::Ipv6HeaderSlice::from_slice(&ip)
+            .unwrap()
+            .to_header();
         let want = e.calc_checksum_ipv6(&ipe, &payload).unwrap();
         assert_eq!(UdpDatagram::new_unchecked(&v[..]).checksum(), want);
         assert_eq!(
