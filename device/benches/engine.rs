@@ -23,7 +23,7 @@ use vmso_device::engine::coalesce::{Coalescer, Params, Reason};
 use vmso_device::engine::dma::Translator;
 use vmso_device::engine::iotlb::Iotlb;
 use vmso_device::engine::mmu::PagingMode;
-use vmso_device::engine::offload::{self, Request, Sink, Slice, Stream};
+use vmso_device::engine::offload::{self, FrameSink, Request, Slice, Stream};
 use vmso_device::engine::rss::Rss;
 use vmso_device::engine::verdict;
 
@@ -71,7 +71,7 @@ struct CountingSink {
     bytes: u64,
 }
 
-impl Sink for CountingSink {
+impl FrameSink for CountingSink {
     fn frame(&mut self, header: &[u8], payload: &[Slice]) -> bool {
         self.frames += 1;
         self.bytes += (header.len() + payload.iter().map(|s| s.len).sum::<usize>()) as u64;

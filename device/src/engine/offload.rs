@@ -142,7 +142,7 @@ pub struct Gso {
 }
 
 /// Receives each frame: a rebuilt header (possibly empty) and payload slices.
-pub trait Sink {
+pub trait FrameSink {
     /// Returns false if the frame could not be sent.
     fn frame(&mut self, header: &[u8], payload: &[Slice]) -> bool;
 
@@ -154,14 +154,14 @@ pub trait Sink {
     }
 }
 
-struct Out<'s, S: Sink> {
+struct Out<'s, S: FrameSink> {
     sink: &'s mut S,
     scratch: Vec<Slice>,
     emitted: Emitted,
     failed: bool,
 }
 
-impl<S: Sink> Out<'_, S> {
+impl<S: FrameSink> Out<'_, S> {
     fn send(&mut self, stream: &Stream, header: &[u8], off: usize, len: usize) {
         self.scratch.clear();
         stream.slices(off, len, &mut self.scratch);
@@ -192,7 +192,11 @@ fn headers(stream: &Stream, hdr: &mut [u8; MAX_HDR]) -> Result<(Headers, usize),
 }
 
 /// Runs the requested offloads on one packet and emits its frames.
-pub fn process<S: Sink>(stream: &Stream, req: &Request, sink: &mut S) -> Result<Emitted, TxError> {
+pub fn process<S: FrameSink>(
+    stream: &Stream,
+    req: &Request,
+    sink: &mut S,
+) -> Result<Emitted, TxError> {
     if req.snapshot {
         let mut copy = vec![0u8; stream.len()];
         stream.copy_out(0, &mut copy);
@@ -242,7 +246,7 @@ pub fn process<S: Sink>(stream: &Stream, req: &Request, sink: &mut S) -> Result<
 /// pseudo-header sum, and the GSO metadata beside it. Returns `Ok(None)`
 /// when the packet is not one to hand off (not TSO/USO, a single segment,
 /// or over 64 KiB at L3); the caller then runs [`process`].
-pub fn handoff<S: Sink>(
+pub fn handoff<S: FrameSink>(
     stream: &Stream,
     req: &Request,
     sink: &mut S,
@@ -300,7 +304,7 @@ pub fn handoff<S: Sink>(
     }))
 }
 
-fn checksum_only<S: Sink>(
+fn checksum_only<S: FrameSink>(
     stream: &Stream,
     req: &Request,
     h: &Headers,
@@ -327,7 +331,7 @@ fn checksum_only<S: Sink>(
     Ok(())
 }
 
-fn segment<S: Sink>(
+fn segment<S: FrameSink>(
     stream: &Stream,
     req: &Request,
     h: &Headers,
@@ -406,7 +410,7 @@ fn segment<S: Sink>(
 
 /// UFO: one UDP datagram sent as IPv4 fragments. The UDP checksum covers the
 /// whole datagram; the first fragment carries the UDP header.
-fn fragment_udp<S: Sink>(
+fn fragment_udp<S: FrameSink>(
     stream: &Stream,
     req: &Request,
     h: &Headers,
@@ -472,7 +476,7 @@ mod tests {
     #[derive(Default)]
     struct Frames(Vec<Vec<u8>>);
 
-    impl Sink for Frames {
+    impl FrameSink for Frames {
         fn frame(&mut self, header: &[u8], payload: &[Slice]) -> bool {
             let mut f = header.to_vec();
             for s in payload {
