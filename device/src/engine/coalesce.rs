@@ -107,7 +107,7 @@ impl Tally {
 }
 
 struct Flow {
-    key: [u8; KEY_LEN],
+    key: FlowKey,
     /// The first segment's headers (Ethernet to end of TCP).
     hdr: Vec<u8>,
     h: Headers,
@@ -152,26 +152,35 @@ pub struct Coalescer {
 /// ethertype), as Linux GRO compares it; otherwise an IPv4 and an IPv6 flow
 /// whose address bytes coincide, or one 5-tuple on two VLANs or from two
 /// MACs, would share a queue and deliver each other's payload.
-const KEY_LEN: usize = 36 + 18;
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct FlowKey {
+    /// Source and destination addresses, zero-padded to 16 bytes.
+    src: [u8; 16],
+    dst: [u8; 16],
+    /// Source and destination ports.
+    ports: (u16, u16),
+    /// The L2 header, zero-padded: an untagged one (14 bytes) cannot equal
+    /// a tagged one, which has the 0x8100 tag where the untagged one has
+    /// its IPv4/IPv6 ethertype.
+    l2: [u8; wire::VLAN_HEADER_LEN],
+}
 
-/// Key layout: source address (zero-padded to 16 bytes), destination
-/// address (the same), source and destination ports, the L2 header
-/// (zero-padded to 18 bytes).
-fn flow_key(f: &[u8], h: &Headers) -> [u8; KEY_LEN] {
-    let mut k = [0u8; KEY_LEN];
+fn flow_key(f: &[u8], h: &Headers) -> FlowKey {
+    let mut k = FlowKey {
+        src: [0; 16],
+        dst: [0; 16],
+        ports: (0, 0),
+        l2: [0; wire::VLAN_HEADER_LEN],
+    };
     let ip = h.ip(f);
     let (src, dst) = (ip.src_addr(), ip.dst_addr());
-    k[..src.len()].copy_from_slice(src);
-    k[16..16 + dst.len()].copy_from_slice(dst);
+    k.src[..src.len()].copy_from_slice(src);
+    k.dst[..dst.len()].copy_from_slice(dst);
     let tcp = h.tcp(f);
-    k[32..34].copy_from_slice(&tcp.src_port().to_be_bytes());
-    k[34..36].copy_from_slice(&tcp.dst_port().to_be_bytes());
-    // An untagged header (14 bytes) is zero-padded; it cannot equal a tagged
-    // one, which has the 0x8100 tag where the untagged one has its
-    // IPv4/IPv6 ethertype.
+    k.ports = (tcp.src_port(), tcp.dst_port());
     let eth = h.ethernet(f);
     let l2 = eth.header();
-    k[36..36 + l2.len()].copy_from_slice(l2);
+    k.l2[..l2.len()].copy_from_slice(l2);
     k
 }
 
@@ -212,7 +221,7 @@ impl Coalescer {
         emit(f, out);
     }
 
-    fn flush_key(&mut self, key: &[u8; KEY_LEN], why: Reason, out: &mut Deliver) {
+    fn flush_key(&mut self, key: &FlowKey, why: Reason, out: &mut Deliver) {
         if let Some(i) = self.flows.iter().position(|f| &f.key == key) {
             self.flush_at(i, why, out);
         }

@@ -43,7 +43,13 @@ impl<T: AsRef<[u8]>> IpPacket<T> {
     /// 8.1) for protocol `proto` and an L4 length of `l4_len` bytes.
     #[inline]
     pub fn pseudo_header_sum(&self, proto: u8, l4_len: usize) -> u64 {
-        csum::pseudo_header(self.src_addr(), self.dst_addr(), proto, l4_len as u32)
+        // After the addresses, RFC 8200's layout: a 32-bit length, 3 zero
+        // bytes, the protocol. It sums as RFC 9293's zero, protocol, 16-bit
+        // length does, the words being the same up to their order.
+        let mut tail = [0u8; 8];
+        tail[..4].copy_from_slice(&(l4_len as u32).to_be_bytes());
+        tail[7] = proto;
+        csum::partial(self.src_addr()) + csum::partial(self.dst_addr()) + csum::partial(&tail)
     }
 }
 
