@@ -37,7 +37,8 @@ impl Default for Params {
     fn default() -> Self {
         Self {
             max_segs: 44,
-            max_bytes: 65535 - 40 - 60 - 14,
+            // A superpacket with the longest headers stays within 64 KiB.
+            max_bytes: 65535 - wire::len::IPV6 - wire::len::TCP_MAX - wire::ETH_HLEN,
             timeout: Duration::from_micros(500),
             max_flows: 8,
         }

@@ -217,7 +217,7 @@ pub fn process<S: FrameSink>(
     };
     let segmenting = req.tso || req.uso || req.ufo;
     if !segmenting && !req.ip_csum && !req.l4_csum {
-        let max = req.mtu as usize + wire::ETH_HLEN + 4;
+        let max = req.mtu as usize + wire::VLAN_HEADER_LEN;
         if stream.len() > max {
             return Err(TxError::TooBig);
         }
@@ -454,7 +454,7 @@ fn fragment_udp<S: FrameSink>(
         }
         // Stream offset of this fragment's data (after the UDP header).
         let (data_off, data_len) = if at == 0 {
-            (h.hdr_len, len - 8)
+            (h.hdr_len, len - wire::len::UDP)
         } else {
             (h.l4_off + at, len)
         };

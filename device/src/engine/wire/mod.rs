@@ -42,6 +42,7 @@ pub mod len {
     pub use super::ipv4::HEADER_LEN as IPV4;
     pub use super::ipv6::HEADER_LEN as IPV6;
     pub use super::tcp::HEADER_LEN as TCP;
+    pub use super::tcp::MAX_HEADER_LEN as TCP_MAX;
     pub use super::udp::HEADER_LEN as UDP;
 }
 

@@ -27,6 +27,8 @@ mod field {
 
 /// The header without options.
 pub const HEADER_LEN: usize = 20;
+/// The header with the most options (data offset 15).
+pub const MAX_HEADER_LEN: usize = 60;
 
 /// Where the checksum field is, from the start of the header.
 pub const CHECKSUM_OFFSET: usize = field::CHECKSUM;
