@@ -2,7 +2,7 @@
 //! ports, and the indirection table that turns a hash into a queue pair.
 //! Pure code, no I/O.
 
-use crate::engine::wire::{self, EthernetFrame, Ipv4Packet, Ipv6Packet, L3, L4};
+use crate::engine::wire::{self, EthernetFrame, IpPacket, L3, L4};
 
 pub const KEY_LEN: usize = 40;
 pub const INDIR_LEN: usize = 128;
@@ -64,11 +64,17 @@ impl Rss {
     /// The Toeplitz input (Microsoft RSS): source address, destination
     /// address, then source and destination ports when there are ports.
     fn hash_flow(&self, f: &Flow) -> (u32, HashType) {
-        let alen = f.alen();
+        let Flow {
+            l3,
+            src,
+            dst,
+            ports,
+        } = *f;
+        let alen = if l3 == L3::Ipv4 { 4 } else { 16 };
         let mut input = [0u8; 36];
-        input[..alen].copy_from_slice(&f.src[..alen]);
-        input[alen..2 * alen].copy_from_slice(&f.dst[..alen]);
-        match f.ports {
+        input[..alen].copy_from_slice(src);
+        input[alen..2 * alen].copy_from_slice(dst);
+        match ports {
             Some((sport, dport)) => {
                 input[2 * alen..2 * alen + 2].copy_from_slice(&sport.to_be_bytes());
                 input[2 * alen + 2..2 * alen + 4].copy_from_slice(&dport.to_be_bytes());
@@ -103,41 +109,20 @@ impl Rss {
     }
 }
 
-/// What a hash covers: the L3 type, source and destination addresses (the
-/// first 4 bytes used for IPv4) and, for unfragmented TCP/UDP, the ports.
+/// What a hash covers: the L3 type, source and destination addresses and,
+/// for unfragmented TCP/UDP, the ports. The addresses are borrowed from the
+/// frame (copying them here costs the hash a tenth of its time).
 #[derive(Clone, Copy)]
-struct Flow {
+struct Flow<'a> {
     l3: L3,
-    src: [u8; 16],
-    dst: [u8; 16],
+    src: &'a [u8],
+    dst: &'a [u8],
     ports: Option<(u16, u16)>,
 }
 
-impl Flow {
-    fn new(l3: L3, src: &[u8], dst: &[u8], ports: Option<(u16, u16)>) -> Self {
-        let mut f = Self {
-            l3,
-            src: [0; 16],
-            dst: [0; 16],
-            ports,
-        };
-        f.src[..src.len()].copy_from_slice(src);
-        f.dst[..dst.len()].copy_from_slice(dst);
-        f
-    }
-
-    fn alen(&self) -> usize {
-        match self.l3 {
-            L3::Ipv4 => 4,
-            L3::Ipv6 => 16,
-        }
-    }
-}
-
-fn flow_fields(frame: &[u8]) -> Option<Flow> {
+fn flow_fields(frame: &[u8]) -> Option<Flow<'_>> {
     match wire::parse(frame) {
         Ok(h) => {
-            let ip = h.ip(frame);
             let ports = (!h.is_fragment).then(|| match h.l4 {
                 L4::Tcp => {
                     let t = h.tcp(frame);
@@ -148,7 +133,13 @@ fn flow_fields(frame: &[u8]) -> Option<Flow> {
                     (u.src_port(), u.dst_port())
                 }
             });
-            Some(Flow::new(h.l3, ip.src_addr(), ip.dst_addr(), ports))
+            let (src, dst) = h.ip(frame).into_addrs();
+            Some(Flow {
+                l3: h.l3,
+                src,
+                dst,
+                ports,
+            })
         }
         Err(_) => l3_only(frame),
     }
@@ -157,21 +148,22 @@ fn flow_fields(frame: &[u8]) -> Option<Flow> {
 /// IPv4/IPv6 that the offload parser refuses (other protocols, fragments
 /// of them, bad header lengths): the addresses alone, when the fixed IP
 /// header is there.
-fn l3_only(f: &[u8]) -> Option<Flow> {
+fn l3_only(f: &[u8]) -> Option<Flow<'_>> {
     let eth = EthernetFrame::new_checked(f).ok()?;
-    match eth.payload_ethertype() {
-        wire::ETHERTYPE_IPV4 => {
-            let ip = Ipv4Packet::new_unchecked(eth.payload());
-            ip.check_len().ok()?;
-            Some(Flow::new(L3::Ipv4, &ip.src_addr(), &ip.dst_addr(), None))
-        }
-        wire::ETHERTYPE_IPV6 => {
-            let ip = Ipv6Packet::new_unchecked(eth.payload());
-            ip.check_len().ok()?;
-            Some(Flow::new(L3::Ipv6, &ip.src_addr(), &ip.dst_addr(), None))
-        }
-        _ => None,
-    }
+    let l3 = match eth.payload_ethertype() {
+        wire::ETHERTYPE_IPV4 => L3::Ipv4,
+        wire::ETHERTYPE_IPV6 => L3::Ipv6,
+        _ => return None,
+    };
+    let ip = IpPacket::new_unchecked(l3, &f[eth.header_len()..]);
+    ip.check_len().ok()?;
+    let (src, dst) = ip.into_addrs();
+    Some(Flow {
+        l3,
+        src,
+        dst,
+        ports: None,
+    })
 }
 
 #[cfg(test)]

@@ -97,10 +97,9 @@ impl<T: AsRef<[u8]>> EthernetFrame<T> {
     /// The ethertype of the payload: after the tag in a tagged frame.
     #[inline]
     pub fn payload_ethertype(&self) -> u16 {
-        match self.ethertype() {
-            ETHERTYPE_VLAN => get16(self.buffer.as_ref(), field::VLAN_ETHERTYPE),
-            t => t,
-        }
+        // The header's last field, tagged or not: read at header_len - 2,
+        // which the compiler sees to be in bounds once check_len passed.
+        get16(self.buffer.as_ref(), self.header_len() - 2)
     }
 
     /// 14, or 18 with a tag.

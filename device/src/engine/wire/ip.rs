@@ -1,7 +1,7 @@
 //! Either IP version, for what TCP and UDP need of it whatever the version:
 //! the addresses, the pseudo-header sum, the packet length.
 
-use super::{Ipv4Packet, Ipv6Packet, L3};
+use super::{ipv4, ipv6, Ipv4Packet, Ipv6Packet, ParseError, L3};
 use crate::engine::csum;
 
 /// A view of an IPv4 or IPv6 packet.
@@ -18,6 +18,15 @@ impl<T: AsRef<[u8]>> IpPacket<T> {
         match l3 {
             L3::Ipv4 => Self::V4(Ipv4Packet::new_unchecked(buffer)),
             L3::Ipv6 => Self::V6(Ipv6Packet::new_unchecked(buffer)),
+        }
+    }
+
+    /// Whether the fixed header of its version is present.
+    #[inline]
+    pub fn check_len(&self) -> Result<(), ParseError> {
+        match self {
+            Self::V4(p) => p.check_len(),
+            Self::V6(p) => p.check_len(),
         }
     }
 
@@ -50,6 +59,24 @@ impl<T: AsRef<[u8]>> IpPacket<T> {
         tail[..4].copy_from_slice(&(l4_len as u32).to_be_bytes());
         tail[7] = proto;
         csum::partial(self.src_addr()) + csum::partial(self.dst_addr()) + csum::partial(&tail)
+    }
+}
+
+impl<'a> IpPacket<&'a [u8]> {
+    /// The source and destination addresses (4 or 16 bytes each), borrowed
+    /// for as long as the buffer rather than the view.
+    #[inline]
+    pub fn into_addrs(self) -> (&'a [u8], &'a [u8]) {
+        match self {
+            Self::V4(p) => {
+                let b = p.into_inner();
+                (&b[ipv4::field::SRC_ADDR], &b[ipv4::field::DST_ADDR])
+            }
+            Self::V6(p) => {
+                let b = p.into_inner();
+                (&b[ipv6::field::SRC_ADDR], &b[ipv6::field::DST_ADDR])
+            }
+        }
     }
 }
 
@@ -94,6 +121,12 @@ mod tests {
         let p = IpPacket::new_unchecked(L3::Ipv4, &V4[..]);
         assert_eq!(p.src_addr(), &[198, 18, 0, 1]);
         assert_eq!(p.dst_addr(), &[198, 18, 0, 2]);
+        assert_eq!(p.into_addrs(), (&V4[12..16], &V4[16..20]));
+        assert!(p.check_len().is_ok());
+        assert_eq!(
+            IpPacket::new_unchecked(L3::Ipv4, &V4[..19]).check_len(),
+            Err(ParseError::Truncated)
+        );
         // RFC 9293 3.1: source, destination, zero, protocol, TCP length.
         let pseudo = [198, 18, 0, 1, 198, 18, 0, 2, 0, 6, 0, 20];
         assert_eq!(
@@ -105,6 +138,11 @@ mod tests {
         let q = IpPacket::new_unchecked(L3::Ipv6, &b[..]);
         assert_eq!(q.src_addr(), &b[8..24]);
         assert_eq!(q.dst_addr(), &b[24..40]);
+        assert_eq!(q.into_addrs(), (&b[8..24], &b[24..40]));
+        assert_eq!(
+            IpPacket::new_unchecked(L3::Ipv6, &b[..39]).check_len(),
+            Err(ParseError::Truncated)
+        );
         let e = etherparse::Ipv6HeaderSlice::from_slice(&b).unwrap();
         assert_eq!(q.src_addr(), &e.source());
         assert_eq!(q.dst_addr(), &e.destination());

@@ -191,10 +191,25 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
         &self.buffer.as_ref()[HEADER_LEN..self.header_len()]
     }
 
+    /// What follows the header (as much of the payload as the buffer has).
+    #[inline]
+    pub fn payload(&self) -> &[u8] {
+        &self.buffer.as_ref()[self.header_len()..]
+    }
+
     /// Whether the header checksum is right.
     #[inline]
     pub fn verify_checksum(&self) -> bool {
         csum::fold(csum::partial(self.header())) == 0xffff
+    }
+}
+
+impl<'a> Ipv4Packet<&'a [u8]> {
+    /// [`Ipv4Packet::payload`], borrowed for as long as the buffer.
+    #[inline]
+    pub fn into_payload(self) -> &'a [u8] {
+        let len = self.header_len();
+        &self.buffer[len..]
     }
 }
 
@@ -299,6 +314,9 @@ mod tests {
         assert_eq!(q.header(), &WITH_OPTION[..24]);
         assert_eq!(q.options(), &[0x94, 0x04, 0x00, 0x00]);
         assert!(q.verify_checksum());
+        assert_eq!(q.payload(), &[0xaa, 0xbb]);
+        assert_eq!(q.into_payload(), &[0xaa, 0xbb]);
+        assert!(p.payload().is_empty());
 
         // etherparse reads the same fields.
         for (b, p) in [(&PLAIN[..], p), (&WITH_OPTION[..], q)] {

@@ -118,6 +118,12 @@ impl<T: AsRef<[u8]>> Ipv6Packet<T> {
         a
     }
 
+    /// What follows the fixed header (as much as the buffer has).
+    #[inline]
+    pub fn payload(&self) -> &[u8] {
+        &self.buffer.as_ref()[HEADER_LEN..]
+    }
+
     #[inline]
     pub(super) fn src_addr_bytes(&self) -> &[u8] {
         &self.buffer.as_ref()[field::SRC_ADDR]
@@ -126,6 +132,14 @@ impl<T: AsRef<[u8]>> Ipv6Packet<T> {
     #[inline]
     pub(super) fn dst_addr_bytes(&self) -> &[u8] {
         &self.buffer.as_ref()[field::DST_ADDR]
+    }
+}
+
+impl<'a> Ipv6Packet<&'a [u8]> {
+    /// [`Ipv6Packet::payload`], borrowed for as long as the buffer.
+    #[inline]
+    pub fn into_payload(self) -> &'a [u8] {
+        &self.buffer[HEADER_LEN..]
     }
 }
 
@@ -174,6 +188,8 @@ mod tests {
         };
         assert_eq!(p.src_addr(), a(1));
         assert_eq!(p.dst_addr(), a(2));
+        assert_eq!(p.payload(), &[0xaa, 0xbb]);
+        assert_eq!(p.into_payload(), &[0xaa, 0xbb]);
 
         let e = etherparse::Ipv6HeaderSlice::from_slice(&HDR).unwrap();
         assert_eq!(e.version(), p.version());

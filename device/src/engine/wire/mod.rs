@@ -130,31 +130,34 @@ fn set32(b: &mut [u8], at: usize, v: u32) {
 pub fn parse(b: &[u8]) -> Result<Headers, ParseError> {
     let eth = EthernetFrame::new_checked(b)?;
     let l3_off = eth.header_len();
-    let (l3, proto, l4_off, ip_len, is_fragment) = match eth.payload_ethertype() {
+    // Each view is made over its predecessor's payload, which the
+    // predecessor's check has shown to be there.
+    let (l3, proto, l3_hdr, ip_len, is_fragment, l4_bytes) = match eth.payload_ethertype() {
         ETHERTYPE_IPV4 => {
-            let ip = Ipv4Packet::new_checked(&b[l3_off..])?;
+            let ip = Ipv4Packet::new_checked(eth.payload())?;
             (
                 L3::Ipv4,
                 ip.protocol(),
-                l3_off + ip.header_len(),
+                ip.header_len(),
                 usize::from(ip.total_len()),
                 ip.is_fragment(),
+                ip.into_payload(),
             )
         }
         ETHERTYPE_IPV6 => {
-            let ip = Ipv6Packet::new_checked(&b[l3_off..])?;
+            let ip = Ipv6Packet::new_checked(eth.payload())?;
             (
                 L3::Ipv6,
                 ip.next_header(),
-                l3_off + len::IPV6,
+                len::IPV6,
                 len::IPV6 + usize::from(ip.payload_len()),
                 false,
+                ip.into_payload(),
             )
         }
         t => return Err(ParseError::EtherType(t)),
     };
-    // In bounds: the IP view checked that its whole header is present.
-    let l4_bytes = &b[l4_off..];
+    let l4_off = l3_off + l3_hdr;
     let (l4, l4_len) = match proto {
         PROTO_TCP => (L4::Tcp, TcpSegment::new_checked(l4_bytes)?.header_len()),
         PROTO_UDP => {
