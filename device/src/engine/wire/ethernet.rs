@@ -97,9 +97,11 @@ impl<T: AsRef<[u8]>> EthernetFrame<T> {
     /// The ethertype of the payload: after the tag in a tagged frame.
     #[inline]
     pub fn payload_ethertype(&self) -> u16 {
-        // The header's last field, tagged or not: read at header_len - 2,
-        // which the compiler sees to be in bounds once check_len passed.
-        get16(self.buffer.as_ref(), self.header_len() - 2)
+        let b = self.buffer.as_ref();
+        match get16(b, field::ETHERTYPE) {
+            ETHERTYPE_VLAN => get16(b, field::VLAN_ETHERTYPE),
+            t => t,
+        }
     }
 
     /// 14, or 18 with a tag.
