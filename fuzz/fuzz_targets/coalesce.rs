@@ -241,7 +241,8 @@ fn segment_like(f: &[u8]) -> bool {
     let Some(fi) = flow_of(f) else {
         return true;
     };
-    let seq = vmso_device::engine::wire::be32(f, h.l4_off + 4);
+    let l4 = h.l4_off;
+    let seq = u32::from_be_bytes([f[l4 + 4], f[l4 + 5], f[l4 + 6], f[l4 + 7]]);
     f[h.hdr_len.min(f.len())..]
         .iter()
         .enumerate()

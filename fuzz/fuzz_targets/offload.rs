@@ -22,7 +22,7 @@
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use vmso_device::abi::{TxError, MTU_MAX, MTU_MIN};
-use vmso_device::engine::offload::{self, Request, Sink, Slice, Stream};
+use vmso_device::engine::offload::{self, Request, FrameSink, Slice, Stream};
 use vmso_fuzz::{ip_view, l4_verifies, patch, ref_sum, verifies, FrameSpec};
 
 #[derive(Arbitrary, Debug)]
@@ -53,7 +53,7 @@ struct Collect {
     frames: Vec<Vec<u8>>,
 }
 
-impl Sink for Collect {
+impl FrameSink for Collect {
     fn frame(&mut self, header: &[u8], payload: &[Slice]) -> bool {
         let mut f = header.to_vec();
         for s in payload {

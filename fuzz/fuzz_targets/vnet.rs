@@ -6,7 +6,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use vmso_device::engine::offload::{self, Request, Sink, Slice, Stream};
+use vmso_device::engine::offload::{self, Request, FrameSink, Slice, Stream};
 use vmso_device::engine::rss::Rss;
 use vmso_device::engine::vnet::{self, RxAction, VnetHdr};
 
@@ -15,7 +15,7 @@ struct Segments {
     frames: usize,
 }
 
-impl Sink for Segments {
+impl FrameSink for Segments {
     fn frame(&mut self, header: &[u8], payload: &[Slice]) -> bool {
         let len: usize = payload.iter().map(|s| s.len).sum();
         assert!(len <= self.gso_size, "segment of {len} > gso_size {}", self.gso_size);

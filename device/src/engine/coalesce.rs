@@ -22,9 +22,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::abi::{rxstat, GSO_TYPE_TCPV4, GSO_TYPE_TCPV6};
-use crate::engine::csum;
 use crate::engine::verdict::RxMeta;
-use crate::engine::wire::{self, Headers, L3, L4};
+use crate::engine::wire::{self, Headers, IpPacket, L3, L4};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Params {
@@ -38,7 +37,8 @@ impl Default for Params {
     fn default() -> Self {
         Self {
             max_segs: 44,
-            max_bytes: 65535 - 40 - 60 - 14,
+            // A superpacket with the longest headers stays within 64 KiB.
+            max_bytes: 65535 - wire::len::IPV6 - wire::len::TCP_MAX - wire::ETH_HLEN,
             timeout: Duration::from_micros(500),
             max_flows: 8,
         }
@@ -108,7 +108,7 @@ impl Tally {
 }
 
 struct Flow {
-    key: [u8; KEY_LEN],
+    key: FlowKey,
     /// The first segment's headers (Ethernet to end of TCP).
     hdr: Vec<u8>,
     h: Headers,
@@ -153,18 +153,35 @@ pub struct Coalescer {
 /// ethertype), as Linux GRO compares it; otherwise an IPv4 and an IPv6 flow
 /// whose address bytes coincide, or one 5-tuple on two VLANs or from two
 /// MACs, would share a queue and deliver each other's payload.
-const KEY_LEN: usize = 36 + 18;
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct FlowKey {
+    /// Source and destination addresses, zero-padded to 16 bytes.
+    src: [u8; 16],
+    dst: [u8; 16],
+    /// Source and destination ports.
+    ports: (u16, u16),
+    /// The L2 header, zero-padded: an untagged one (14 bytes) cannot equal
+    /// a tagged one, which has the 0x8100 tag where the untagged one has
+    /// its IPv4/IPv6 ethertype.
+    l2: [u8; wire::VLAN_HEADER_LEN],
+}
 
-fn flow_key(f: &[u8], h: &Headers) -> [u8; KEY_LEN] {
-    let mut k = [0u8; KEY_LEN];
-    let (src, dst) = h.addrs(f);
-    k[..src.len()].copy_from_slice(src);
-    k[16..16 + dst.len()].copy_from_slice(dst);
-    k[32..36].copy_from_slice(&f[h.l4_off..h.l4_off + 4]);
-    // An untagged header (14 bytes) is zero-padded; it cannot equal a tagged
-    // one, whose bytes 12..14 are 0x8100 where the untagged one has its
-    // IPv4/IPv6 ethertype.
-    k[36..36 + h.l3_off].copy_from_slice(&f[..h.l3_off]);
+fn flow_key(f: &[u8], h: &Headers) -> FlowKey {
+    let mut k = FlowKey {
+        src: [0; 16],
+        dst: [0; 16],
+        ports: (0, 0),
+        l2: [0; wire::VLAN_HEADER_LEN],
+    };
+    let ip = h.ip(f);
+    let (src, dst) = (ip.src_addr(), ip.dst_addr());
+    k.src[..src.len()].copy_from_slice(src);
+    k.dst[..dst.len()].copy_from_slice(dst);
+    let tcp = h.tcp(f);
+    k.ports = (tcp.src_port(), tcp.dst_port());
+    let eth = h.ethernet(f);
+    let l2 = eth.header();
+    k.l2[..l2.len()].copy_from_slice(l2);
     k
 }
 
@@ -205,7 +222,7 @@ impl Coalescer {
         emit(f, out);
     }
 
-    fn flush_key(&mut self, key: &[u8; KEY_LEN], why: Reason, out: &mut Deliver) {
+    fn flush_key(&mut self, key: &FlowKey, why: Reason, out: &mut Deliver) {
         if let Some(i) = self.flows.iter().position(|f| &f.key == key) {
             self.flush_at(i, why, out);
         }
@@ -257,7 +274,8 @@ impl Coalescer {
         }
         let key = flow_key(frame, &h);
         let l3_end = h.l3_off + h.ip_len;
-        let flags = frame[h.l4_off + 13];
+        let tcp = h.tcp(frame);
+        let flags = tcp.flags();
         let why = if status & rxstat::L4_OK == 0 || l3_end > frame.len() || l3_end < h.hdr_len {
             Some(Reason::NotVerified)
         } else if h.is_fragment {
@@ -266,7 +284,7 @@ impl Coalescer {
             Some(Reason::NoPayload)
         } else if flags & (wire::TCP_RST | wire::TCP_SYN | wire::TCP_URG | wire::TCP_FIN) != 0 {
             Some(Reason::Flags)
-        } else if h.l3 == L3::Ipv4 && h.l4_off - h.l3_off != 20 {
+        } else if matches!(h.ip(frame), IpPacket::V4(ip) if !ip.options().is_empty()) {
             Some(Reason::Mismatch) // IP options
         } else {
             None
@@ -276,7 +294,7 @@ impl Coalescer {
             self.tally.note(why);
             return out(frame, raw);
         }
-        let seq = wire::be32(frame, h.l4_off + 4);
+        let seq = tcp.seq_number();
         let payload = &frame[h.hdr_len..l3_end];
         let psh = flags & wire::TCP_PSH != 0;
         if let Some(i) = self.flows.iter().position(|f| f.key == key) {
@@ -287,10 +305,11 @@ impl Coalescer {
                 return out(frame, raw);
             }
             // Same ACK, window and options: the kept header speaks for all.
-            let same = h.hdr_len - h.l4_off == f.h.hdr_len - f.h.l4_off
-                && frame[h.l4_off + 8..h.l4_off + 12] == f.hdr[f.h.l4_off + 8..f.h.l4_off + 12]
-                && frame[h.l4_off + 14..h.l4_off + 16] == f.hdr[f.h.l4_off + 14..f.h.l4_off + 16]
-                && frame[h.l4_off + 20..h.hdr_len] == f.hdr[f.h.l4_off + 20..f.h.hdr_len];
+            let kept = f.h.tcp(&f.hdr);
+            let same = tcp.header_len() == kept.header_len()
+                && tcp.ack_number() == kept.ack_number()
+                && tcp.window_len() == kept.window_len()
+                && tcp.options() == kept.options();
             let too_big = payload.len() > usize::from(f.gso_size)
                 || f.payload.len() + payload.len() > self.params.max_bytes;
             if !same || too_big {
@@ -353,17 +372,14 @@ fn emit(f: Flow, out: &mut Deliver) {
     let mut frame = f.hdr;
     let h = f.h;
     let l3_len = h.hdr_len - h.l3_off + f.payload.len();
-    match h.l3 {
-        L3::Ipv4 => {
-            wire::put16(&mut frame, h.l3_off + 2, l3_len as u16);
-            frame[h.l3_off + 10..h.l3_off + 12].fill(0);
-            let c = csum::finish(csum::partial(&frame[h.l3_off..h.l4_off]));
-            frame[h.l3_off + 10..h.l3_off + 12].copy_from_slice(&c);
-        }
-        L3::Ipv6 => wire::put16(&mut frame, h.l3_off + 4, (l3_len - 40) as u16),
+    let mut ip = h.ip_mut(&mut frame);
+    ip.set_packet_len(l3_len);
+    if let IpPacket::V4(ip) = &mut ip {
+        ip.fill_checksum();
     }
     if f.psh {
-        frame[h.l4_off + 13] |= wire::TCP_PSH;
+        let mut tcp = h.tcp_mut(&mut frame);
+        tcp.set_flags(tcp.flags() | wire::TCP_PSH);
     }
     frame.extend_from_slice(&f.payload);
     let mut meta = RxMeta {

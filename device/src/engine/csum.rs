@@ -87,15 +87,6 @@ pub fn finish(sum: u64) -> [u8; 2] {
     (!fold(sum)).to_ne_bytes()
 }
 
-/// Pseudo-header partial sum for TCP/UDP over IPv4 or IPv6.
-/// `src`/`dst` are the raw address bytes (4 or 16), `len` the L4 length.
-pub fn pseudo_header(src: &[u8], dst: &[u8], proto: u8, len: u32) -> u64 {
-    let mut tail = [0u8; 8];
-    tail[0..4].copy_from_slice(&len.to_be_bytes());
-    tail[7] = proto;
-    partial(src) + partial(dst) + partial(&tail)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,7 +8,7 @@
 
 use crate::abi::{TxError, MAX_HDR, MIN_MSS};
 use crate::engine::csum;
-use crate::engine::wire::{self, Headers, L3, L4};
+use crate::engine::wire::{self, Headers, IpPacket, L3, L4};
 
 /// A readable byte range. It points either into mapped guest memory (kept
 /// mapped by the caller for as long as the slice lives) or into a buffer.
@@ -142,7 +142,7 @@ pub struct Gso {
 }
 
 /// Receives each frame: a rebuilt header (possibly empty) and payload slices.
-pub trait Sink {
+pub trait FrameSink {
     /// Returns false if the frame could not be sent.
     fn frame(&mut self, header: &[u8], payload: &[Slice]) -> bool;
 
@@ -154,14 +154,14 @@ pub trait Sink {
     }
 }
 
-struct Out<'s, S: Sink> {
+struct Out<'s, S: FrameSink> {
     sink: &'s mut S,
     scratch: Vec<Slice>,
     emitted: Emitted,
     failed: bool,
 }
 
-impl<S: Sink> Out<'_, S> {
+impl<S: FrameSink> Out<'_, S> {
     fn send(&mut self, stream: &Stream, header: &[u8], off: usize, len: usize) {
         self.scratch.clear();
         stream.slices(off, len, &mut self.scratch);
@@ -174,38 +174,10 @@ impl<S: Sink> Out<'_, S> {
     }
 }
 
-fn l4_checksum(h: &Headers, hdr: &mut [u8], l4_len: usize, payload_sum: u64) {
-    let (src, dst) = h.addrs(hdr);
-    let mut sum = csum::pseudo_header(src, dst, h.proto(), l4_len as u32);
-    let co = h.l4_csum_off();
-    hdr[co..co + 2].fill(0);
-    sum += csum::partial(&hdr[h.l4_off..h.hdr_len]);
-    sum = csum::combine(sum, payload_sum, h.hdr_len - h.l4_off);
-    let mut c = csum::finish(sum);
-    if h.l4 == L4::Udp && c == [0, 0] {
-        c = [0xff, 0xff];
-    }
-    hdr[co..co + 2].copy_from_slice(&c);
-}
-
+/// Writes the IPv4 header checksum (nothing for IPv6, which has none).
 fn ipv4_checksum(h: &Headers, hdr: &mut [u8]) {
-    let o = h.l3_off;
-    hdr[o + 10..o + 12].fill(0);
-    let c = csum::finish(csum::partial(&hdr[o..h.l4_off]));
-    hdr[o + 10..o + 12].copy_from_slice(&c);
-}
-
-/// Sets the IP length fields for an L3 packet of `l3_len` bytes.
-fn set_ip_len(h: &Headers, hdr: &mut [u8], l3_len: usize) {
-    match h.l3 {
-        L3::Ipv4 => wire::put16(hdr, h.l3_off + 2, l3_len as u16),
-        L3::Ipv6 => wire::put16(hdr, h.l3_off + 4, (l3_len - 40) as u16),
-    }
-}
-
-fn bump_ipv4_id(h: &Headers, hdr: &mut [u8], base: u16, i: usize) {
-    if h.l3 == L3::Ipv4 {
-        wire::put16(hdr, h.l3_off + 4, base.wrapping_add(i as u16));
+    if let IpPacket::V4(mut ip) = h.ip_mut(hdr) {
+        ip.fill_checksum();
     }
 }
 
@@ -220,7 +192,11 @@ fn headers(stream: &Stream, hdr: &mut [u8; MAX_HDR]) -> Result<(Headers, usize),
 }
 
 /// Runs the requested offloads on one packet and emits its frames.
-pub fn process<S: Sink>(stream: &Stream, req: &Request, sink: &mut S) -> Result<Emitted, TxError> {
+pub fn process<S: FrameSink>(
+    stream: &Stream,
+    req: &Request,
+    sink: &mut S,
+) -> Result<Emitted, TxError> {
     if req.snapshot {
         let mut copy = vec![0u8; stream.len()];
         stream.copy_out(0, &mut copy);
@@ -241,7 +217,7 @@ pub fn process<S: Sink>(stream: &Stream, req: &Request, sink: &mut S) -> Result<
     };
     let segmenting = req.tso || req.uso || req.ufo;
     if !segmenting && !req.ip_csum && !req.l4_csum {
-        let max = req.mtu as usize + wire::ETH_HLEN + 4;
+        let max = req.mtu as usize + wire::VLAN_HEADER_LEN;
         if stream.len() > max {
             return Err(TxError::TooBig);
         }
@@ -270,7 +246,7 @@ pub fn process<S: Sink>(stream: &Stream, req: &Request, sink: &mut S) -> Result<
 /// pseudo-header sum, and the GSO metadata beside it. Returns `Ok(None)`
 /// when the packet is not one to hand off (not TSO/USO, a single segment,
 /// or over 64 KiB at L3); the caller then runs [`process`].
-pub fn handoff<S: Sink>(
+pub fn handoff<S: FrameSink>(
     stream: &Stream,
     req: &Request,
     sink: &mut S,
@@ -293,18 +269,19 @@ pub fn handoff<S: Sink>(
         return Ok(None);
     }
     let hdr = &mut hdr[..h.hdr_len];
-    set_ip_len(&h, hdr, l3_len);
-    if h.l3 == L3::Ipv4 {
-        ipv4_checksum(&h, hdr);
-    }
+    h.ip_mut(hdr).set_packet_len(l3_len);
+    ipv4_checksum(&h, hdr);
     let l4_len = stream.len() - h.l4_off;
     if h.l4 == L4::Udp {
-        wire::put16(hdr, h.l4_off + 4, l4_len as u16);
+        h.udp_mut(hdr).set_length(l4_len as u16);
     }
-    let (src, dst) = h.addrs(hdr);
-    let pseudo = csum::fold(csum::pseudo_header(src, dst, h.proto(), l4_len as u32));
-    let co = h.l4_csum_off();
-    hdr[co..co + 2].copy_from_slice(&pseudo.to_ne_bytes());
+    // The checksum field holds the pseudo-header sum, not complemented.
+    let pseudo = csum::fold(h.ip(hdr).pseudo_header_sum(h.proto(), l4_len));
+    let pseudo = u16::from_be_bytes(pseudo.to_ne_bytes());
+    match h.l4 {
+        L4::Tcp => h.tcp_mut(hdr).set_checksum(pseudo),
+        L4::Udp => h.udp_mut(hdr).set_checksum(pseudo),
+    }
     let gso = Gso {
         gso_type: match (h.l4, h.l3) {
             (L4::Tcp, L3::Ipv4) => crate::engine::vnet::gso::TCPV4,
@@ -314,7 +291,7 @@ pub fn handoff<S: Sink>(
         gso_size: req.mss,
         hdr_len: h.hdr_len as u16,
         csum_start: h.l4_off as u16,
-        csum_offset: (co - h.l4_off) as u16,
+        csum_offset: h.l4_csum_offset() as u16,
     };
     let mut slices = Vec::with_capacity(16);
     stream.slices(h.hdr_len, payload, &mut slices);
@@ -327,7 +304,7 @@ pub fn handoff<S: Sink>(
     }))
 }
 
-fn checksum_only<S: Sink>(
+fn checksum_only<S: FrameSink>(
     stream: &Stream,
     req: &Request,
     h: &Headers,
@@ -345,16 +322,16 @@ fn checksum_only<S: Sink>(
     let hdr = &mut hdr[..h.hdr_len];
     if req.l4_csum {
         let sum = stream.partial_sum(h.hdr_len, l3_end - h.hdr_len);
-        l4_checksum(h, hdr, l3_end - h.l4_off, sum);
+        h.fill_l4_checksum(hdr, l3_end - h.l4_off, sum);
     }
-    if req.ip_csum && h.l3 == L3::Ipv4 {
+    if req.ip_csum {
         ipv4_checksum(h, hdr);
     }
     out.send(stream, hdr, h.hdr_len, stream.len() - h.hdr_len);
     Ok(())
 }
 
-fn segment<S: Sink>(
+fn segment<S: FrameSink>(
     stream: &Stream,
     req: &Request,
     h: &Headers,
@@ -384,21 +361,18 @@ fn segment<S: Sink>(
     if l3_hdr + mss > req.mtu as usize {
         return Err(TxError::BadMss);
     }
-    let ip_id = if h.l3 == L3::Ipv4 {
-        wire::be16(hdr, h.l3_off + 4)
-    } else {
-        0
+    let ip_id = match h.ip(&hdr[..]) {
+        IpPacket::V4(ip) => ip.ident(),
+        IpPacket::V6(_) => 0,
     };
-    let seq = if h.l4 == L4::Tcp {
-        wire::be32(hdr, h.l4_off + 4)
-    } else {
-        0
+    let (seq, flags) = match h.l4 {
+        L4::Tcp => {
+            let t = h.tcp(&hdr[..]);
+            (t.seq_number(), t.flags())
+        }
+        L4::Udp => (0, 0),
     };
-    let flags = if h.l4 == L4::Tcp {
-        hdr[h.l4_off + 13]
-    } else {
-        0
-    };
+    let l4_hdr = h.hdr_len - h.l4_off;
     let nseg = payload.div_ceil(mss);
     let mut seg = [0u8; MAX_HDR];
     for i in 0..nseg {
@@ -406,11 +380,15 @@ fn segment<S: Sink>(
         let len = mss.min(payload - off);
         let s = &mut seg[..h.hdr_len];
         s.copy_from_slice(&hdr[..h.hdr_len]);
-        set_ip_len(h, s, l3_hdr + len);
-        bump_ipv4_id(h, s, ip_id, i);
+        let mut ip = h.ip_mut(s);
+        ip.set_packet_len(l3_hdr + len);
+        if let IpPacket::V4(ip) = &mut ip {
+            ip.set_ident(ip_id.wrapping_add(i as u16));
+        }
         match h.l4 {
             L4::Tcp => {
-                wire::put32(s, h.l4_off + 4, seq.wrapping_add(off as u32));
+                let mut t = h.tcp_mut(s);
+                t.set_seq_number(seq.wrapping_add(off as u32));
                 let mut f = flags;
                 if i + 1 != nseg {
                     f &= !(wire::TCP_FIN | wire::TCP_PSH);
@@ -418,15 +396,13 @@ fn segment<S: Sink>(
                 if i != 0 {
                     f &= !wire::TCP_CWR;
                 }
-                s[h.l4_off + 13] = f;
+                t.set_flags(f);
             }
-            L4::Udp => wire::put16(s, h.l4_off + 4, (8 + len) as u16),
+            L4::Udp => h.udp_mut(s).set_length((l4_hdr + len) as u16),
         }
         let sum = stream.partial_sum(h.hdr_len + off, len);
-        l4_checksum(h, s, h.hdr_len - h.l4_off + len, sum);
-        if h.l3 == L3::Ipv4 {
-            ipv4_checksum(h, s);
-        }
+        h.fill_l4_checksum(s, l4_hdr + len, sum);
+        ipv4_checksum(h, s);
         out.send(stream, s, h.hdr_len + off, len);
     }
     Ok(())
@@ -434,7 +410,7 @@ fn segment<S: Sink>(
 
 /// UFO: one UDP datagram sent as IPv4 fragments. The UDP checksum covers the
 /// whole datagram; the first fragment carries the UDP header.
-fn fragment_udp<S: Sink>(
+fn fragment_udp<S: FrameSink>(
     stream: &Stream,
     req: &Request,
     h: &Headers,
@@ -457,9 +433,9 @@ fn fragment_udp<S: Sink>(
         return Err(TxError::SmallMss);
     }
     let data_len = stream.len() - h.hdr_len;
-    wire::put16(hdr, h.l4_off + 4, udp_len as u16);
+    h.udp_mut(hdr).set_length(udp_len as u16);
     let sum = stream.partial_sum(h.hdr_len, data_len);
-    l4_checksum(h, &mut hdr[..h.hdr_len], udp_len, sum);
+    h.fill_l4_checksum(&mut hdr[..h.hdr_len], udp_len, sum);
     // Fragment the L3 payload (UDP header + data). The UDP header lives in
     // `hdr`, the data in the stream; fragment k covers l3 payload bytes
     // k*frag .. k*frag+len.
@@ -471,13 +447,14 @@ fn fragment_udp<S: Sink>(
         // Header: Ethernet + IP, plus the UDP header for the first fragment.
         let hl = if at == 0 { h.hdr_len } else { h.l4_off };
         f[..hl].copy_from_slice(&hdr[..hl]);
-        wire::put16(&mut f, h.l3_off + 2, (ihl + len) as u16);
-        let mf: u16 = if last { 0 } else { 0x2000 };
-        wire::put16(&mut f, h.l3_off + 6, mf | ((at / 8) as u16));
-        ipv4_checksum(h, &mut f);
+        if let IpPacket::V4(mut ip) = h.ip_mut(&mut f) {
+            ip.set_total_len((ihl + len) as u16);
+            ip.set_fragment(!last, at);
+            ip.fill_checksum();
+        }
         // Stream offset of this fragment's data (after the UDP header).
         let (data_off, data_len) = if at == 0 {
-            (h.hdr_len, len - 8)
+            (h.hdr_len, len - wire::len::UDP)
         } else {
             (h.l4_off + at, len)
         };
@@ -499,7 +476,7 @@ mod tests {
     #[derive(Default)]
     struct Frames(Vec<Vec<u8>>);
 
-    impl Sink for Frames {
+    impl FrameSink for Frames {
         fn frame(&mut self, header: &[u8], payload: &[Slice]) -> bool {
             let mut f = header.to_vec();
             for s in payload {

@@ -4,7 +4,7 @@
 
 use crate::abi::rxstat;
 use crate::engine::csum;
-use crate::engine::wire::{self, L3, L4};
+use crate::engine::wire::{self, IpPacket, L3, L4};
 
 /// What the device learned about a frame before delivering it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -28,8 +28,9 @@ pub fn verify_checksums(frame: &[u8]) -> u16 {
         return rxstat::CSUM_ERR;
     }
     let mut st = 0;
-    if h.l3 == L3::Ipv4 {
-        if csum::fold(csum::partial(&frame[h.l3_off..h.l4_off])) == 0xffff {
+    let ip = h.ip(frame);
+    if let IpPacket::V4(ip) = &ip {
+        if ip.verify_checksum() {
             st |= rxstat::IP_OK;
         } else {
             return rxstat::CSUM_ERR;
@@ -38,12 +39,11 @@ pub fn verify_checksums(frame: &[u8]) -> u16 {
     if h.is_fragment {
         return st;
     }
-    if h.l4 == L4::Udp && h.l3 == L3::Ipv4 && wire::be16(frame, h.l4_off + 6) == 0 {
+    if h.l4 == L4::Udp && h.l3 == L3::Ipv4 && h.udp(frame).checksum() == 0 {
         return st; // no UDP checksum to verify
     }
-    let (src, dst) = h.addrs(frame);
     let l4 = &frame[h.l4_off..l3_end];
-    let sum = csum::pseudo_header(src, dst, h.proto(), l4.len() as u32) + csum::partial(l4);
+    let sum = ip.pseudo_header_sum(h.proto(), l4.len()) + csum::partial(l4);
     if csum::fold(sum) == 0xffff {
         st | rxstat::L4_OK
     } else {

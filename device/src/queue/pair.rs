@@ -22,6 +22,7 @@ use crate::engine::offload;
 use crate::engine::rss::Rss;
 use crate::engine::verdict::{self, RxMeta};
 use crate::engine::vnet::{self, RxAction, VnetHdr};
+use crate::engine::wire::{self, IpPacket};
 use crate::host::backend::Backend;
 use crate::host::memory::Mem;
 use crate::queue::command::{Cmd, QueueConfig, RingConfig};
@@ -43,18 +44,18 @@ pub struct QueuePair {
     rx: Ring,
     iotlb: Iotlb,
     coalescer: Coalescer,
-    /// Frames waiting for RX buffers (see `RxSink`).
+    /// Frames waiting for RX buffers (see `RxDelivery`).
     rx_held: VecDeque<(Vec<u8>, RxMeta)>,
     tx_mode: TxMode,
     rss: Rss,
 }
 
-/// The sink for received frames, over the pair's RX ring and held frames.
-/// A macro rather than a method: the fields it borrows stay apart from the
-/// coalescer, which the callers drive into the sink at the same time.
-macro_rules! rx_sink {
+/// The delivery of received frames, over the pair's RX ring and held
+/// frames. A macro rather than a method: the fields it borrows stay apart
+/// from the coalescer, which the callers drive into it at the same time.
+macro_rules! rx_delivery {
     ($q:ident, $mem:expr) => {
-        RxSink {
+        RxDelivery {
             mem: $mem,
             ring: &mut $q.rx,
             counters: &$q.shared.queues[$q.index].counters,
@@ -396,14 +397,11 @@ impl QueuePair {
         if !self.lro_enabled() {
             return self.segment_superpacket(frame, gso_size, now);
         }
-        let Ok(h) = crate::engine::wire::parse(frame) else {
+        let Ok(h) = wire::parse(frame) else {
             return true; // classify parsed it already
         };
-        if h.l3 == crate::engine::wire::L3::Ipv4 {
-            let ihl = h.l3_off..h.l4_off;
-            frame[h.l3_off + 10..h.l3_off + 12].fill(0);
-            let c = crate::engine::csum::finish(crate::engine::csum::partial(&frame[ihl]));
-            frame[h.l3_off + 10..h.l3_off + 12].copy_from_slice(&c);
+        if let IpPacket::V4(mut ip) = h.ip_mut(frame) {
+            ip.fill_checksum();
         }
         let payload = frame.len() - h.hdr_len;
         let segs = payload
@@ -421,11 +419,11 @@ impl QueuePair {
         }
         self.counters().inc(Stat::rx_csum_ok);
         let mem = self.mem();
-        let mut sink = rx_sink!(self, &mem);
+        let mut delivery = rx_delivery!(self, &mem);
         self.coalescer
-            .flush_flow_of(frame, &mut |b, m| sink.deliver(b, m));
-        sink.deliver(frame, meta);
-        let e = sink.ring_error;
+            .flush_flow_of(frame, &mut |b, m| delivery.deliver(b, m));
+        delivery.deliver(frame, meta);
+        let e = delivery.ring_error;
         self.after_delivery(e)
     }
 
@@ -453,7 +451,7 @@ impl QueuePair {
         for r in segs.ranges {
             let seg = &segs.bytes[r];
             let st = verdict::trusted_status(seg);
-            // A segment that does not fit now is held by the sink, so the
+            // A segment that does not fit now is held by RxDelivery, so the
             // rest of the superpacket follows it there rather than being lost.
             go_on = self.receive_any(seg, Some(st), now);
         }
@@ -489,11 +487,11 @@ impl QueuePair {
         }
         let keep = if self.rx_csum_enabled() { status } else { 0 };
         let mem = self.mem();
-        let mut sink = rx_sink!(self, &mem);
+        let mut delivery = rx_delivery!(self, &mem);
         if self.cfg.features & feat::LRO != 0 {
             let merged = self.coalescer.tally.merged;
             self.coalescer
-                .push(frame, status, now, &mut |b, m| sink.deliver(b, m));
+                .push(frame, status, now, &mut |b, m| delivery.deliver(b, m));
             self.shared
                 .counters
                 .add(Stat::rx_coalesced, self.coalescer.tally.merged - merged);
@@ -502,9 +500,9 @@ impl QueuePair {
                 status: keep,
                 ..Default::default()
             };
-            sink.deliver(frame, meta);
+            delivery.deliver(frame, meta);
         }
-        let e = sink.ring_error;
+        let e = delivery.ring_error;
         self.after_delivery(e)
     }
 
@@ -514,10 +512,10 @@ impl QueuePair {
             return;
         }
         let mem = self.mem();
-        let mut sink = rx_sink!(self, &mem);
+        let mut delivery = rx_delivery!(self, &mem);
         self.coalescer
-            .flush_all(coalesce::Reason::Idle, &mut |b, m| sink.deliver(b, m));
-        let e = sink.ring_error;
+            .flush_all(coalesce::Reason::Idle, &mut |b, m| delivery.deliver(b, m));
+        let e = delivery.ring_error;
         self.after_delivery(e);
     }
 
@@ -592,7 +590,7 @@ struct SegmentBuf {
     ranges: Vec<std::ops::Range<usize>>,
 }
 
-impl offload::Sink for SegmentBuf {
+impl offload::FrameSink for SegmentBuf {
     fn frame(&mut self, header: &[u8], payload: &[offload::Slice]) -> bool {
         let start = self.bytes.len();
         self.bytes.extend_from_slice(header);
@@ -637,7 +635,7 @@ fn count(counters: &Counters, o: RxOutcome, len: usize) -> bool {
 /// are too few, into a short queue held until the next RX doorbell. The
 /// queue is bounded: the coalescer emits at most one frame per flow plus the
 /// packet at hand before the caller stops reading.
-struct RxSink<'a> {
+struct RxDelivery<'a> {
     mem: &'a Mem,
     ring: &'a mut Ring,
     counters: &'a Counters,
@@ -647,7 +645,7 @@ struct RxSink<'a> {
     ring_error: bool,
 }
 
-impl RxSink<'_> {
+impl RxDelivery<'_> {
     fn deliver(&mut self, frame: &[u8], mut meta: RxMeta) {
         if let Some((hash, ty)) = self.rss.and_then(|r| r.hash(frame)) {
             meta.hash = hash;

@@ -11,7 +11,7 @@ use crate::counters::{Counters, Stat};
 use crate::engine::dma::{phys_slices, DmaError, Translator};
 use crate::engine::iotlb::Iotlb;
 use crate::engine::mmu::{Fault, PagingMode};
-use crate::engine::offload::{self, Request, Sink, Slice, Stream};
+use crate::engine::offload::{self, FrameSink, Request, Slice, Stream};
 use crate::engine::rss::Rss;
 use crate::engine::vnet::{self, VnetHdr};
 use crate::host::backend::Backend;
@@ -55,7 +55,7 @@ impl BackendSink<'_> {
     }
 }
 
-impl Sink for BackendSink<'_> {
+impl FrameSink for BackendSink<'_> {
     fn frame(&mut self, header: &[u8], payload: &[Slice]) -> bool {
         self.send(self.vnet, header, payload)
     }
