@@ -220,6 +220,10 @@ def rust_doc(text, indent=""):
     text = text[0].upper() + text[1:]
     if not text.endswith("."):
         text += "."
+    # Register-array notation (STAT[i], QSTAT[q][i]) is code, not a rustdoc link.
+    parts = text.split("`")
+    parts[::2] = [re.sub(r"\b([A-Z][A-Z0-9_]*(?:\[[a-z]\])+)", r"`\1`", x) for x in parts[::2]]
+    text = "`".join(parts)
     width = 100 - len(indent) - 4
     lines = textwrap.wrap(text, width)
     # A continuation line must not read as a Markdown list item.
@@ -448,7 +452,7 @@ def gen_rust(spec):
     # counters
     ctr = spec["counters"]["counter"]
     w("")
-    w("/// Statistic indices: STAT[i] in BAR0, in `docs/abi.md` order.")
+    w("/// Statistic indices: `STAT[i]` in BAR0, in `docs/abi.md` order.")
     w("#[allow(non_camel_case_types)]")
     w("#[derive(Clone, Copy, Debug, PartialEq, Eq)]")
     w("#[repr(usize)]")

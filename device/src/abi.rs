@@ -83,7 +83,7 @@ pub const RSS_INDIR_SIZE: usize = 128;
 /// Counters that fit a queue pair's 0x100-byte QSTAT window.
 pub const QSTAT_MAX: usize = 32;
 
-/// Number of statistics counters: STAT[i] for i < STAT_COUNT (the STAT_NUM register reads it).
+/// Number of statistics counters: `STAT[i]` for i < STAT_COUNT (the STAT_NUM register reads it).
 pub const STAT_COUNT: usize = 33;
 
 /// Register offsets in BAR0.
@@ -190,8 +190,8 @@ pub mod reg {
     /// block is the same registers as `0x040`, `0x100`..`0x150`.
     pub const QUEUE_BASE: u64 = 0x800;
     pub const QUEUE_STRIDE: u64 = 0x40;
-    /// QSTAT[q][i]: `QSTAT_BASE + QSTAT_STRIDE * q + 8 * i`: counter `i` (0..=31; the window
-    /// holds 32) of queue pair `q` (counters a queue does not keep read 0); STAT[i] is the sum
+    /// `QSTAT[q][i]`: `QSTAT_BASE + QSTAT_STRIDE * q + 8 * i`: counter `i` (0..=31; the window
+    /// holds 32) of queue pair `q` (counters a queue does not keep read 0); `STAT[i]` is the sum
     /// over the queue pairs and the device-wide part. Counters from 32 on are reported per pair
     /// only in the metrics document (`docs/metrics.md`).
     pub const QSTAT_BASE: u64 = 0x1000;
@@ -553,7 +553,7 @@ pub mod notify {
     pub const RX_KICK: u64 = 0x0c;
 }
 
-/// Statistic indices: STAT[i] in BAR0, in `docs/abi.md` order.
+/// Statistic indices: `STAT[i]` in BAR0, in `docs/abi.md` order.
 #[allow(non_camel_case_types)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(usize)]
