@@ -1,6 +1,6 @@
-//! Receive coalescing (invention 003, receive side): TCP segments of one flow
-//! are queued, the first header is kept with its length fields extended, and
-//! only the payload of the later segments is appended.
+//! Receive coalescing, the receive side of driver-level segmentation: TCP
+//! segments of one flow are queued, the first header is kept with its length
+//! fields extended, and only the payload of the later segments is appended.
 //!
 //! Flush rules, each counted:
 //! - a queue is flushed when it reaches `max_segs` segments, `max_bytes` of

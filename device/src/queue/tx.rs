@@ -5,7 +5,8 @@ use log::{debug, warn};
 use vm_memory::{Bytes, GuestAddress};
 
 use crate::abi::{
-    cmd, txstat, TxDesc, TxError, MAX_PKT, MAX_SG, TX_DESC_SIZE, TX_DESC_STATUS_OFFSET,
+    cmd, txstat, TxDesc, TxError, MAX_PKT, MAX_SG, TX_DESC_MAX_LEN, TX_DESC_SIZE,
+    TX_DESC_STATUS_OFFSET,
 };
 use crate::counters::{Counters, Stat};
 use crate::engine::dma::{phys_slices, DmaError, Translator};
@@ -165,7 +166,7 @@ impl TxPass<'_> {
         if n > MAX_SG {
             return Err(TxError::TooManySg);
         }
-        if d.len == 0 || d.len > 65536 || d.cmd & !cmd::VALID != 0 {
+        if d.len == 0 || d.len > TX_DESC_MAX_LEN || d.cmd & !cmd::VALID != 0 {
             self.counters.inc(Stat::bad_descs);
             return Err(TxError::BadDesc);
         }
