@@ -1,5 +1,6 @@
 # shellcheck shell=bash
-# Variables are set here for the scripts that source this file:
+# Variables are set here for the scripts that source this file (SC2034), and netns_setup
+# and tap_create take optional arguments that callers may leave out (SC2120):
 # shellcheck disable=SC2034,SC2120
 # ci/lib/netns.sh - a private network namespace with a TAP for one test run, and
 # teardown of everything on every exit path.

@@ -349,7 +349,7 @@ vmso_run() {
             || dev_args+=(--pcap-max-bytes $((E2E_CAPTURE_FRAMES * (E2E_SNAPLEN + 48))))
     fi
     # VMSO_DEVICE_ARGS: extra vmso-device options (word-split), for experiments.
-    # shellcheck disable=SC2206
+    # shellcheck disable=SC2206 # word-split on purpose
     dev_args+=(${VMSO_DEVICE_ARGS:-})
     if ! vmso_device_start "$dir/device.log" "$sock" "${dev_args[@]}"; then
         _vmso_fail "$cfg" "vmso-device did not create its socket within 10 s (see $dir/device.log)"

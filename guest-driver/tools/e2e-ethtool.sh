@@ -134,7 +134,7 @@ result G_rx_superpackets=$(( $(cnt rx_superpackets) - c0 ))
 echo "== ethtool -G: refused sizes"
 n=0
 for a in "rx 500" "rx 32" "rx 8192" "tx 16" "tx 1000"; do
-    # shellcheck disable=SC2086
+    # shellcheck disable=SC2086 # "rx 500" is two words for ethtool
     if ethtool -G "$NIC" $a 2>&1; then echo "accepted: -G $a"; else n=$((n + 1)); fi
 done
 result G_refused=$n reg2_rx_size="$(reg 0x148)" reg2_tx_size="$(reg 0x108)"

@@ -51,7 +51,7 @@ find_checkpatch() {
 fetch_checkpatch() {
     local tmp deb
     tmp=$(mktemp -d)
-    # shellcheck disable=SC2064
+    # shellcheck disable=SC2064 # $tmp is expanded now, on purpose: it is local
     trap "rm -rf '$tmp'" RETURN
     log "checkpatch.pl is not in $KDIR nor in the kbuild tree: taking it from linux-source-$series"
     (cd "$tmp" && apt-get download -q "linux-source-$series" >"$tmp/download.log" 2>&1) \
