@@ -5,9 +5,9 @@
 # ci/demo.sh).
 #
 #   vmso_ensure_setup          run ci/setup.sh unless everything it makes is present
-#   vmso_prepare               what every vmso script does first: need root and
+#   vmso_prepare [--no-build]  what every vmso script does first: need root and
 #                              /dev/net/tun, $RESULTS, vmso_ensure_setup, the host tools,
-#                              the cleanup trap, vmso_build
+#                              the cleanup trap, vmso_build (not with --no-build)
 #   vmso_build                 cargo build --release -p vmso-device; vmso.ko built by
 #                              guest-driver/Makefile (KDIR, CC=gcc-12) in a private copy
 #                              of the sources ($CACHE/build/vmso-ko.XXXXXX, removed by
@@ -133,7 +133,7 @@ vmso_prepare() {
     vmso_ensure_setup
     need_cmd iperf3 ss timeout tail awk
     install_cleanup_trap
-    vmso_build
+    [[ "${1:-}" == --no-build ]] || vmso_build
 }
 
 # ------------------------------------------------------------------ configurations
