@@ -100,7 +100,7 @@ BENCH_RETRIES=${BENCH_RETRIES:-1}
 [[ "$BENCH_RETRIES" =~ ^[0-9]+$ ]] || die "BENCH_RETRIES must be a number"
 
 START=$(now)
-vmso_prepare --no-build # vmso_build below, if a point needs it
+vmso_prepare_host # vmso_build below, if a point needs it
 need_cmd python3 gnuplot
 
 STAMP=$(date +%Y%m%d-%H%M%S)

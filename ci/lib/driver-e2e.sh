@@ -5,11 +5,21 @@
 # (guest-driver/tools/e2e-*.sh, ci/bench-mq.sh). Sources common.sh, netns.sh,
 # device.sh and guest.sh.
 #
+#   driver_e2e_init OUT [CMD...]
+#                   root, /dev/net/tun, ci/setup.sh's output, the host commands (iperf3,
+#                   ss, timeout, tail, make, gcc, gcc-12, CMD...); OUT emptied; GUEST_DIR=OUT
 #   driver_e2e_build OUT [TOOL...]
 #                   builds vmso.ko in guest-driver/ (KDIR, CC=gcc-12), the named targets
 #                   of guest-driver/tools (none: no tools), and vmso-device unless
 #                   VMSO_DEVICE was set before this file was sourced; logs to
 #                   OUT/build.log; dies on a failure
+#   driver_e2e_host NETNS [DEVICE_OPTION...]
+#                   the cleanup trap, netns NETNS with its TAP (TAP_MULTI_QUEUE=1: a
+#                   multi-queue one), and vmso-device on SOCK=$OUT/vmso.sock
+#   driver_e2e_iperf_server
+#                   an iperf3 server on $HOST_IP:5201 (bounded by GUEST_TIMEOUT + 30 s)
+#   guest_vars VAR...
+#                   "VAR=value" lines of host variables, for the top of a guest script
 #   driver_e2e_boot OUT SOCK
 #                   boots the guest (OUT/run.sh) on vmso-device's socket SOCK, writes its
 #                   results to OUT/results.env; sets GUEST_OK (1: the guest ran through);
@@ -32,6 +42,40 @@ source "$(dirname "${BASH_SOURCE[0]}")/device.sh"
 source "$(dirname "${BASH_SOURCE[0]}")/guest.sh"
 
 FAILS=()
+
+driver_e2e_init() { # OUT [CMD...]
+    local out=$1
+    shift
+    need_root
+    need_tun
+    need_setup
+    need_cmd iperf3 ss timeout tail make gcc gcc-12 "$@"
+    rm -rf "$out"
+    mkdir -p "$out"
+    GUEST_DIR=$out
+}
+
+driver_e2e_host() { # NETNS [DEVICE_OPTION...]
+    local ns=$1
+    shift
+    install_cleanup_trap
+    netns_setup "$ns"
+    log "netns $NS, $TAP = $HOST_IP/$NET_PREFIX"
+    SOCK=$OUT/vmso.sock
+    vmso_device_start "$OUT/device.log" "$SOCK" "$@" || die "vmso-device did not create $SOCK (see $OUT/device.log)"
+}
+
+driver_e2e_iperf_server() {
+    ns_bg "$OUT/iperf3-server.log" timeout $((GUEST_TIMEOUT + 30)) iperf3 -s -B "$HOST_IP" --forceflush
+    wait_tcp_listen 5201 10 || die "iperf3 server did not start (see $OUT/iperf3-server.log)"
+}
+
+guest_vars() { # VAR...
+    local v
+    for v in "$@"; do
+        printf '%s=%q\n' "$v" "${!v}"
+    done
+}
 
 driver_e2e_build() { # OUT [TOOL...]
     local out=$1

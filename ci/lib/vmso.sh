@@ -5,9 +5,10 @@
 # ci/demo.sh).
 #
 #   vmso_ensure_setup          run ci/setup.sh unless everything it makes is present
-#   vmso_prepare [--no-build]  what every vmso script does first: need root and
+#   vmso_prepare_host          what every vmso script does first: need root and
 #                              /dev/net/tun, $RESULTS, vmso_ensure_setup, the host tools,
-#                              the cleanup trap, vmso_build (not with --no-build)
+#                              the cleanup trap
+#   vmso_prepare               vmso_prepare_host, then vmso_build
 #   vmso_build                 cargo build --release -p vmso-device; vmso.ko built by
 #                              guest-driver/Makefile (KDIR, CC=gcc-12) in a private copy
 #                              of the sources ($CACHE/build/vmso-ko.XXXXXX, removed by
@@ -126,14 +127,18 @@ vmso_build() {
     [[ -r "$VMSO_KO" ]] || die "$VMSO_KO missing after the build"
 }
 
-vmso_prepare() {
+vmso_prepare_host() {
     need_root
     need_tun
     mkdir -p "$RESULTS"
     vmso_ensure_setup
     need_cmd iperf3 ss timeout tail awk
     install_cleanup_trap
-    [[ "${1:-}" == --no-build ]] || vmso_build
+}
+
+vmso_prepare() {
+    vmso_prepare_host
+    vmso_build
 }
 
 # ------------------------------------------------------------------ configurations

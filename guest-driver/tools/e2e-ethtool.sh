@@ -35,18 +35,12 @@ source "$HERE/../../ci/lib/driver-e2e.sh"
 SECS=${E2E_SECS:-3}
 GUEST_TIMEOUT=${GUEST_TIMEOUT:-240}
 OUT=${OUT:-$RESULTS/e2e-ethtool}
+# shellcheck disable=SC2034 # used in the guest script only (guest_vars)
 UDP_PORT=9100
 UDP_SENDS=200   # 200 sends of 32 datagrams of 1400 bytes
 UDP_SEGS=32
 
-need_root
-need_tun
-need_setup
-need_cmd iperf3 ss timeout tail make gcc gcc-12
-
-rm -rf "$OUT"
-mkdir -p "$OUT"
-GUEST_DIR=$OUT
+driver_e2e_init "$OUT"
 
 # ------------------------------------------------------------------ build
 driver_e2e_build "$OUT" udp-gso-send
@@ -60,13 +54,8 @@ for m in llc stp bridge; do
 done
 
 # ------------------------------------------------------------------ host side
-install_cleanup_trap
-netns_setup "vmsoeth-$$"
-log "netns $NS, $TAP = $HOST_IP/$NET_PREFIX"
-SOCK=$OUT/vmso.sock
-vmso_device_start "$OUT/device.log" "$SOCK" || die "vmso-device did not create $SOCK (see $OUT/device.log)"
-ns_bg "$OUT/iperf3-server.log" timeout $((GUEST_TIMEOUT + 30)) iperf3 -s -B "$HOST_IP" --forceflush
-wait_tcp_listen 5201 10 || die "iperf3 server did not start (see $OUT/iperf3-server.log)"
+driver_e2e_host "vmsoeth-$$"
+driver_e2e_iperf_server
 
 ns_counters HOST0
 
@@ -74,15 +63,7 @@ ns_counters HOST0
 GUEST_FILES=("$REPO/guest-driver/vmso.ko" "${BR_MODS[@]}"
     "$REPO/guest-driver/tools/udp-gso-send:/usr/bin/udp-gso-send")
 {
-    cat <<EOF
-HOST_IP=$HOST_IP
-GUEST_IP=$GUEST_IP
-NET_PREFIX=$NET_PREFIX
-SECS=$SECS
-UDP_PORT=$UDP_PORT
-UDP_SENDS=$UDP_SENDS
-UDP_SEGS=$UDP_SEGS
-EOF
+    guest_vars HOST_IP GUEST_IP NET_PREFIX SECS UDP_PORT UDP_SENDS UDP_SEGS
     cat <<'EOF'
 rc=0
 bad() { echo "CHECK-FAIL: $*"; rc=1; }

@@ -42,28 +42,15 @@ GUEST_TIMEOUT=${GUEST_TIMEOUT:-300}
 GUEST_SMP=2
 OUT=${OUT:-$RESULTS/e2e-mq}
 
-need_root
-need_tun
-need_setup
-need_cmd iperf3 ss timeout make gcc-12
+driver_e2e_init "$OUT"
 (( CAPTURE )) && need_cmd dumpcap tshark
-
-rm -rf "$OUT"
-mkdir -p "$OUT"
-GUEST_DIR=$OUT
 
 # ------------------------------------------------------------------ build
 driver_e2e_build "$OUT"
 
 # ------------------------------------------------------------------ host side
-install_cleanup_trap
-TAP_MULTI_QUEUE=1 netns_setup "vmsomq-$$"
-log "netns $NS, multi-queue $TAP = $HOST_IP/$NET_PREFIX"
-SOCK=$OUT/vmso.sock
-vmso_device_start "$OUT/device.log" "$SOCK" --queues "$QUEUES" \
-    || die "vmso-device did not create $SOCK (see $OUT/device.log)"
-ns_bg "$OUT/iperf3-server.log" timeout $((GUEST_TIMEOUT + 30)) iperf3 -s -B "$HOST_IP" --forceflush
-wait_tcp_listen 5201 10 || die "iperf3 server did not start (see $OUT/iperf3-server.log)"
+TAP_MULTI_QUEUE=1 driver_e2e_host "vmsomq-$$" --queues "$QUEUES" # a multi-queue TAP
+driver_e2e_iperf_server
 
 PCAP=$OUT/tap.pcap
 if (( CAPTURE )); then
@@ -80,12 +67,7 @@ ns_counters HOST0
 # ------------------------------------------------------------------ guest side
 GUEST_FILES=("$REPO/guest-driver/vmso.ko")
 {
-    cat <<EOF
-HOST_IP=$HOST_IP
-GUEST_IP=$GUEST_IP
-NET_PREFIX=$NET_PREFIX
-SECS=$SECS
-EOF
+    guest_vars HOST_IP GUEST_IP NET_PREFIX SECS
     cat <<'EOF'
 rc=0
 bad() { echo "CHECK-FAIL: $*"; rc=1; }

@@ -43,26 +43,15 @@ OUT=${OUT:-$RESULTS/e2e-zerocopy-tso}
 ZC_PORT=9000
 ZC_SPORT=40000 # +1 copy, +2 reuse test, +3 munmap test, +4 TCP template
 
-need_root
-need_tun
-need_setup
-need_cmd iperf3 ss timeout tail make gcc gcc-12
+driver_e2e_init "$OUT"
 (( CAPTURE )) && need_cmd dumpcap tshark
-
-rm -rf "$OUT"
-mkdir -p "$OUT"
-GUEST_DIR=$OUT
 
 # ------------------------------------------------------------------ build
 driver_e2e_build "$OUT" all
 RECV=$REPO/guest-driver/tools/vmso-zc-recv
 
 # ------------------------------------------------------------------ host side
-install_cleanup_trap
-netns_setup "vmsozc-$$"
-log "netns $NS, $TAP = $HOST_IP/$NET_PREFIX"
-SOCK=$OUT/vmso.sock
-vmso_device_start "$OUT/device.log" "$SOCK" || die "vmso-device did not create $SOCK (see $OUT/device.log)"
+driver_e2e_host "vmsozc-$$"
 
 # One iperf3 server per TSO mode, so that the capture tells them apart.
 MODES="device driver off drvcsum drvphys"
