@@ -6,12 +6,8 @@
 # Environment: BENCH_MQ_SECS (10) seconds per iperf3 -P 4 run.
 # Leaves no netns, TAP or process behind.
 set -euo pipefail
-# shellcheck source=ci/lib/common.sh
-source "$(dirname "$0")/lib/common.sh"
-# shellcheck source=ci/lib/netns.sh
-source "$REPO/ci/lib/netns.sh"
-# shellcheck source=ci/lib/guest.sh
-source "$REPO/ci/lib/guest.sh"
+# shellcheck source=ci/lib/driver-e2e.sh
+source "$(dirname "$0")/lib/driver-e2e.sh"
 
 REPS=${1:-3}
 SECS=${BENCH_MQ_SECS:-10}
@@ -21,26 +17,20 @@ OUT=$RESULTS/bench-mq-$(date -u +%Y%m%d-%H%M%S)
 need_root
 need_tun
 need_setup
-need_cmd iperf3 make gcc-12 cargo
+need_cmd iperf3 make gcc-12
 mkdir -p "$OUT"
-
-log "building vmso.ko and vmso-device"
-make -s -C "$REPO/guest-driver" KDIR="$KDIR" CC=gcc-12 >"$OUT/build.log" 2>&1 || die "vmso.ko build failed"
-(cd "$REPO" && cargo build --release -q -p vmso-device) >>"$OUT/build.log" 2>&1 || die "vmso-device build failed"
+driver_e2e_build "$OUT"
 
 install_cleanup_trap
 TAP_MULTI_QUEUE=1 netns_setup "vmsobmq-$$"
 
 run_one() { # QUEUES REP
-    local q=$1 rep=$2 dir sock dev_pid srv_pid
+    local q=$1 rep=$2 dir sock srv_pid
     dir=$OUT/q$q-rep$rep
     mkdir -p "$dir"
     sock=$dir/vmso.sock
-    ns_bg "$dir/device.log" "$REPO/target/release/vmso-device" --socket-path "$sock" --tap "$TAP" \
-        --queues "$q" --mac 52:54:00:76:6d:01 --once
-    dev_pid=$BG_PID
-    for _ in $(seq 100); do [[ -S "$sock" ]] && break; sleep 0.1; done
-    [[ -S "$sock" ]] || die "vmso-device did not start (see $dir/device.log)"
+    vmso_device_start "$dir/device.log" "$sock" --queues "$q" --mac 52:54:00:76:6d:01 --once \
+        || die "vmso-device did not start (see $dir/device.log)"
     ns_bg "$dir/iperf3-server.log" timeout $((GUEST_TIMEOUT + 30)) iperf3 -s -B "$HOST_IP"
     srv_pid=$BG_PID
     wait_tcp_listen 5201 10 || die "iperf3 server did not start"
@@ -54,11 +44,11 @@ iperf_run rx -c $HOST_IP -t $SECS -P 4 -R || exit 1
 RUN
     GUEST_DIR=$dir
     GUEST_FILES=("$REPO/guest-driver/vmso.ko")
-    boot_guest "$dir/run.sh" -device "{\"driver\":\"vfio-user-pci\",\"socket\":{\"path\":\"$sock\",\"type\":\"unix\"}}" \
+    boot_guest "$dir/run.sh" -device "$(vfio_user_device_json "$sock")" \
         || die "guest with $q queue(s) failed (see $dir/console.log)"
     guest_results >"$dir/results.env"
-    for p in "$srv_pid" "$dev_pid"; do kill "$p" 2>/dev/null || true; done
-    wait "$srv_pid" "$dev_pid" 2>/dev/null || true
+    bg_stop "$srv_pid"
+    vmso_device_wait_exit 10
     local got
     got=$(awk -F= '$1 == "queues" { print $2 }' "$dir/results.env")
     [[ "$got" == "$q" ]] || die "the guest uses $got TX queue(s), expected $q"

@@ -100,12 +100,8 @@ BENCH_RETRIES=${BENCH_RETRIES:-1}
 [[ "$BENCH_RETRIES" =~ ^[0-9]+$ ]] || die "BENCH_RETRIES must be a number"
 
 START=$(now)
-need_root
-need_tun
-mkdir -p "$RESULTS"
-vmso_ensure_setup
-need_cmd iperf3 ss timeout tail awk python3 gnuplot
-install_cleanup_trap
+vmso_prepare_host # vmso_build below, if a point needs it
+need_cmd python3 gnuplot
 
 STAMP=$(date +%Y%m%d-%H%M%S)
 OUT=$RESULTS/bench-$STAMP

@@ -20,13 +20,7 @@ esac
 CFG=${1:-4l}
 vmso_config "$CFG"
 
-need_root
-need_tun
-mkdir -p "$RESULTS"
-vmso_ensure_setup
-need_cmd iperf3 ss timeout tail awk
-install_cleanup_trap
-vmso_build
+vmso_prepare
 
 OUT=$RESULTS/demo/$CFG
 netns_setup "vmso-$$"
@@ -45,7 +39,8 @@ vmso demo: config $CFG: $(g paging) paging, dma_mode=$(g dma_mode), cpu=$(g cpu)
   UDP guest -> host       $(g udp_gbps) Gbit/s   (-b $E2E_UDP_RATE -l $E2E_UDP_LEN, loss $(g udp_loss_pct) %)
   iperf3 ${E2E_SECS} s per TCP direction, ${E2E_UDP_SECS} s UDP; host InCsumErrors rise: $(g host_csum_errors)
 
-device counters (vmso STAT[], as ethtool -S reports them at the end of the run):
+device counters (the device's own, named by its metrics document; the values as ethtool -S
+reports them at the end of the run):
 EOF
 vmso_print_counters "$ENV"
 echo

@@ -43,13 +43,7 @@ if (( ${#CONFIGS[@]} == 0 )); then
 fi
 
 START=$(now)
-need_root
-need_tun
-mkdir -p "$RESULTS"
-vmso_ensure_setup
-need_cmd iperf3 ss timeout tail awk
-install_cleanup_trap
-vmso_build
+vmso_prepare
 
 STAMP=$(date +%Y%m%d-%H%M%S)
 OUT=$RESULTS/e2e-$STAMP
@@ -88,7 +82,7 @@ echo "vmso e2e ($STAMP, ${ELAPSED}s, iperf3 ${E2E_SECS}s TCP / ${E2E_UDP_SECS}s 
         echo '```'
         grep -v '^stat_' "$e"
         echo
-        echo "device counters (ethtool -S, STAT[] in docs/abi.md order):"
+        echo "device counters (the device's, named by its metrics document; values from ethtool -S):"
         vmso_print_counters "$e"
         echo '```'
     done

@@ -24,12 +24,7 @@ KILL_AFTER=${LIFECYCLE_KILL_AFTER:-1.5}
 SECS=${LIFECYCLE_SECS:-2}
 RSS_SLACK_KB=${LIFECYCLE_RSS_SLACK_KB:-2048}
 
-need_root
-need_tun
-vmso_ensure_setup
-need_cmd iperf3 ss timeout awk
-install_cleanup_trap
-vmso_build
+vmso_prepare
 
 START=$(now)
 OUT=$RESULTS/lifecycle-$(date +%Y%m%d-%H%M%S)
@@ -55,32 +50,20 @@ fail() {
 
 # start_device N: a vmso-device on $SOCK, its log $OUT/device-N.log.
 start_device() {
-    local i
     DEV_LOG=$OUT/device-$1.log
-    ns_bg "$DEV_LOG" "$VMSO_DEVICE" --socket "$SOCK" --tap "$TAP" --mac "$VMSO_MAC" --log-level info
-    DEV_PID=$BG_PID
+    vmso_device_start "$DEV_LOG" "$SOCK" --mac "$VMSO_MAC" --log-level info \
+        || fail "vmso-device did not create $SOCK within 10 s"
+    DEV_PID=$VMSO_DEV_PID
     DISCONNECTS=0
-    for ((i = 0; i < 100; i++)); do
-        [[ -S "$SOCK" ]] && break
-        kill -0 "$DEV_PID" 2>/dev/null || break
-        sleep 0.1
-    done
-    [[ -S "$SOCK" ]] || fail "vmso-device did not create $SOCK within 10 s"
     grep -q 'seccomp filter installed' "$DEV_LOG" || fail "vmso-device did not install its seccomp filter"
 }
 
 # stop_device: SIGTERM; it must exit 0 and remove its socket.
 stop_device() {
-    local i rc=0
     kill -TERM "$DEV_PID"
-    for ((i = 0; i < 100; i++)); do
-        kill -0 "$DEV_PID" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -0 "$DEV_PID" 2>/dev/null && fail "vmso-device still running 10 s after SIGTERM"
-    wait "$DEV_PID" || rc=$?
-    _vmso_untrack "$DEV_PID"
-    (( rc == 0 )) || fail "vmso-device exited with status $rc after SIGTERM"
+    vmso_device_wait_exit 10
+    [[ "$VMSO_DEV_RC" != running ]] || fail "vmso-device still running 10 s after SIGTERM"
+    [[ "$VMSO_DEV_RC" == 0 ]] || fail "vmso-device exited with status $VMSO_DEV_RC after SIGTERM"
     [[ ! -e "$SOCK" ]] || fail "vmso-device left its socket behind"
 }
 
@@ -118,10 +101,6 @@ start_server() {
     wait_tcp_listen "$2" 10 || fail "iperf3 server on port $2 did not start"
 }
 
-qemu_dev_args() {
-    echo "{\"driver\":\"vfio-user-pci\",\"socket\":{\"path\":\"$SOCK\",\"type\":\"unix\"}}"
-}
-
 # killed_guest N: boots, starts iperf3, and is SIGKILLed KILL_AFTER s into it.
 killed_guest() {
     local n=$1 dir=$OUT/guest-$1 port=$((5300 + $1)) dirn='' boot_pid qpid i t0
@@ -137,7 +116,7 @@ exit 0
 EOF
     t0=$(now)
     GUEST_DIR=$dir GUEST_TIMEOUT=90 boot_guest "$dir/run.sh" -pidfile "$dir/qemu.pid" \
-        -device "$(qemu_dev_args)" >"$dir/boot.log" 2>&1 &
+        -device "$(vfio_user_device_json "$SOCK")" >"$dir/boot.log" 2>&1 &
     boot_pid=$!
     bg_track "$boot_pid"
     for ((i = 0; i < 600; i++)); do
@@ -153,8 +132,8 @@ EOF
     fi
     kill -KILL "$qpid"
     wait "$boot_pid" 2>/dev/null || true
-    _vmso_untrack "$boot_pid"
-    _vmso_stop "$SRV_PID"
+    bg_untrack "$boot_pid"
+    bg_stop "$SRV_PID"
     after_guest "$n" killed "$(awk -v a="$t0" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }')"
 }
 
@@ -179,13 +158,13 @@ result kernel_warnings=\$warns
 exit \$rc
 EOF
     t0=$(now)
-    GUEST_DIR=$dir GUEST_TIMEOUT=120 boot_guest "$dir/run.sh" -device "$(qemu_dev_args)" \
+    GUEST_DIR=$dir GUEST_TIMEOUT=120 boot_guest "$dir/run.sh" -device "$(vfio_user_device_json "$SOCK")" \
         >"$dir/boot.log" 2>&1 &
     local boot_pid=$! rc=0
     bg_track "$boot_pid"
     wait "$boot_pid" || rc=$?
-    _vmso_untrack "$boot_pid"
-    _vmso_stop "$SRV_PID"
+    bg_untrack "$boot_pid"
+    bg_stop "$SRV_PID"
     (( rc == 0 )) || fail "clean guest $n failed (console $dir/console.log, $dir/boot.log)"
     after_guest "$n" clean "$(awk -v a="$t0" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }')"
 }

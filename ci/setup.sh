@@ -45,7 +45,7 @@ abi_of() {
 }
 
 HOST_PKGS=(iproute2 busybox-static iperf3 ethtool cpio kmod tshark gcc-12 make python3 sparse
-    gnuplot-nox gzip procps)
+    gnuplot-nox gzip procps shellcheck)
 
 # The apt lists are refreshed only when something has to be fetched or installed:
 # then the ABI below is resolved against fresh lists (stale ones may name a kernel

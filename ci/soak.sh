@@ -32,12 +32,7 @@ RSS_SLACK_KB=${SOAK_RSS_SLACK_KB:-4096}
 UDP_RATE=${SOAK_UDP_RATE:-100M}
 UDP_LEN=${SOAK_UDP_LEN:-1400}
 
-need_root
-need_tun
-vmso_ensure_setup
-need_cmd iperf3 ss timeout awk
-install_cleanup_trap
-vmso_build
+vmso_prepare
 
 START=$(now)
 OUT=$RESULTS/soak-$(date +%Y%m%d-%H%M%S)
@@ -48,21 +43,11 @@ on_cleanup "rm -rf '$SOCK_DIR'"
 SOCK=$SOCK_DIR/vmso.sock
 log "netns $NS, $TAP = $HOST_IP/$NET_PREFIX; ${MINUTES} min of TCP + UDP ($UDP_RATE) both ways; logs in $OUT"
 
-tap_stat() { vmso_tap_stat "$1"; }
-declare -A TAP0
-for s in rx_packets tx_packets rx_dropped tx_dropped rx_errors tx_errors; do
-    TAP0[$s]=$(tap_stat "$s")
-done
-read -r -a CSUM0 <<<"$(vmso_csum_errors)"
+ns_counters HOST0
 
-ns_bg "$OUT/device.log" "$VMSO_DEVICE" --socket "$SOCK" --tap "$TAP" --mac "$VMSO_MAC" --log-level info --once
-DEV_PID=$BG_PID
-for ((i = 0; i < 100; i++)); do
-    [[ -S "$SOCK" ]] && break
-    kill -0 "$DEV_PID" 2>/dev/null || break
-    sleep 0.1
-done
-[[ -S "$SOCK" ]] || die "vmso-device did not create its socket (see $OUT/device.log)"
+vmso_device_start "$OUT/device.log" "$SOCK" --mac "$VMSO_MAC" --log-level info --once \
+    || die "vmso-device did not create its socket (see $OUT/device.log)"
+DEV_PID=$VMSO_DEV_PID
 
 # Two servers, bounded by time: TCP on 5201, UDP on 5202.
 for port in 5201 5202; do
@@ -94,23 +79,22 @@ rc=0
 modprobe vmso || { result modprobe=fail; exit 1; }
 net_up $GUEST_IP/$NET_PREFIX || exit 1
 ping_check $HOST_IP 3 || exit 1
-timeout $((SECS + 60)) iperf3 -f g -c $HOST_IP -p 5201 -t $SECS --bidir >/tmp/tcp.txt 2>&1 &
+timeout $((SECS + 60)) iperf3 -J -c $HOST_IP -p 5201 -t $SECS --bidir >/tmp/tcp.json 2>/tmp/tcp.err &
 tcp=\$!
-timeout $((SECS + 60)) iperf3 -f g -c $HOST_IP -p 5202 -u -b $UDP_RATE -l $UDP_LEN -t $SECS --bidir >/tmp/udp.txt 2>&1 &
+timeout $((SECS + 60)) iperf3 -J -c $HOST_IP -p 5202 -u -b $UDP_RATE -l $UDP_LEN -t $SECS --bidir >/tmp/udp.json 2>/tmp/udp.err &
 udp=\$!
-wait \$tcp || { result tcp_ok=0; rc=1; }
-wait \$udp || { result udp_ok=0; rc=1; }
-tail -n 8 /tmp/tcp.txt
-tail -n 8 /tmp/udp.txt
-# [TX-C]/[RX-C] receiver lines: Gbit/s of each direction.
-awk '/receiver\$/ { for (i = 1; i <= NF; i++) if (\$i == "Gbits/sec") v = \$(i - 1); if (\$0 ~ /TX-C/) t = v; else if (\$0 ~ /RX-C/) r = v }
-     END { printf "RESULT tcp_g2h_gbps=%s tcp_h2g_gbps=%s\n", t, r }' /tmp/tcp.txt
-awk '/receiver\$/ { l = \$0; sub(/.*\(/, "", l); sub(/%\).*/, "", l); if (\$0 ~ /TX-C/) t = l; else if (\$0 ~ /RX-C/) r = l }
-     END { printf "RESULT udp_g2h_loss_pct=%s udp_h2g_loss_pct=%s\n", t, r }' /tmp/udp.txt
+wait \$tcp
+tcp_rc=\$?
+wait \$udp
+udp_rc=\$?
+cat /tmp/tcp.err /tmp/udp.err
+# The reports, for the host: tcp_gbps (guest -> host) and tcp_reverse_gbps, udp_loss_pct and
+# udp_reverse_loss_pct (ci/lib/iperf-json.py).
+iperf_json tcp \$tcp_rc /tmp/tcp.json || rc=1
+iperf_json udp \$udp_rc /tmp/udp.json || rc=1
 # Let the last frames settle (coalescer timers, TIME_WAIT ACKs), then the counters.
 sleep 3
-ethtool -S "\$NIC" >/tmp/stats.txt || rc=1
-awk 'NR > 1 && \$1 ~ /:\$/ { sub(":\$", "", \$1); print "RESULT stat_" \$1 "=" \$2 }' /tmp/stats.txt
+ethtool_stats_results || rc=1
 warns=\$(dmesg | grep -cE 'WARNING:|BUG:|Oops|general protection|Call Trace|soft lockup|hung task')
 result kernel_warnings=\$warns
 [ "\$warns" -eq 0 ] || { dmesg | grep -E -A 20 'WARNING:|BUG:|Oops|general protection|soft lockup|hung task'; rc=1; }
@@ -122,25 +106,11 @@ GUEST_FILES=("$VMSO_KO")
 GUEST_QUIET=1
 GUEST_TIMEOUT=$((SECS + 240))
 ok=1
-boot_guest "$OUT/run.sh" -device "{\"driver\":\"vfio-user-pci\",\"socket\":{\"path\":\"$SOCK\",\"type\":\"unix\"}}" || ok=0
+boot_guest "$OUT/run.sh" -device "$(vfio_user_device_json "$SOCK")" || ok=0
 guest_results >"$OUT/results.env" 2>/dev/null || true
-read -r -a CSUM1 <<<"$(vmso_csum_errors)"
-declare -A TAP1
-for s in "${!TAP0[@]}"; do
-    TAP1[$s]=$(tap_stat "$s")
-done
-for ((i = 0; i < 100; i++)); do
-    kill -0 "$DEV_PID" 2>/dev/null || break
-    sleep 0.1
-done
-dev_rc=0
-if kill -0 "$DEV_PID" 2>/dev/null; then
-    dev_rc=timeout
-    _vmso_stop "$DEV_PID"
-else
-    wait "$DEV_PID" || dev_rc=$?
-    _vmso_untrack "$DEV_PID"
-fi
+ns_counters HOST1
+vmso_device_wait_exit 10
+dev_rc=$VMSO_DEV_RC
 
 FAILS=()
 check() { # COND_RC MSG
@@ -149,20 +119,18 @@ check() { # COND_RC MSG
 res() { guest_result "$1" 2>/dev/null || echo "?"; }
 num() { local v; v=$(res "$1"); [[ "$v" =~ ^[0-9]+$ ]] && echo "$v" || echo -1; }
 (( ok )) || FAILS+=("guest run failed (console $OUT/console.log)")
+[[ "$(res tcp_ok)/$(res udp_ok)" == 1/1 ]] || FAILS+=("iperf3 failed: TCP ok=$(res tcp_ok), UDP ok=$(res udp_ok)")
 [[ "$dev_rc" == 0 ]] || FAILS+=("vmso-device exited with status $dev_rc")
 grep -q panicked "$OUT/device.log" && FAILS+=("vmso-device panicked")
 
-csum_rise=0
-for i in 0 1 2 3; do
-    csum_rise=$((csum_rise + CSUM1[i] - CSUM0[i]))
-done
+csum_rise=$(ns_csum_rise HOST0 HOST1)
 (( csum_rise == 0 )) || FAILS+=("host InCsumErrors rose by $csum_rise")
 [[ "$(res kernel_warnings)" == 0 ]] || FAILS+=("guest kernel warnings: $(res kernel_warnings)")
 
 dev_tx=$(num stat_tx_frames)
 dev_rx=$(( $(num stat_rx_packets) + $(num stat_rx_coalesced) + $(num stat_rx_dropped) + $(num stat_rx_vnet_bad) ))
-tap_rx=$(( TAP1[rx_packets] - TAP0[rx_packets] ))
-tap_tx=$(( TAP1[tx_packets] - TAP0[tx_packets] ))
+tap_rx=$(ns_counter_delta HOST0 HOST1 tap.rx_packets)
+tap_tx=$(ns_counter_delta HOST0 HOST1 tap.tx_packets)
 (( dev_tx == tap_rx )) || FAILS+=("guest->host: device tx_frames $dev_tx != TAP rx_packets $tap_rx")
 (( dev_rx == tap_tx )) || FAILS+=("host->guest: device frames read $dev_rx != TAP tx_packets $tap_tx")
 (( dev_tx > 0 && dev_rx > 0 )) || FAILS+=("no traffic counted")
@@ -182,10 +150,10 @@ ELAPSED=$(awk -v a="$START" -v b="$(now)" 'BEGIN { printf "%.0f", b - a }')
 {
     echo "minutes=$MINUTES"
     echo "elapsed_s=$ELAPSED"
-    echo "tcp_g2h_gbps=$(res tcp_g2h_gbps) tcp_h2g_gbps=$(res tcp_h2g_gbps)"
-    echo "udp_g2h_loss_pct=$(res udp_g2h_loss_pct) udp_h2g_loss_pct=$(res udp_h2g_loss_pct)"
+    echo "tcp_g2h_gbps=$(res tcp_gbps) tcp_h2g_gbps=$(res tcp_reverse_gbps)"
+    echo "udp_g2h_loss_pct=$(res udp_loss_pct) udp_h2g_loss_pct=$(res udp_reverse_loss_pct)"
     echo "device_tx_frames=$dev_tx tap_rx_packets=$tap_rx"
-    echo "device_rx_frames=$dev_rx tap_tx_packets=$tap_tx tap_tx_dropped=$(( TAP1[tx_dropped] - TAP0[tx_dropped] )) tap_rx_dropped=$(( TAP1[rx_dropped] - TAP0[rx_dropped] ))"
+    echo "device_rx_frames=$dev_rx tap_tx_packets=$tap_tx tap_tx_dropped=$(ns_counter_delta HOST0 HOST1 tap.tx_dropped) tap_rx_dropped=$(ns_counter_delta HOST0 HOST1 tap.rx_dropped)"
     echo "host_incsumerrors_rise=$csum_rise guest_kernel_warnings=$(res kernel_warnings)"
     echo "anon_kb_first=$rss_first anon_kb_last=$rss_last anon_kb_max=$rss_max vmrss_kb_last=$vm_last samples=$nsamp fds=$fds_first->$fds_last"
 } >"$OUT/summary.env"

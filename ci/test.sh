@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# ci/test.sh - everything: static checks, the device-level tests (no QEMU),
+# ci/test.sh - everything: static checks (shellcheck on every shell script, rustfmt,
+# clippy), the device-level tests (no QEMU),
 # the engine bench (figures only, nothing asserted), the guest module build,
 # the guest module's lint (checkpatch --strict, sparse), and the QEMU end-to-end runs
-# (ci/e2e.sh, guest-driver/tools/e2e-inventions.sh, e2e-ethtool.sh, e2e-mq.sh).
+# (ci/e2e.sh, guest-driver/tools/e2e-zerocopy-tso.sh, e2e-ethtool.sh, e2e-mq.sh).
 # Needs root and /dev/net/tun (for the e2e runs).
 #
 # Environment: E2E_SECS (iperf3 seconds per direction, default 10),
@@ -20,6 +21,11 @@ step() { log "== $* ($(( $(date +%s) - T0 )) s)"; }
 step "setup"
 "$REPO/ci/setup.sh"
 set_kabi "$(<"$CACHE/kernel-abi")"
+
+step "shellcheck (every shell script, sourced files followed)"
+need_cmd shellcheck
+mapfile -t SCRIPTS < <(git ls-files '*.sh' ci/guest/init 2>/dev/null || find ci guest-driver -name '*.sh')
+shellcheck -x "${SCRIPTS[@]}" || die "shellcheck found problems in the scripts above"
 
 step "rustfmt"
 cargo fmt --all -- --check || die "cargo fmt --check failed: run cargo fmt"
@@ -57,8 +63,8 @@ fi
 step "QEMU end-to-end (4-level, 5-level, dma_mode=phys, rx-gro-hw off, --tx-mode handoff)"
 "$REPO/ci/e2e.sh"
 
-step "QEMU end-to-end of the inventions (zero-copy /dev/vmso0, tso=device|driver|off)"
-"$REPO/guest-driver/tools/e2e-inventions.sh"
+step "QEMU end-to-end of zero-copy send (/dev/vmso0) and driver-side TSO (tso=device|driver|off)"
+"$REPO/guest-driver/tools/e2e-zerocopy-tso.sh"
 
 step "QEMU end-to-end of ethtool (-G -C -K -L -S -i -d, bridge, USO)"
 "$REPO/guest-driver/tools/e2e-ethtool.sh"

@@ -6,12 +6,19 @@
 #   first_nic [timeout_s]       name of the first PCI-backed netdev (waits for it)
 #   net_up ADDR/PREFIX [IFACE]  address + link up + wait for carrier; sets NIC
 #   ping_check HOST [COUNT]     RESULT ping=ok|fail ping_avg_ms=...
-#   iperf_run NAME ARGS...      iperf3 -f g ARGS (bounded); RESULT NAME_gbps=<receiver>
+#   iperf_run NAME ARGS...      iperf3 -J ARGS (bounded), the report printed with
+#                               iperf_json; the host turns it into NAME_gbps=<receiver>
 #                               NAME_sender_gbps=... NAME_retr=... NAME_bytes=<receiver
-#                               bytes> NAME_ok=0|1. With IPERF_MARKS=1 it also prints
-#                               "BENCH-MARK begin NAME" just before iperf3 starts and
-#                               "BENCH-MARK end NAME" as soon as it exits: the host
-#                               (ci/lib/bench-cpu.py) samples its CPU counters there.
+#                               bytes> NAME_ok=0|1 ... (ci/lib/iperf-json.py). With
+#                               IPERF_MARKS=1 it also prints "BENCH-MARK begin NAME" just
+#                               before iperf3 starts and "BENCH-MARK end NAME" as soon as
+#                               it exits: the host (ci/lib/bench-cpu.py) samples its CPU
+#                               counters there.
+#   iperf_json NAME RC FILE     print an iperf3 -J report as one "IPERF-JSON" line
+#   ethtool_stats_results [IF]  every ethtool -S counter as RESULT stat_NAME=VALUE
+#   unload_check                $NIC down, rmmod vmso (RESULT rmmod=ok|fail), then RESULT
+#                               dmesg_clean=0|1: no WARNING, BUG, Oops, refcount or leak
+#                               line in dmesg (the lines found are printed)
 #
 # All loops are bounded in time.
 
@@ -68,46 +75,43 @@ ping_check() {
     return "$_rc"
 }
 
-# iperf_run NAME ARGS... ; IPERF_TIMEOUT (default 60 s) bounds the client.
 # Interrupts taken so far by every MSI/MSI-X line (in these guests: the NIC's).
 msi_irqs() {
     awk '/MSI/ { for (i = 2; i <= NF && $i ~ /^[0-9]+$/; i++) s += $i } END { print s + 0 }' /proc/interrupts
 }
 
+# iperf_json NAME RC FILE: print iperf3's -J report FILE as one console line,
+# "IPERF-JSON NAME rc=RC {...}" (newlines removed: JSON strings hold none). The guest
+# has no JSON parser: the host reads these lines (ci/lib/iperf-json.py, through
+# guest_results) into NAME_gbps, NAME_ok, ... Returns 0 iff RC is 0 and the report has
+# the receiver's totals.
+iperf_json() {
+    echo "IPERF-JSON $1 rc=$2 $(tr -d '\n' <"$3")"
+    [ "$2" -eq 0 ] && grep -q '"sum_received"' "$3"
+}
+
+# iperf_run NAME ARGS... ; IPERF_TIMEOUT (default 60 s) bounds the client.
 iperf_run() {
     _name=$1
     shift
-    _log=/tmp/iperf-$_name.txt
+    _log=/tmp/iperf-$_name.json
     [ "${IPERF_MARKS:-0}" = 1 ] && echo "BENCH-MARK begin $_name irqs=$(msi_irqs)"
-    timeout "${IPERF_TIMEOUT:-60}" iperf3 -f g "$@" >"$_log" 2>&1
+    timeout "${IPERF_TIMEOUT:-60}" iperf3 -J "$@" >"$_log" 2>"/tmp/iperf-$_name.err"
     _rc=$?
     [ "${IPERF_MARKS:-0}" = 1 ] && echo "BENCH-MARK end $_name irqs=$(msi_irqs)"
-    cat "$_log"
-    _parsed=$(awk -v n="$_name" '
-        /receiver$/ || /sender$/ {
-            for (i = 1; i <= NF; i++) if ($i == "Gbits/sec") break
-            if (i > NF) next
-            if ($NF == "receiver") {
-                rx = $(i - 1)
-                # the transfer column: "<value> <unit>" before the rate (units of 1024)
-                m = 0
-                if ($(i - 2) == "Bytes") m = 1
-                else if ($(i - 2) == "KBytes") m = 1024
-                else if ($(i - 2) == "MBytes") m = 1048576
-                else if ($(i - 2) == "GBytes") m = 1073741824
-                else if ($(i - 2) == "TBytes") m = 1099511627776
-                if (m) bytes = sprintf("%.0f", $(i - 3) * m)
-            }
-            else { tx = $(i - 1); if ($(i + 1) ~ /^[0-9]+$/) retr = $(i + 1) }
-        }
-        END {
-            if (rx == "") exit 1
-            printf "%s_gbps=%s %s_sender_gbps=%s %s_retr=%s %s_bytes=%s", n, rx, n, tx, n, (retr == "" ? "?" : retr), n, (bytes == "" ? "?" : bytes)
-        }' "$_log")
-    if [ "$_rc" -eq 0 ] && [ -n "$_parsed" ]; then
-        result "$_parsed" "${_name}_ok=1"
-        return 0
-    fi
-    result "${_name}_ok=0" "${_name}_rc=$_rc"
-    return 1
+    cat "/tmp/iperf-$_name.err"
+    iperf_json "$_name" "$_rc" "$_log"
+}
+
+# ethtool_stats_results [IFACE]: every ethtool -S counter of IFACE ($NIC) as
+# "RESULT stat_NAME=VALUE" (the host reads them with guest_results); fails if ethtool does.
+ethtool_stats_results() {
+    ethtool -S "${1:-$NIC}" >/tmp/stats.txt || return 1
+    awk 'NR > 1 && $1 ~ /:$/ { sub(":$", "", $1); print "RESULT stat_" $1 "=" $2 }' /tmp/stats.txt
+}
+
+unload_check() {
+    ip link set "$NIC" down
+    if rmmod vmso; then result rmmod=ok; else result rmmod=fail; fi
+    if dmesg | grep -E 'WARNING|BUG|Oops|refcount|leak'; then result dmesg_clean=0; else result dmesg_clean=1; fi
 }

@@ -49,6 +49,8 @@ import re
 import sys
 import time
 
+from procstat import cpu_ticks, processes, read_stat
+
 TICK = os.sysconf("SC_CLK_TCK")
 MARK = re.compile(r"BENCH-MARK (begin|end) ([A-Za-z0-9_]+)(?: irqs=(\d+))?")
 # A line of QEMU's "log" trace backend: "event_name args" (with -msg timestamp=on,
@@ -83,19 +85,7 @@ TAP_STATS = ("rx_bytes", "rx_packets", "rx_dropped", "tx_bytes", "tx_packets", "
 
 def proc_table():
     """{pid: (ppid, utime+stime ticks)} of every process."""
-    table = {}
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            with open(f"/proc/{d}/stat", encoding="ascii", errors="replace") as f:
-                s = f.read()
-        except OSError:
-            continue
-        rest = s[s.rfind(")") + 2:].split()  # after "pid (comm) "; comm may hold spaces
-        # rest[0] is field 3 (state): ppid is field 4, utime 14, stime 15
-        table[int(d)] = (int(rest[1]), int(rest[11]) + int(rest[12]))
-    return table
+    return {pid: (int(fields[1]), cpu_ticks(fields)) for pid, (_, fields) in processes().items()}
 
 
 def tree(table, root):
@@ -122,15 +112,9 @@ def vcpu_ticks(pids):
         except OSError:
             continue
         for tid in tids:
-            try:
-                with open(f"/proc/{pid}/task/{tid}/stat", encoding="ascii", errors="replace") as f:
-                    s = f.read()
-            except OSError:
-                continue
-            comm = s[s.find("(") + 1:s.rfind(")")]
-            if comm.startswith("CPU "):
-                rest = s[s.rfind(")") + 2:].split()
-                total += int(rest[11]) + int(rest[12])
+            st = read_stat(f"/proc/{pid}/task/{tid}/stat")
+            if st is not None and st[0].startswith("CPU "):
+                total += cpu_ticks(st[1])
     return total
 
 

@@ -22,28 +22,20 @@ import signal
 import sys
 import time
 
+from procstat import cpu_ticks, processes
+
 PF_KTHREAD = 0x00200000
 
 
 def snapshot():
     procs = {}
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            with open(f"/proc/{d}/stat", encoding="utf-8", errors="replace") as f:
-                s = f.read()
-        except OSError:
-            continue
-        r = s.rfind(")")
-        comm = s[s.find("(") + 1:r]
-        fields = s[r + 2:].split()
+    for pid, (comm, fields) in processes().items():
         try:
             ppid, flags = int(fields[1]), int(fields[6])
-            cpu = int(fields[11]) + int(fields[12])
+            cpu = cpu_ticks(fields)
         except (IndexError, ValueError):
             continue
-        procs[int(d)] = (ppid, cpu, comm, bool(flags & PF_KTHREAD))
+        procs[pid] = (ppid, cpu, comm, bool(flags & PF_KTHREAD))
     return procs
 
 

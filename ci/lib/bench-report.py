@@ -829,8 +829,7 @@ def main(argv=None):
     collect_notes(b)
     write_json(b)
     write_markdown(b)
-    chart(b.out, b.meta, b.points, b.peers, b.vmsos, b.summary, b.ratios, b.zero_copy, b.best_peer,
-          n_reps_text(b))
+    chart(b)
     section = readme_section(b, args.chart_link)
     with open(os.path.join(b.out, "readme-section.md"), "w", encoding="utf-8") as f:
         f.write(section)
@@ -865,65 +864,70 @@ def update_readme(path, section):
         f.write("\n".join(new) + "\n")
 
 
-def chart(out, meta, points, peers, vmsos, summary, ratios, zero_copy, best_peer, n_reps):
-    names = [p["name"] for p in points]
+def point_colors(names):
+    """A color per point: its own (COLORS), else the next of EXTRA_COLORS, else black."""
     color = {}
     extra = iter(EXTRA_COLORS)
     for n in names:
         color[n] = COLORS.get(n) or next(extra, "#000000")
+    return color
 
-    def val(x):
-        return "?" if x is None else f"{x:.4f}"
 
-    # A: throughput per workload, one bar per point (median, min, max)
-    with open(os.path.join(out, "bench-throughput.dat"), "w", encoding="utf-8") as f:
+def _dat(x):
+    return "?" if x is None else f"{x:.4f}"
+
+
+def write_chart_data(b):
+    """The chart's data files: bench-throughput.dat (panel A: median, min, max per point and
+    workload), bench-ratios.dat (B: vmso ÷ best default peer), bench-zc.dat (C: zero-copy
+    tool vs its copy path per vmso point)."""
+    names = [p["name"] for p in b.points]
+    with open(os.path.join(b.out, "bench-throughput.dat"), "w", encoding="utf-8") as f:
         f.write("# workload " + " ".join(f"{n}_median {n}_min {n}_max" for n in names) + "\n")
         for w, lab, _ in WORKLOADS:
             cols = []
             for n in names:
-                s = summary[n][w]
-                cols += [val(s["median"]), val(s["min"]), val(s["max"])]
+                s = b.summary[n][w]
+                cols += [_dat(s["median"]), _dat(s["min"]), _dat(s["max"])]
             f.write(f'"{CHART_LABELS[w]}" ' + " ".join(cols) + "\n")
-    # B: vmso ÷ best peer per workload
-    with open(os.path.join(out, "bench-ratios.dat"), "w", encoding="utf-8") as f:
-        f.write("# workload " + " ".join(vmsos) + "\n")
+    with open(os.path.join(b.out, "bench-ratios.dat"), "w", encoding="utf-8") as f:
+        f.write("# workload " + " ".join(b.vmsos) + "\n")
         for w, lab, _ in WORKLOADS:
-            f.write(f'"{CHART_LABELS[w]}" ' + " ".join(val(ratios[p][w]) for p in vmsos) + "\n")
-    # C: zero-copy vs copy per vmso point
-    with open(os.path.join(out, "bench-zc.dat"), "w", encoding="utf-8") as f:
+            f.write(f'"{CHART_LABELS[w]}" ' + " ".join(_dat(b.ratios[p][w]) for p in b.vmsos) + "\n")
+    with open(os.path.join(b.out, "bench-zc.dat"), "w", encoding="utf-8") as f:
         f.write("# point zc_median zc_min zc_max copy_median copy_min copy_max\n")
-        for p in vmsos:
-            z = zero_copy[p]
-            f.write(f'"{p}" ' + " ".join(val(z[k][s]) for k in ("zc", "copy") for s in ("median", "min", "max")) + "\n")
+        for p in b.vmsos:
+            z = b.zero_copy[p]
+            f.write(f'"{p}" ' + " ".join(_dat(z[k][s]) for k in ("zc", "copy") for s in ("median", "min", "max")) + "\n")
 
-    goals_at = {w: 1.3 for w, _, _ in WORKLOADS}  # hand-off mode; wire mode: 1.0, the grey line
-    have_zc = any(zero_copy[p]["zc"]["median"] is not None for p in vmsos)
-    nw = len(WORKLOADS)
-    title = (f"vmso vs QEMU NICs, {meta.get('date', '')[:10]}, commit {meta.get('git_commit', '?')}: "
-             f"TCG -smp 1, {meta.get('m_host_cpus', '?')}-core host, median of {n_reps}"
+
+def _top(values, floor=1.0):
+    vals = [v for v in values if v is not None]
+    return max([floor] + vals) * 1.15  # room for the value labels
+
+
+def _offset(i, n, gap):
+    """x of bar i of n in a clustered histogram (cluster k at x = k)."""
+    w = 1.0 / (n + gap)
+    return (i - (n - 1) / 2.0) * w
+
+
+def have_zero_copy(b):
+    return any(b.zero_copy[p]["zc"]["median"] is not None for p in b.vmsos)
+
+
+def chart_throughput(b, color):
+    """gnuplot lines of panel A: throughput per workload, one bar per point (median, min-max)."""
+    names = [p["name"] for p in b.points]
+    n_reps = n_reps_text(b)
+    title = (f"vmso vs QEMU NICs, {b.meta.get('date', '')[:10]}, commit {b.meta.get('git_commit', '?')}: "
+             f"TCG -smp 1, {b.meta.get('m_host_cpus', '?')}-core host, median of {n_reps}"
              + (", error bars min-max" if n_reps != "1 repetition" else ""))
-    tdat = "'" + os.path.join(out, "bench-throughput.dat") + "'"
-    rdat = "'" + os.path.join(out, "bench-ratios.dat") + "'"
-    zdat = "'" + os.path.join(out, "bench-zc.dat") + "'"
-
-    def top(values, floor=1.0):
-        vals = [v for v in values if v is not None]
-        return max([floor] + vals) * 1.15  # room for the value labels
-
-    ymax_a = top([summary[n][w][k] for n in names for w, _, _ in WORKLOADS for k in ("median", "max")])
-    ymax_c = top([zero_copy[p][t][k] for p in vmsos for t in ("zc", "copy") for k in ("median", "max")])
-    rvals = [ratios[p][w] for p in vmsos for w, _, _ in WORKLOADS if ratios[p][w]]
-    rlo = min([0.1] + [v / 1.5 for v in rvals])
-    rhi = max([10.0] + [v * 1.5 for v in rvals])
-
-    def offset(i, n, gap):
-        # x of bar i of n in a clustered histogram (cluster k at x = k)
-        w = 1.0 / (n + gap)
-        return (i - (n - 1) / 2.0) * w
-
+    tdat = "'" + os.path.join(b.out, "bench-throughput.dat") + "'"
+    ymax_a = _top([b.summary[n][w][k] for n in names for w, _, _ in WORKLOADS for k in ("median", "max")])
     gp = [
         "set terminal pngcairo size 1500,1050 font 'DejaVu Sans,11' noenhanced",
-        f"set output '{os.path.join(out, 'bench.png')}'",
+        f"set output '{os.path.join(b.out, 'bench.png')}'",
         "set datafile missing '?'",
         "set style fill solid 0.9 border -1",
         "set grid ytics lc rgb '#dddddd'",
@@ -934,7 +938,7 @@ def chart(out, meta, points, peers, vmsos, summary, ratios, zero_copy, best_peer
         "set title 'iperf3 throughput (Gbit/s; the guest is the iperf3 client)'",
         "set style data histograms",
         "set style histogram errorbars gap 1.5 lw 1",
-        f"set xrange [-0.55:{nw - 0.45}]",
+        f"set xrange [-0.55:{len(WORKLOADS) - 0.45}]",
         f"set yrange [0:{ymax_a:.3f}]",
         "set ylabel 'Gbit/s'",
         "set key outside right top vertical",
@@ -948,13 +952,23 @@ def chart(out, meta, points, peers, vmsos, summary, ratios, zero_copy, best_peer
     for i, n in enumerate(names):
         c = 2 + 3 * i
         # the label above the error bar (the max), showing the median
-        plots.append(f"{tdat} using ($0 + {offset(i, len(names), 1.5):.4f}):(column({c + 2})):"
+        plots.append(f"{tdat} using ($0 + {_offset(i, len(names), 1.5):.4f}):(column({c + 2})):"
                      f"(sprintf('%.2f', column({c}))) with labels rotate by 90 left offset 0,0.4 font ',8' notitle")
     gp.append("plot " + ", \\\n     ".join(plots))
-    # panel B: ratios, log scale so that the 5x goal and ratios below 1 both show
-    gp += [
+    return gp
+
+
+def chart_ratios(b, color):
+    """gnuplot lines of panel B: vmso ÷ best default peer per workload, log scale so that the
+    goals and ratios below 1 both show."""
+    goals_at = {w: 1.3 for w, _, _ in WORKLOADS}  # hand-off mode; wire mode: 1.0, the grey line
+    rdat = "'" + os.path.join(b.out, "bench-ratios.dat") + "'"
+    rvals = [b.ratios[p][w] for p in b.vmsos for w, _, _ in WORKLOADS if b.ratios[p][w]]
+    rlo = min([0.1] + [v / 1.5 for v in rvals])
+    rhi = max([10.0] + [v * 1.5 for v in rvals])
+    gp = [
         "set origin 0,0",
-        f"set size {0.6 if have_zc else 1},0.48",
+        f"set size {0.6 if have_zero_copy(b) else 1},0.48",
         "set title 'vmso ÷ best default peer (vnet_hdr TAP); log scale; 1: wire-mode goal, dashed: hand-off goal'",
         "set style histogram clustered gap 1.5",
         "set logscale y",
@@ -972,44 +986,61 @@ def chart(out, meta, points, peers, vmsos, summary, ratios, zero_copy, best_peer
             gp.append(f"set arrow from {i - 0.42},{goals_at[w]} to {i + 0.42},{goals_at[w]} nohead dt 2 lw 2 lc rgb '#000000' front")
             gp.append(f"set label 'hand-off {goals_at[w]:g}×' at {i},{goals_at[w] * 1.12} center font ',9' front")
     plots = []
-    for i, p in enumerate(vmsos):
+    for i, p in enumerate(b.vmsos):
         src = rdat if i == 0 else "''"
         xt = ":xtic(1)" if i == 0 else ""
         plots.append(f"{src} using {i + 2}{xt} title '{p}' lc rgb '{color[p]}'")
-    for i, p in enumerate(vmsos):
-        plots.append(f"{rdat} using ($0 + {offset(i, len(vmsos), 1.5):.4f}):(column({i + 2})):"
+    for i, p in enumerate(b.vmsos):
+        plots.append(f"{rdat} using ($0 + {_offset(i, len(b.vmsos), 1.5):.4f}):(column({i + 2})):"
                      f"(sprintf('%.2f', column({i + 2}))) with labels rotate by 90 left offset 0,0.4 font ',8' notitle")
-    if vmsos:
+    if b.vmsos:
         gp.append("plot " + ", \\\n     ".join(plots))
     gp += ["unset logscale y", "unset arrow", "unset label"]
-    # panel C: zero-copy tool vs its copy path
-    if have_zc:
-        gp += [
-            "set origin 0.6,0",
-            "set size 0.4,0.48",
-            "set title 'zero-copy tool vs its copy path (Gbit/s)'",
-            "set style histogram errorbars gap 1.5 lw 1",
-            f"set xrange [-0.55:{len(vmsos) - 0.45}]",
-            f"set yrange [0:{ymax_c:.3f}]",
-            "set ytics autofreq",
-            "set ylabel 'Gbit/s'",
-            "set key inside right top vertical font ',9'",
-            "set xtics font ',9'",
-            f"plot {zdat} using 2:3:4:xtic(1) title '/dev/vmso0 (zero-copy)' lc rgb '#1f77b4', "
-            "'' using 5:6:7 title 'send() (copy)' lc rgb '#c7c7c7', "
-            f"{zdat} using ($0 + {offset(0, 2, 1.5):.4f}):4:(sprintf('%.2f', $2)) with labels offset 0,0.7 font ',9' notitle, "
-            f"{zdat} using ($0 + {offset(1, 2, 1.5):.4f}):7:(sprintf('%.2f', $5)) with labels offset 0,0.7 font ',9' notitle",
-        ]
-    gp.append("unset multiplot")
-    gpath = os.path.join(out, "bench.gp")
-    with open(gpath, "w", encoding="utf-8") as f:
-        f.write("\n".join(gp) + "\n")
+    return gp
+
+
+def chart_zero_copy(b):
+    """gnuplot lines of panel C: the zero-copy tool vs its copy path (none without figures)."""
+    if not have_zero_copy(b):
+        return []
+    zdat = "'" + os.path.join(b.out, "bench-zc.dat") + "'"
+    ymax_c = _top([b.zero_copy[p][t][k] for p in b.vmsos for t in ("zc", "copy") for k in ("median", "max")])
+    return [
+        "set origin 0.6,0",
+        "set size 0.4,0.48",
+        "set title 'zero-copy tool vs its copy path (Gbit/s)'",
+        "set style histogram errorbars gap 1.5 lw 1",
+        f"set xrange [-0.55:{len(b.vmsos) - 0.45}]",
+        f"set yrange [0:{ymax_c:.3f}]",
+        "set ytics autofreq",
+        "set ylabel 'Gbit/s'",
+        "set key inside right top vertical font ',9'",
+        "set xtics font ',9'",
+        f"plot {zdat} using 2:3:4:xtic(1) title '/dev/vmso0 (zero-copy)' lc rgb '#1f77b4', "
+        "'' using 5:6:7 title 'send() (copy)' lc rgb '#c7c7c7', "
+        f"{zdat} using ($0 + {_offset(0, 2, 1.5):.4f}):4:(sprintf('%.2f', $2)) with labels offset 0,0.7 font ',9' notitle, "
+        f"{zdat} using ($0 + {_offset(1, 2, 1.5):.4f}):7:(sprintf('%.2f', $5)) with labels offset 0,0.7 font ',9' notitle",
+    ]
+
+
+def run_gnuplot(gpath):
     r = subprocess.run(["gnuplot", gpath], capture_output=True, text=True)
     if r.returncode != 0:
         sys.stderr.write(r.stderr)
         sys.exit("bench-report.py: gnuplot failed (script " + gpath + ")")
     if r.stderr.strip():
         sys.stderr.write("gnuplot: " + r.stderr)
+
+
+def chart(b):
+    """bench.png: its data files, the gnuplot script bench.gp (three panels), gnuplot."""
+    color = point_colors([p["name"] for p in b.points])
+    write_chart_data(b)
+    gp = chart_throughput(b, color) + chart_ratios(b, color) + chart_zero_copy(b) + ["unset multiplot"]
+    gpath = os.path.join(b.out, "bench.gp")
+    with open(gpath, "w", encoding="utf-8") as f:
+        f.write("\n".join(gp) + "\n")
+    run_gnuplot(gpath)
 
 
 if __name__ == "__main__":

@@ -185,8 +185,6 @@ sleep 1
 iperf_run tcp_rx -c $HOST_IP -t $BENCH_SECS -R
 sleep 1
 iperf_run udp -c $HOST_IP -u -b $BENCH_UDP_RATE -l $BENCH_UDP_LEN -t $BENCH_SECS
-loss=\$(sed -n 's/.*(\([0-9.e+-]*\)%).*receiver\$/\1/p' /tmp/iperf-udp.txt | tail -n 1)
-result udp_loss_pct=\${loss:-?}
 sleep 1
 iperf_run tcp_tx_z -c $HOST_IP -Z -t $BENCH_SECS
 EOF
@@ -194,7 +192,7 @@ EOF
         # The counters of the iperf3 workloads (before the zero-copy tool adds its own
         # VA translations): the knob checks in ci/bench.sh read them.
         cat <<EOF
-ethtool -S "\$NIC" >/tmp/stats.txt && awk 'NR > 1 && \$1 ~ /:\$/ { sub(":\$", "", \$1); print "RESULT stat_" \$1 "=" \$2 }' /tmp/stats.txt
+ethtool_stats_results
 EOF
     fi
     if (( zc )); then
@@ -244,7 +242,8 @@ PY
 bench_run() {
     (( $# == 3 )) || die "usage: bench_run POINT REP DIR"
     local point=$1 rep=$2 dir=$3 sock='' tmp dev_pid='' srv_pid recv_pid='' i ok=1 zc=0
-    local c0 c1 r0 r1 td0 td1 dev_rc=''
+    local dev_rc=''
+    local -A h0 h1
     [[ -n "${NS:-}" && -n "${TAP:-}" ]] || die "bench_run: no netns/TAP (call netns_setup first)"
     bench_point "$point"
     rm -rf "$dir"
@@ -266,30 +265,11 @@ bench_run() {
         tmp=$(mktemp -d "${TMPDIR:-/tmp}/vmso-bench.XXXXXX")
         on_cleanup "rm -rf '$tmp'"
         sock=$tmp/vmso.sock
-        dev_args=(--socket "$sock" --tap "$TAP" --mac "$VMSO_MAC" --log-level info --once)
+        dev_args=(--mac "$VMSO_MAC" --log-level info --once)
         [[ -n "$BP_TXMODE" ]] && dev_args+=(--tx-mode "$BP_TXMODE")
         # shellcheck disable=SC2206 # BP_DEVARGS is a list of options
         [[ -n "$BP_DEVARGS" ]] && dev_args+=($BP_DEVARGS)
-        ns_bg "$dir/device.log" "$VMSO_DEVICE" "${dev_args[@]}"
-        dev_pid=$BG_PID
-        # As in vmso_run: the device must go after QEMU (cleanup kills the tracked pids,
-        # QEMU among them, before it runs the hooks).
-        _vmso_untrack "$dev_pid"
-        VMSO_DEV_PID=$dev_pid
-        if (( ! _VMSO_DEV_HOOK )); then
-            # shellcheck disable=SC2016 # expanded when cleanup runs
-            on_cleanup '[[ -n "$VMSO_DEV_PID" ]] && _kill_pids "$VMSO_DEV_PID"'
-            _VMSO_DEV_HOOK=1
-        fi
-        for ((i = 0; i < 100; i++)); do
-            [[ -S "$sock" ]] && break
-            kill -0 "$dev_pid" 2>/dev/null || break
-            sleep 0.1
-        done
-        if [[ ! -S "$sock" ]]; then
-            sed 's/^/device| /' "$dir/device.log" >&2
-            _vmso_stop "$dev_pid"
-            VMSO_DEV_PID=
+        if ! vmso_device_start "$dir/device.log" "$sock" "${dev_args[@]}"; then
             warn "[$point rep $rep] vmso-device did not create its socket (see $dir/device.log)"
             # the device's own reason (e.g. an option this build does not know) for the report
             {
@@ -298,22 +278,18 @@ bench_run() {
             } >"$dir/summary.env"
             return 1
         fi
-        qemu_args=(-device "{\"driver\":\"vfio-user-pci\",\"socket\":{\"path\":\"$sock\",\"type\":\"unix\"}}")
+        dev_pid=$VMSO_DEV_PID
+        qemu_args=(-device "$(vfio_user_device_json "$sock")")
         GUEST_FILES=("$VMSO_KO")
         (( zc )) && GUEST_FILES+=("$BENCH_ZC_TOOL:/usr/bin/vmso-zc")
     fi
-
-    # This tree's guest helpers (iperf_run's BENCH-MARK lines and byte counts) over the ones
-    # in the cached base initramfs, which ci/setup.sh may have built from another tree.
-    GUEST_FILES+=("$REPO/ci/guest/lib.sh:/usr/lib/vmso/ci.sh")
 
     local guest_timeout=$((90 + 4 * (BENCH_SECS + 10) + (zc ? BENCH_ZC_TIMEOUT + 20 : 0)))
     ns_bg "$dir/iperf3-server.log" timeout $((guest_timeout + 30)) iperf3 -s -B "$HOST_IP" --forceflush
     srv_pid=$BG_PID
     if ! wait_tcp_listen 5201 10; then
-        [[ -n "$dev_pid" ]] && _vmso_stop "$dev_pid"
-        VMSO_DEV_PID=
-        _vmso_stop "$srv_pid"
+        vmso_device_stop
+        bg_stop "$srv_pid"
         warn "[$point rep $rep] iperf3 server did not start (see $dir/iperf3-server.log)"
         echo "run_ok=0" >"$dir/summary.env"
         return 1
@@ -351,47 +327,25 @@ bench_run() {
         --pidfile "qemu=$dir/qemu.pid" "${cpu_roles[@]}" --tap "$TAP" --timeout $((guest_timeout + 30))
     cpu_pid=$BG_PID
 
-    read -r -a c0 <<<"$(vmso_csum_errors)"
-    r0=$(vmso_tcp_retrans)
-    td0=$(vmso_tap_stat tx_dropped)
+    ns_counters h0
     log "[$point rep $rep] $BP_DESC; logs in ${dir#"$REPO"/}"
     boot_guest "$dir/run.sh" "${qemu_args[@]}" || ok=0
-    read -r -a c1 <<<"$(vmso_csum_errors)"
-    r1=$(vmso_tcp_retrans)
-    td1=$(vmso_tap_stat tx_dropped)
+    ns_counters h1
     guest_results >"$dir/results.env" 2>/dev/null || true
 
     if [[ -n "$dev_pid" ]]; then
         # --once: the device exits after QEMU goes.
-        for ((i = 0; i < 100; i++)); do
-            kill -0 "$dev_pid" 2>/dev/null || break
-            sleep 0.1
-        done
-        if kill -0 "$dev_pid" 2>/dev/null; then
-            warn "[$point rep $rep] vmso-device --once still running 10 s after QEMU exited"
-            dev_rc=running
-            _vmso_stop "$dev_pid"
-        else
-            dev_rc=0
-            wait "$dev_pid" || dev_rc=$?
-        fi
-        VMSO_DEV_PID=
+        vmso_device_wait_exit 10
+        dev_rc=$VMSO_DEV_RC
+        [[ "$dev_rc" != running ]] || warn "[$point rep $rep] vmso-device --once still running 10 s after QEMU exited"
         grep -q panicked "$dir/device.log" && dev_rc="$dev_rc,panicked"
         rm -rf "$tmp"
     fi
-    for ((i = 0; i < 20; i++)); do # it exits on VMSO-DONE or when QEMU is gone
-        kill -0 "$cpu_pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    _vmso_stop "$cpu_pid"
-    _vmso_stop "$srv_pid"
+    bg_wait "$cpu_pid" 20 # it exits on VMSO-DONE or when QEMU is gone
+    bg_stop "$srv_pid"
     if [[ -n "$recv_pid" ]]; then
         kill -INT "$recv_pid" 2>/dev/null
-        for ((i = 0; i < 50; i++)); do
-            kill -0 "$recv_pid" 2>/dev/null || break
-            sleep 0.1
-        done
-        _vmso_stop "$recv_pid"
+        bg_wait "$recv_pid" 50
     fi
 
     res() { awk -F= -v k="$1" '$1 == k { v = substr($0, length(k) + 2) } END { print (v == "" ? "?" : v) }' "$dir/results.env"; }
@@ -429,9 +383,9 @@ bench_run() {
         echo "lro=$(res lro)"
         echo "tso_feature=$(res tso_feature)"
         echo "kernel_warnings=$(res kernel_warnings)"
-        echo "host_tcp_retrans_segs=$((r1 - r0))"
-        echo "host_csum_errors=$(( (c1[0] - c0[0]) + (c1[1] - c0[1]) + (c1[2] - c0[2]) + (c1[3] - c0[3]) ))"
-        echo "tap_tx_dropped=$((td1 - td0))"
+        echo "host_tcp_retrans_segs=$(ns_counter_delta h0 h1 Tcp.RetransSegs)"
+        echo "host_csum_errors=$(ns_csum_rise h0 h1)"
+        echo "tap_tx_dropped=$(ns_counter_delta h0 h1 tap.tx_dropped)"
         echo "tap_offloads_left_by_previous_boot=$tap_before"
         if [[ $BP_KIND == vmso ]]; then
             echo "dma_mode=$(res dma_mode)"

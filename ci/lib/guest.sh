@@ -9,8 +9,11 @@
 #       -netdev tap,ifname=$TAP finds the TAP), streams the serial console to
 #       stderr ("guest| ..."), and waits for QEMU to exit (bounded by GUEST_TIMEOUT).
 #       Returns 0 iff QEMU exited 0 and the guest printed "VMSO-DONE rc=0".
-#   guest_result KEY         value of KEY from the last "RESULT ... KEY=value" line
-#   guest_results            every RESULT key=value pair, one per line
+#   guest_result KEY         value of KEY from the last "RESULT ... KEY=value" line (or
+#                            from the iperf3 reports: NAME_gbps, NAME_ok, ...)
+#   guest_results            every RESULT key=value pair, one per line, then the figures
+#                            of the iperf3 -J reports the guest printed ("IPERF-JSON"
+#                            lines, read by ci/lib/iperf-json.py)
 #   peer_nic_args MODEL [NETDEV_OPTS]
 #                            sets PEER_ARGS (array): QEMU's own NIC MODEL on $TAP
 #                            (e1000e | igb | virtio-net-pci); NETDEV_OPTS are appended to
@@ -126,7 +129,11 @@ boot_guest() {
         if [[ -z "$GUEST_BOOT_S" && "$line" == *VMSO-INIT* ]]; then
             GUEST_BOOT_S=$(awk -v a="$start" -v b="$(now)" 'BEGIN { printf "%.2f", b - a }')
         fi
-        (( GUEST_QUIET )) || printf 'guest| %s\n' "$line" >&2
+        if (( ! GUEST_QUIET )); then
+            # an iperf3 -J report is one long line: its figures are what matters
+            [[ "$line" == "IPERF-JSON "* ]] && line="${line%% \{*} ($(( ${#line} / 1024 )) KiB of JSON)"
+            printf 'guest| %s\n' "$line" >&2
+        fi
     done < <(tail -n +1 -F --pid="$qpid" "$GUEST_LOG" 2>/dev/null)
     GUEST_RC=0
     wait "$qpid" || GUEST_RC=$?
@@ -155,6 +162,8 @@ boot_guest() {
 guest_results() {
     [[ -r "$GUEST_LOG" ]] || return 1
     tr -d '\r' <"$GUEST_LOG" | awk '$1 == "RESULT" { for (i = 2; i <= NF; i++) if ($i ~ /^[A-Za-z0-9_.-]+=/) print $i }'
+    # the figures of the iperf3 reports (iperf_run prints them as IPERF-JSON lines)
+    python3 "$REPO/ci/lib/iperf-json.py" "$GUEST_LOG"
 }
 
 guest_result() {

@@ -5,7 +5,8 @@
 #
 #   make_initramfs OUT RUN_SH [SRC[:DEST]]...
 #       OUT = $INITRAMFS_BASE + a small appended gzip'd newc cpio holding
-#       /run.sh (from RUN_SH, a file; "-" reads stdin) and the extra files.
+#       /run.sh (from RUN_SH, a file; "-" reads stdin), this tree's ci/guest/lib.sh
+#       (as /usr/lib/vmso/ci.sh) and the extra files.
 #       DEST defaults to /usr/lib/modules/$KVER/extra/<name> for *.ko (then depmod'd
 #       together with the base modules, so "modprobe vmso" works) and to
 #       /root/<name> otherwise. A *.ko whose vermagic is not $KVER is refused.
@@ -137,6 +138,9 @@ make_initramfs() {
             cp "$run" "$t/run.sh"
         fi
         chmod 0755 "$t/run.sh"
+        # This tree's guest helpers over the ones in the cached base, which ci/setup.sh
+        # may have built from another tree (the host parses what they print).
+        install -D -m 0644 "$(dirname "${BASH_SOURCE[0]}")/../guest/lib.sh" "$t/usr/lib/vmso/ci.sh"
         for spec in "$@"; do
             src=${spec%%:*}
             if [[ "$spec" == *:* ]]; then

@@ -1,5 +1,6 @@
 # shellcheck shell=bash
-# Variables are set here for the scripts that source this file:
+# Variables are set here for the scripts that source this file (SC2034), and netns_setup
+# and tap_create take optional arguments that callers may leave out (SC2120):
 # shellcheck disable=SC2034,SC2120
 # ci/lib/netns.sh - a private network namespace with a TAP for one test run, and
 # teardown of everything on every exit path.
@@ -27,8 +28,20 @@
 #   ns_bg LOG CMD...           start CMD inside $NS in the background, output to LOG;
 #                              sets BG_PID and tracks it
 #   bg_track PID...            have cleanup kill PID
+#   bg_untrack PID             forget a pid that has been reaped (cleanup must not kill a
+#                              reused pid)
+#   bg_stop PID...             TERM, grace, KILL, reap, untrack
+#   bg_wait PID TENTHS         give PID up to TENTHS tenths of a second to exit, then bg_stop
 #   on_cleanup CMD...          run CMD (eval'd string) during cleanup, before the netns goes
 #   wait_tcp_listen PORT [S]   wait until something listens on PORT inside $NS
+#   ns_counters NAME           snapshot of the host counters in $NS into the associative
+#                              array NAME (global unless declared first): PROTO.FIELD from
+#                              /proc/net/snmp and /proc/net/netstat (Tcp.InCsumErrors,
+#                              Tcp.RetransSegs, Udp.NoPorts, IpExt.InCsumErrors, ...) and
+#                              tap.STAT from /sys/class/net/$TAP/statistics (tap.tx_dropped)
+#   ns_counter_delta A B KEY   B[KEY] - A[KEY] of two snapshots (a missing key counts 0)
+#   ns_csum_errors NAME        "IpExt Icmp Tcp Udp" InCsumErrors of a snapshot
+#   ns_csum_rise A B           the rise of InCsumErrors (IpExt+Icmp+Tcp+Udp) from A to B
 #   cleanup [RC]               kill tracked pids, then every process left in $NS, delete
 #                              TAP and netns, run hooks, exit RC (default: $?). Idempotent.
 #
@@ -110,6 +123,73 @@ wait_tcp_listen() {
         sleep 0.1
     done
     return 1
+}
+
+ns_counters() { # NAME
+    # a global associative array unless the caller declared NAME (e.g. local -A)
+    [[ "$(declare -p "$1" 2>/dev/null)" == "declare -A"* ]] || declare -gA "$1"
+    local -n _nc=$1
+    local k v
+    _nc=()
+    while read -r k v; do
+        _nc["$k"]=$v
+    done < <(
+        ns_exec cat /proc/net/snmp /proc/net/netstat | awk '$1 ~ /:$/ {
+                p = substr($1, 1, length($1) - 1)
+                if (!(p in h)) { h[p] = $0; next }
+                n = split(h[p], f)
+                for (i = 2; i <= n; i++) print p "." f[i], $i
+                delete h[p]
+            }'
+        if [[ -n "${TAP:-}" ]]; then
+            # shellcheck disable=SC2016 # $1 is the inner sh's
+            ns_exec sh -c 'cd "$1" && grep . ./*' sh "/sys/class/net/$TAP/statistics" 2>/dev/null \
+                | sed 's|^\./\([^:]*\):|tap.\1 |'
+        fi
+    )
+}
+
+ns_counter_delta() { # A B KEY
+    local -n _a=$1 _b=$2
+    echo $(( ${_b[$3]:-0} - ${_a[$3]:-0} ))
+}
+
+ns_csum_errors() { # NAME
+    local -n _s=$1
+    echo "${_s[IpExt.InCsumErrors]:-0} ${_s[Icmp.InCsumErrors]:-0} ${_s[Tcp.InCsumErrors]:-0} ${_s[Udp.InCsumErrors]:-0}"
+}
+
+ns_csum_rise() { # A B
+    local p n=0
+    for p in IpExt Icmp Tcp Udp; do
+        n=$(( n + $(ns_counter_delta "$1" "$2" "$p.InCsumErrors") ))
+    done
+    echo "$n"
+}
+
+bg_untrack() { # PID
+    local p keep=()
+    for p in "${BG_PIDS[@]}"; do
+        [[ "$p" == "$1" ]] || keep+=("$p")
+    done
+    BG_PIDS=("${keep[@]}")
+}
+
+bg_stop() { # PID...
+    local p
+    _kill_pids "$@"
+    for p in "$@"; do
+        bg_untrack "$p"
+    done
+}
+
+bg_wait() { # PID TENTHS
+    local i
+    for ((i = 0; i < $2; i++)); do
+        kill -0 "$1" 2>/dev/null || break
+        sleep 0.1
+    done
+    bg_stop "$1"
 }
 
 # _kill_pids PID...: TERM, up to 5 s grace, then KILL.

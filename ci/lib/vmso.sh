@@ -5,6 +5,10 @@
 # ci/demo.sh).
 #
 #   vmso_ensure_setup          run ci/setup.sh unless everything it makes is present
+#   vmso_prepare_host          what every vmso script does first: need root and
+#                              /dev/net/tun, $RESULTS, vmso_ensure_setup, the host tools,
+#                              the cleanup trap
+#   vmso_prepare               vmso_prepare_host, then vmso_build
 #   vmso_build                 cargo build --release -p vmso-device; vmso.ko built by
 #                              guest-driver/Makefile (KDIR, CC=gcc-12) in a private copy
 #                              of the sources ($CACHE/build/vmso-ko.XXXXXX, removed by
@@ -27,7 +31,9 @@
 #                              (each failure is one "FAIL [CFG]: ..." line on stderr).
 #   vmso_summary_table ENV...  the compact table of summary.env files (text)
 #   vmso_summary_md ENV...     the same as a Markdown table
-#   vmso_print_counters ENV    the device counters (docs/abi.md STAT names) of one run
+#   vmso_print_counters ENV    the device counters of one run: their names from the
+#                              metrics document next to ENV (metrics.json, docs/metrics.md),
+#                              their values as the guest's ethtool -S read them (stat_NAME)
 #   vmso_metrics_counters JSON "name=value ..." of the non-zero device counters and
 #                              coalescer flush reasons (coalescer.NAME=value) in the
 #                              metrics document vmso-device writes at exit (docs/metrics.md)
@@ -50,13 +56,12 @@
 
 # shellcheck source=ci/lib/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
-# shellcheck source=ci/lib/netns.sh
-source "$REPO/ci/lib/netns.sh"
+# shellcheck source=ci/lib/device.sh
+source "$REPO/ci/lib/device.sh"
 # shellcheck source=ci/lib/guest.sh
 source "$REPO/ci/lib/guest.sh"
 
 VMSO_CONFIGS_ALL=(4l 5l phys lro-off handoff)
-VMSO_DEVICE=${VMSO_DEVICE:-$REPO/target/release/vmso-device}   # a wrapper (strace, gdb) may stand in
 VMSO_DRIVER_SRC=${VMSO_DRIVER_SRC:-$REPO/guest-driver}
 VMSO_KO_BUILD=
 VMSO_KO=
@@ -73,11 +78,6 @@ VMSO_PARAMS=${VMSO_PARAMS:-}
 VMSO_RUN_TIMEOUT=$((120 + 3 * E2E_SECS + E2E_UDP_SECS))
 # The frame limit of the capture check: MTU 1500 + Ethernet header.
 VMSO_MAX_FRAME=1514
-
-# The device's STAT[] names, in order, from the one contract (docs/abi.md).
-# shellcheck disable=SC2016 # the backquotes are Markdown, not shell
-mapfile -t VMSO_DEV_STATS < <(sed -n '/^## Statistics/,$p' "$REPO/docs/abi.md" \
-    | sed -n 's/^| \([0-9]*\) | `\([a-z_0-9]*\)`.*/\2/p')
 
 for _v in E2E_SECS E2E_UDP_SECS E2E_SNAPLEN; do
     [[ "${!_v}" =~ ^[1-9][0-9]*$ ]] || die "$_v must be a positive integer, not '${!_v}'"
@@ -110,8 +110,7 @@ vmso_ensure_setup() {
 vmso_build() {
     need_cmd cargo make gcc-12
     log "building vmso-device (release)"
-    (cd "$REPO" && cargo build --release -q -p vmso-device) || die "cargo build --release -p vmso-device failed"
-    [[ -x "$VMSO_DEVICE" ]] || die "$VMSO_DEVICE missing after the build"
+    vmso_device_build || die "vmso-device does not build"
     [[ -r "$VMSO_DRIVER_SRC/Makefile" ]] || die "no Makefile in $VMSO_DRIVER_SRC"
     mkdir -p "$CACHE/build"
     VMSO_KO_BUILD=$(mktemp -d "$CACHE/build/vmso-ko.XXXXXX")
@@ -126,6 +125,20 @@ vmso_build() {
     make -C "$VMSO_KO_BUILD" KDIR="$KDIR" CC=gcc-12 >"$VMSO_KO_BUILD/build.log" 2>&1 \
         || { cat "$VMSO_KO_BUILD/build.log" >&2; die "vmso.ko does not build (make -C ${VMSO_DRIVER_SRC#"$REPO"/} KDIR=$KDIR CC=gcc-12)"; }
     [[ -r "$VMSO_KO" ]] || die "$VMSO_KO missing after the build"
+}
+
+vmso_prepare_host() {
+    need_root
+    need_tun
+    mkdir -p "$RESULTS"
+    vmso_ensure_setup
+    need_cmd iperf3 ss timeout tail awk
+    install_cleanup_trap
+}
+
+vmso_prepare() {
+    vmso_prepare_host
+    vmso_build
 }
 
 # ------------------------------------------------------------------ configurations
@@ -157,45 +170,6 @@ _vmso_check_sizes() { # CFG WHAT
 }
 
 # ------------------------------------------------------------------ host-side helpers
-# InCsumErrors in $NS: "ip icmp tcp udp" (IpExt from /proc/net/netstat, the rest from
-# /proc/net/snmp).
-vmso_csum_errors() {
-    ns_exec cat /proc/net/snmp /proc/net/netstat | awk '
-        $1 ~ /:$/ {
-            if (!($1 in hdr)) { hdr[$1] = $0; next }
-            n = split(hdr[$1], h)
-            for (i = 2; i <= n; i++) if (h[i] == "InCsumErrors") v[$1] = $i
-        }
-        END { printf "%d %d %d %d\n", v["IpExt:"], v["Icmp:"], v["Tcp:"], v["Udp:"] }'
-}
-
-# Tcp RetransSegs in $NS (host side).
-vmso_tcp_retrans() {
-    ns_exec cat /proc/net/snmp | awk '$1 == "Tcp:" { if (!h) { for (i = 2; i <= NF; i++) if ($i == "RetransSegs") c = i; h = 1; next } print $c }'
-}
-
-# TAP statistic NAME (e.g. tx_dropped: frames for the guest the TAP dropped because
-# its queue was full, i.e. the device did not read them in time).
-vmso_tap_stat() {
-    ns_exec cat "/sys/class/net/$TAP/statistics/$1" 2>/dev/null || echo 0
-}
-
-_vmso_untrack() { # PID: forget a pid that has been reaped (cleanup must not kill a reused pid)
-    local p keep=()
-    for p in "${BG_PIDS[@]}"; do
-        [[ "$p" == "$1" ]] || keep+=("$p")
-    done
-    BG_PIDS=("${keep[@]}")
-}
-
-_vmso_stop() { # PID...: TERM, grace, KILL, reap, untrack
-    local p
-    _kill_pids "$@"
-    for p in "$@"; do
-        _vmso_untrack "$p"
-    done
-}
-
 # _vmso_capture_cmd PCAP: sets VMSO_CAPTURE_CMD: tcpdump if installed, else dumpcap (comes with tshark).
 # Only the frames vmso puts on the wire (Ethernet source = its MAC), at most
 # E2E_CAPTURE_FRAMES of them.
@@ -319,12 +293,9 @@ result tx_phase_rx_frames=\$((\$(cat \$st/rx_packets) - rx0)) tx_phase_tx_packet
 echo "E2E-CAPTURE stop"
 iperf_run rx -c $HOST_IP -t $E2E_SECS -R || rc=1
 IPERF_TIMEOUT=$((E2E_UDP_SECS + 30)) iperf_run udp -c $HOST_IP -u -b $E2E_UDP_RATE -l $E2E_UDP_LEN -t $E2E_UDP_SECS || rc=1
-loss=\$(sed -n 's/.*(\([0-9.e+-]*\)%).*receiver\$/\1/p' /tmp/iperf-udp.txt | tail -n 1)
-result udp_loss_pct=\${loss:-?}
 g_csum1=\$(awk '\$1 == "Tcp:" && \$2 ~ /^[0-9]/ { print \$NF }' /proc/net/snmp)
 result guest_tcp_csum_errors=\$((g_csum1 - g_csum0))
-ethtool -S "\$NIC" >/tmp/stats.txt || rc=1
-awk 'NR > 1 && \$1 ~ /:\$/ { sub(":\$", "", \$1); print "RESULT stat_" \$1 "=" \$2 }' /tmp/stats.txt
+ethtool_stats_results || rc=1
 ip link set "\$NIC" down
 if rmmod vmso && [ ! -e /sys/module/vmso ]; then
     result rmmod=ok
@@ -342,8 +313,6 @@ EOF
 
 # ------------------------------------------------------------------ one run
 VMSO_FAILS=()
-VMSO_DEV_PID=
-_VMSO_DEV_HOOK=0
 _vmso_fail() { # CFG MSG
     VMSO_FAILS+=("[$1] $2")
     printf 'FAIL [%s]: %s\n' "$1" "$2" >&2
@@ -351,8 +320,9 @@ _vmso_fail() { # CFG MSG
 
 vmso_run() {
     (( $# == 2 )) || die "usage: vmso_run CFG DIR"
-    local cfg=$1 dir=$2 sock tmp dev_pid srv_pid watch_pid=0 pcap='' i ok=1 capture=0
-    local c0 c1 r0 r1 dev_rc dev_counters v
+    local cfg=$1 dir=$2 sock tmp srv_pid watch_pid=0 pcap='' i ok=1 capture=0
+    local dev_counters v
+    local -A h0 h1
     [[ -n "${NS:-}" && -n "${TAP:-}" ]] || die "vmso_run: no netns/TAP (call netns_setup first)"
     vmso_config "$cfg"
     rm -rf "$dir"
@@ -375,7 +345,7 @@ vmso_run() {
     sock=$tmp/vmso.sock
 
     log "[$cfg] boot=$CFG_BOOT cpu=${CFG_CPU:-default} dma_mode=$CFG_DMA expect ${CFG_LEVELS}-level paging; logs in $dir"
-    local dev_args=(--socket-path "$sock" --tap "$TAP" --mac "$VMSO_MAC" --log-level info --once
+    local dev_args=(--mac "$VMSO_MAC" --log-level info --once
         --metrics "$dir/metrics.json" --metrics-interval 0 --tx-mode "$CFG_TXMODE")
     if (( capture )); then
         # About as many frames as the TAP capture takes (each block: snap + 48 bytes).
@@ -384,29 +354,9 @@ vmso_run() {
             || dev_args+=(--pcap-max-bytes $((E2E_CAPTURE_FRAMES * (E2E_SNAPLEN + 48))))
     fi
     # VMSO_DEVICE_ARGS: extra vmso-device options (word-split), for experiments.
-    # shellcheck disable=SC2206
+    # shellcheck disable=SC2206 # word-split on purpose
     dev_args+=(${VMSO_DEVICE_ARGS:-})
-    ns_bg "$dir/device.log" "$VMSO_DEVICE" "${dev_args[@]}"
-    dev_pid=$BG_PID
-    # cleanup stops the tracked pids (QEMU among them) first, then runs the hooks: the
-    # device goes after QEMU, which aborts (assertion in error_setv) if its vfio-user
-    # server vanishes under it.
-    _vmso_untrack "$dev_pid"
-    VMSO_DEV_PID=$dev_pid
-    if (( ! _VMSO_DEV_HOOK )); then
-        # shellcheck disable=SC2016 # expanded when cleanup runs
-        on_cleanup '[[ -n "$VMSO_DEV_PID" ]] && _kill_pids "$VMSO_DEV_PID"'
-        _VMSO_DEV_HOOK=1
-    fi
-    for ((i = 0; i < 100; i++)); do
-        [[ -S "$sock" ]] && break
-        kill -0 "$dev_pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    if [[ ! -S "$sock" ]]; then
-        sed 's/^/device| /' "$dir/device.log" >&2
-        _vmso_stop "$dev_pid"
-        VMSO_DEV_PID=
+    if ! vmso_device_start "$dir/device.log" "$sock" "${dev_args[@]}"; then
         _vmso_fail "$cfg" "vmso-device did not create its socket within 10 s (see $dir/device.log)"
         return 1
     fi
@@ -414,8 +364,8 @@ vmso_run() {
     ns_bg "$dir/iperf3-server.log" timeout $((VMSO_RUN_TIMEOUT + 30)) iperf3 -s -B "$HOST_IP" --forceflush
     srv_pid=$BG_PID
     if ! wait_tcp_listen 5201 10; then
-        _vmso_stop "$dev_pid" "$srv_pid"
-        VMSO_DEV_PID=
+        vmso_device_stop
+        bg_stop "$srv_pid"
         _vmso_fail "$cfg" "iperf3 server did not start (see $dir/iperf3-server.log)"
         return 1
     fi
@@ -436,15 +386,9 @@ vmso_run() {
         bg_track "$watch_pid"
     fi
 
-    read -r -a c0 <<<"$(vmso_csum_errors)"
-    r0=$(vmso_tcp_retrans)
-    local td0 td1
-    td0=$(vmso_tap_stat tx_dropped)
-    boot_guest "$dir/run.sh" \
-        -device "{\"driver\":\"vfio-user-pci\",\"socket\":{\"path\":\"$sock\",\"type\":\"unix\"}}" || ok=0
-    read -r -a c1 <<<"$(vmso_csum_errors)"
-    r1=$(vmso_tcp_retrans)
-    td1=$(vmso_tap_stat tx_dropped)
+    ns_counters h0
+    boot_guest "$dir/run.sh" -device "$(vfio_user_device_json "$sock")" || ok=0
+    ns_counters h1
     guest_results >"$dir/results.env" 2>/dev/null || true
     if (( ! ok )); then
         local why done_rc
@@ -458,21 +402,14 @@ vmso_run() {
     fi
 
     # The device serves one connection (--once) and must exit after QEMU goes.
-    for ((i = 0; i < 100; i++)); do
-        kill -0 "$dev_pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    if kill -0 "$dev_pid" 2>/dev/null; then
-        _vmso_fail "$cfg" "vmso-device --once still running 10 s after QEMU exited"
-        _vmso_stop "$dev_pid"
-    else
-        dev_rc=0
-        wait "$dev_pid" || dev_rc=$?
-        (( dev_rc == 0 )) || _vmso_fail "$cfg" "vmso-device exited with status $dev_rc (see $dir/device.log)"
-    fi
-    VMSO_DEV_PID=
+    vmso_device_wait_exit 10
+    case $VMSO_DEV_RC in
+        0) ;;
+        running) _vmso_fail "$cfg" "vmso-device --once still running 10 s after QEMU exited" ;;
+        *) _vmso_fail "$cfg" "vmso-device exited with status $VMSO_DEV_RC (see $dir/device.log)" ;;
+    esac
     grep -q 'panicked' "$dir/device.log" && _vmso_fail "$cfg" "vmso-device panicked (see $dir/device.log)"
-    _vmso_stop "$srv_pid"
+    bg_stop "$srv_pid"
     # The device's counters, from the metrics document it writes at exit.
     if ! dev_counters=$(vmso_metrics_counters "$dir/metrics.json" 2>"$dir/metrics.err"); then
         _vmso_fail "$cfg" "no final metrics document from vmso-device: $(head -n 1 "$dir/metrics.err") (see $dir/metrics.json)"
@@ -488,27 +425,24 @@ vmso_run() {
 
     if (( capture )); then
         echo "E2E-CAPTURE stop (host: QEMU exited)" >>"$dir/console.log"
-        for ((i = 0; i < 100; i++)); do
-            kill -0 "$watch_pid" 2>/dev/null || break
-            sleep 0.1
-        done
-        _vmso_stop "$watch_pid"
+        bg_wait "$watch_pid" 100
     fi
 
     # ---- results and checks
     res() { awk -F= -v k="$1" '$1 == k { v = substr($0, length(k) + 2) } END { print (v == "" ? "?" : v) }' "$dir/results.env"; }
-    local tx rx udp va hits misses tso pf ratio levels paging csum_d retr_d
+    local tx rx udp va hits misses tso pf ratio levels paging csum_d retr_d c0 c1
     tx=$(res tx_gbps) rx=$(res rx_gbps) udp=$(res udp_gbps)
     va=$(res stat_va_translations) hits=$(res stat_iotlb_hits) misses=$(res stat_iotlb_misses)
     tso=$(res stat_tx_tso_segments) pf=$(res stat_page_faults)
     ratio=$(awk -v h="$hits" -v m="$misses" 'BEGIN { if (h ~ /^[0-9]+$/ && m ~ /^[0-9]+$/ && h + m > 0) printf "%.3f%%", 100 * h / (h + m); else print "-" }')
     levels=$(res drv_levels)
     [[ "$(res la57)" == 1 ]] && paging="5-level(la57)" || paging="${levels}-level"
-    csum_d=$(( (c1[0] - c0[0]) + (c1[1] - c0[1]) + (c1[2] - c0[2]) + (c1[3] - c0[3]) ))
-    retr_d=$(( r1 - r0 ))
+    csum_d=$(ns_csum_rise h0 h1)
+    retr_d=$(ns_counter_delta h0 h1 Tcp.RetransSegs)
+    c0=$(ns_csum_errors h0) c1=$(ns_csum_errors h1)
 
     # Host checksum counters.
-    (( csum_d == 0 )) || _vmso_fail "$cfg" "host InCsumErrors rose by $csum_d in $NS (IpExt/Icmp/Tcp/Udp: ${c0[*]} -> ${c1[*]})"
+    (( csum_d == 0 )) || _vmso_fail "$cfg" "host InCsumErrors rose by $csum_d in $NS (IpExt/Icmp/Tcp/Udp: $c0 -> $c1)"
     # What follows needs the guest's results: after a failed guest run, the missing
     # values would only repeat the failure.
     if (( ok )); then
@@ -620,7 +554,7 @@ vmso_run() {
         echo "tx_retr=$(res tx_retr)"
         echo "rx_retr=$(res rx_retr)"
         echo "host_tcp_retrans_segs=$retr_d"
-        echo "tap_tx_dropped=$((td1 - td0))"
+        echo "tap_tx_dropped=$(ns_counter_delta h0 h1 tap.tx_dropped)"
         echo "va_translations=$va"
         echo "iotlb_hits=$hits"
         echo "iotlb_misses=$misses"
@@ -628,7 +562,7 @@ vmso_run() {
         echo "tx_tso_segments=$tso"
         echo "page_faults=$pf"
         echo "host_csum_errors=$csum_d"
-        echo "host_csum_errors_detail=IpExt/Icmp/Tcp/Udp ${c0[*]} -> ${c1[*]}"
+        echo "host_csum_errors_detail=IpExt/Icmp/Tcp/Udp $c0 -> $c1"
         echo "guest_tcp_csum_errors=$(res guest_tcp_csum_errors)"
         echo "pcap_bad=$pc"
         echo "pcap=$pcap_note"
@@ -698,9 +632,19 @@ vmso_summary_md() {
     _vmso_rows '|' "$@" | sed 's/|/ | /g; s/^/| /; s/$/ |/'
 }
 
-vmso_print_counters() { # ENV: the device's STAT[] counters of one run, 2 columns
-    local e=$1 n
-    for n in "${VMSO_DEV_STATS[@]}"; do
+# vmso_device_counter_names JSON: the device's counters (the keys of "device" in a
+# metrics document, docs/metrics.md), one a line.
+vmso_device_counter_names() {
+    python3 -c 'import json, sys; print("\n".join(json.load(open(sys.argv[1]))["device"]))' "$1"
+}
+
+vmso_print_counters() { # ENV: the device's counters of one run, 2 columns
+    local e=$1 n names
+    if ! names=$(vmso_device_counter_names "$(dirname "$e")/metrics.json" 2>/dev/null); then
+        echo "(no metrics document from the device: $(dirname "$e")/metrics.json)"
+        return 0
+    fi
+    for n in $names; do
         printf '%s %s\n' "$n" "$(_vmso_get "$e" "stat_$n")"
     done | awk '{ a[NR] = sprintf("%-20s %12s", $1, $2) }
         END { h = int((NR + 1) / 2); for (i = 1; i <= h; i++) print a[i] "    " a[i + h] }'

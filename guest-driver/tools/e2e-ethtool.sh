@@ -29,42 +29,21 @@
 # OUT ($RESULTS/e2e-ethtool).
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-# shellcheck source=ci/lib/common.sh
-source "$HERE/../../ci/lib/common.sh"
-# shellcheck source=ci/lib/netns.sh
-source "$REPO/ci/lib/netns.sh"
-# shellcheck source=ci/lib/guest.sh
-source "$REPO/ci/lib/guest.sh"
+# shellcheck source=ci/lib/driver-e2e.sh
+source "$HERE/../../ci/lib/driver-e2e.sh"
 
 SECS=${E2E_SECS:-3}
 GUEST_TIMEOUT=${GUEST_TIMEOUT:-240}
 OUT=${OUT:-$RESULTS/e2e-ethtool}
+# shellcheck disable=SC2034 # used in the guest script only (guest_vars)
 UDP_PORT=9100
 UDP_SENDS=200   # 200 sends of 32 datagrams of 1400 bytes
 UDP_SEGS=32
 
-need_root
-need_tun
-need_setup
-need_cmd iperf3 ss timeout tail make gcc gcc-12
-
-rm -rf "$OUT"
-mkdir -p "$OUT"
-GUEST_DIR=$OUT
+driver_e2e_init "$OUT"
 
 # ------------------------------------------------------------------ build
-log "building vmso.ko ($KDIR), udp-gso-send and the device"
-make -s -C "$REPO/guest-driver" KDIR="$KDIR" CC=gcc-12 >"$OUT/build.log" 2>&1 \
-    || die "vmso.ko build failed (see $OUT/build.log)"
-make -s -C "$REPO/guest-driver/tools" udp-gso-send >>"$OUT/build.log" 2>&1 \
-    || die "udp-gso-send build failed (see $OUT/build.log)"
-if [[ -z "${VMSO_DEVICE:-}" ]]; then
-    need_cmd cargo
-    (cd "$REPO" && cargo build --release -q -p vmso-device) >>"$OUT/build.log" 2>&1 \
-        || die "cargo build of vmso-device failed (see $OUT/build.log)"
-    VMSO_DEVICE=$REPO/target/release/vmso-device
-fi
-[[ -x "$VMSO_DEVICE" ]] || die "device binary $VMSO_DEVICE missing"
+driver_e2e_build "$OUT" udp-gso-send
 
 # The bridge test needs bridge.ko and its dependencies from the guest kernel.
 BR_MODS=()
@@ -75,40 +54,16 @@ for m in llc stp bridge; do
 done
 
 # ------------------------------------------------------------------ host side
-install_cleanup_trap
-netns_setup "vmsoeth-$$"
-log "netns $NS, $TAP = $HOST_IP/$NET_PREFIX"
-SOCK=$OUT/vmso.sock
-ns_bg "$OUT/device.log" "$VMSO_DEVICE" --socket "$SOCK" --tap "$TAP"
-for _ in $(seq 100); do
-    [[ -S "$SOCK" ]] && break
-    sleep 0.1
-done
-[[ -S "$SOCK" ]] || die "vmso-device did not create $SOCK (see $OUT/device.log)"
-ns_bg "$OUT/iperf3-server.log" timeout $((GUEST_TIMEOUT + 30)) iperf3 -s -B "$HOST_IP" --forceflush
-wait_tcp_listen 5201 10 || die "iperf3 server did not start (see $OUT/iperf3-server.log)"
+driver_e2e_host "vmsoeth-$$"
+driver_e2e_iperf_server
 
-snmp() { # PROTO FIELD: a counter of the netns's /proc/net/snmp
-    # shellcheck disable=SC2016 # awk program
-    ns_exec awk -v p="$1:" -v f="$2" '$1 == p { if (!h) { for (i = 2; i <= NF; i++) n[$i] = i; h = 1 } else print $n[f] }' /proc/net/snmp
-}
-UDP_NOPORTS0=$(snmp Udp NoPorts)
-UDP_CSUM0=$(snmp Udp InCsumErrors)
-TCP_CSUM0=$(snmp Tcp InCsumErrors)
+ns_counters HOST0
 
 # ------------------------------------------------------------------ guest side
 GUEST_FILES=("$REPO/guest-driver/vmso.ko" "${BR_MODS[@]}"
     "$REPO/guest-driver/tools/udp-gso-send:/usr/bin/udp-gso-send")
 {
-    cat <<EOF
-HOST_IP=$HOST_IP
-GUEST_IP=$GUEST_IP
-NET_PREFIX=$NET_PREFIX
-SECS=$SECS
-UDP_PORT=$UDP_PORT
-UDP_SENDS=$UDP_SENDS
-UDP_SEGS=$UDP_SEGS
-EOF
+    guest_vars HOST_IP GUEST_IP NET_PREFIX SECS UDP_PORT UDP_SENDS UDP_SEGS
     cat <<'EOF'
 rc=0
 bad() { echo "CHECK-FAIL: $*"; rc=1; }
@@ -160,7 +115,7 @@ result G_rx_superpackets=$(( $(cnt rx_superpackets) - c0 ))
 echo "== ethtool -G: refused sizes"
 n=0
 for a in "rx 500" "rx 32" "rx 8192" "tx 16" "tx 1000"; do
-    # shellcheck disable=SC2086
+    # shellcheck disable=SC2086 # "rx 500" is two words for ethtool
     if ethtool -G "$NIC" $a 2>&1; then echo "accepted: -G $a"; else n=$((n + 1)); fi
 done
 result G_refused=$n reg2_rx_size="$(reg 0x148)" reg2_tx_size="$(reg 0x108)"
@@ -240,44 +195,20 @@ echo "== ethtool -d"
 ethtool -d "$NIC" | head -n 5
 
 ip link set br0 down
-ip link set "$NIC" down
 ip link del br0 2>/dev/null || brctl delbr br0
-rmmod vmso && result rmmod=ok || result rmmod=fail
-if dmesg | grep -E 'WARNING|BUG|Oops|refcount|leak'; then result dmesg_clean=0; else result dmesg_clean=1; fi
+unload_check
 exit $rc
 EOF
 } >"$OUT/run.sh"
 
-guest_ok=1
-boot_guest "$OUT/run.sh" \
-    -device "{\"driver\":\"vfio-user-pci\",\"socket\":{\"path\":\"$SOCK\",\"type\":\"unix\"}}" || guest_ok=0
-guest_results >"$OUT/results.env" || true
-sleep 0.5
-UDP_NOPORTS=$(( $(snmp Udp NoPorts) - UDP_NOPORTS0 ))
-UDP_CSUM=$(( $(snmp Udp InCsumErrors) - UDP_CSUM0 ))
-TCP_CSUM=$(( $(snmp Tcp InCsumErrors) - TCP_CSUM0 ))
+driver_e2e_boot "$OUT" "$SOCK"
+UDP_NOPORTS=$(ns_counter_delta HOST0 HOST1 Udp.NoPorts)
+UDP_CSUM=$(ns_counter_delta HOST0 HOST1 Udp.InCsumErrors)
+TCP_CSUM=$(ns_counter_delta HOST0 HOST1 Tcp.InCsumErrors)
 
 # ------------------------------------------------------------------ checks
-res() { guest_result "$1" 2>/dev/null || echo "?"; }
-fails=()
-check() { # DESCRIPTION GOT WANT
-    if [[ "$2" == "$3" ]]; then
-        log "ok:   $1 ($2)"
-    else
-        log "FAIL: $1: got '$2', want '$3'"
-        fails+=("$1")
-    fi
-}
-check_gt0() { # DESCRIPTION GOT
-    if [[ "$2" =~ ^[1-9][0-9]*$ ]]; then
-        log "ok:   $1 ($2)"
-    else
-        log "FAIL: $1: got '$2', want > 0"
-        fails+=("$1")
-    fi
-}
 
-(( guest_ok )) || fails+=("guest run (console: $OUT/console.log)")
+(( GUEST_OK )) || FAILS+=("guest run (console: $OUT/console.log)")
 check "-i driver" "$(res drv_name)" vmso
 check "-i firmware is the ABI version" "$(res drv_fw)" \
     "abi_$(( $(res reg_version) >> 16 )).$(( $(res reg_version) & 0xffff ))"
@@ -329,10 +260,10 @@ check "no WARN/BUG in dmesg" "$(res dmesg_clean)" 1
     echo "udp_noports=$UDP_NOPORTS"
     echo "udp_csum_errors=$UDP_CSUM"
     echo "tcp_csum_errors=$TCP_CSUM"
-    echo "fails=${#fails[@]}"
+    echo "fails=${#FAILS[@]}"
     cat "$OUT/results.env"
 } >"$OUT/summary.env"
-if (( ${#fails[@]} )); then
-    die "${#fails[@]} check(s) failed: ${fails[*]} (logs in $OUT)"
+if (( ${#FAILS[@]} )); then
+    die "${#FAILS[@]} check(s) failed: ${FAILS[*]} (logs in $OUT)"
 fi
 log "PASS: every ethtool check (logs in $OUT)"

@@ -32,12 +32,8 @@
 # OUT ($RESULTS/e2e-mq).
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-# shellcheck source=ci/lib/common.sh
-source "$HERE/../../ci/lib/common.sh"
-# shellcheck source=ci/lib/netns.sh
-source "$REPO/ci/lib/netns.sh"
-# shellcheck source=ci/lib/guest.sh
-source "$REPO/ci/lib/guest.sh"
+# shellcheck source=ci/lib/driver-e2e.sh
+source "$HERE/../../ci/lib/driver-e2e.sh"
 
 QUEUES=2
 SECS=${E2E_SECS:-4}
@@ -46,41 +42,15 @@ GUEST_TIMEOUT=${GUEST_TIMEOUT:-300}
 GUEST_SMP=2
 OUT=${OUT:-$RESULTS/e2e-mq}
 
-need_root
-need_tun
-need_setup
-need_cmd iperf3 ss timeout make gcc-12
+driver_e2e_init "$OUT"
 (( CAPTURE )) && need_cmd dumpcap tshark
 
-rm -rf "$OUT"
-mkdir -p "$OUT"
-GUEST_DIR=$OUT
-
 # ------------------------------------------------------------------ build
-log "building vmso.ko ($KDIR) and the device"
-make -s -C "$REPO/guest-driver" KDIR="$KDIR" CC=gcc-12 >"$OUT/build.log" 2>&1 \
-    || die "vmso.ko build failed (see $OUT/build.log)"
-if [[ -z "${VMSO_DEVICE:-}" ]]; then
-    need_cmd cargo
-    (cd "$REPO" && cargo build --release -q -p vmso-device) >>"$OUT/build.log" 2>&1 \
-        || die "cargo build of vmso-device failed (see $OUT/build.log)"
-    VMSO_DEVICE=$REPO/target/release/vmso-device
-fi
-[[ -x "$VMSO_DEVICE" ]] || die "device binary $VMSO_DEVICE missing"
+driver_e2e_build "$OUT"
 
 # ------------------------------------------------------------------ host side
-install_cleanup_trap
-TAP_MULTI_QUEUE=1 netns_setup "vmsomq-$$"
-log "netns $NS, multi-queue $TAP = $HOST_IP/$NET_PREFIX"
-SOCK=$OUT/vmso.sock
-ns_bg "$OUT/device.log" "$VMSO_DEVICE" --socket "$SOCK" --tap "$TAP" --queues "$QUEUES"
-for _ in $(seq 100); do
-    [[ -S "$SOCK" ]] && break
-    sleep 0.1
-done
-[[ -S "$SOCK" ]] || die "vmso-device did not create $SOCK (see $OUT/device.log)"
-ns_bg "$OUT/iperf3-server.log" timeout $((GUEST_TIMEOUT + 30)) iperf3 -s -B "$HOST_IP" --forceflush
-wait_tcp_listen 5201 10 || die "iperf3 server did not start (see $OUT/iperf3-server.log)"
+TAP_MULTI_QUEUE=1 driver_e2e_host "vmsomq-$$" --queues "$QUEUES" # a multi-queue TAP
+driver_e2e_iperf_server
 
 PCAP=$OUT/tap.pcap
 if (( CAPTURE )); then
@@ -92,23 +62,12 @@ if (( CAPTURE )); then
     sleep 1
 fi
 
-snmp() { # PROTO FIELD: a counter of the netns's /proc/net/snmp
-    # shellcheck disable=SC2016 # awk program
-    ns_exec awk -v p="$1:" -v f="$2" '$1 == p { if (!h) { for (i = 2; i <= NF; i++) n[$i] = i; h = 1 } else print $n[f] }' /proc/net/snmp
-}
-TCP_CSUM0=$(snmp Tcp InCsumErrors)
-tap_tx_dropped() { ns_exec cat "/sys/class/net/$TAP/statistics/tx_dropped"; }
-TAP_DROP0=$(tap_tx_dropped)
+ns_counters HOST0
 
 # ------------------------------------------------------------------ guest side
 GUEST_FILES=("$REPO/guest-driver/vmso.ko")
 {
-    cat <<EOF
-HOST_IP=$HOST_IP
-GUEST_IP=$GUEST_IP
-NET_PREFIX=$NET_PREFIX
-SECS=$SECS
-EOF
+    guest_vars HOST_IP GUEST_IP NET_PREFIX SECS
     cat <<'EOF'
 rc=0
 bad() { echo "CHECK-FAIL: $*"; rc=1; }
@@ -225,51 +184,22 @@ result l2="$(combined)" reg_queues2="$(reg 0x04C)"
 ping_check "$HOST_IP" 2 || bad "no ping after -L 2 while down"
 ethtool -L "$NIC" combined 3 2>&1 && result L3=accepted || result L3=refused
 
-ip link set "$NIC" down
-rmmod vmso && result rmmod=ok || result rmmod=fail
-if dmesg | grep -E 'WARNING|BUG|Oops|refcount|leak'; then result dmesg_clean=0; else result dmesg_clean=1; fi
+unload_check
 exit $rc
 EOF
 } >"$OUT/run.sh"
 
-guest_ok=1
-boot_guest "$OUT/run.sh" \
-    -device "{\"driver\":\"vfio-user-pci\",\"socket\":{\"path\":\"$SOCK\",\"type\":\"unix\"}}" || guest_ok=0
-guest_results >"$OUT/results.env" || true
-sleep 0.5
-TCP_CSUM=$(( $(snmp Tcp InCsumErrors) - TCP_CSUM0 ))
+# The end of the guest script and the boot have the shape of e2e-ethtool.sh's (and
+# duplicates lists them): what is shared is in driver_e2e_boot and unload_check, the
+# checks and counters around them are each script's own.
+driver_e2e_boot "$OUT" "$SOCK"
+TCP_CSUM=$(ns_counter_delta HOST0 HOST1 Tcp.InCsumErrors)
 # Frames the host could not queue to the device (a TAP queue's ring was full)
-TAP_DROP=$(( $(tap_tx_dropped) - TAP_DROP0 ))
+TAP_DROP=$(ns_counter_delta HOST0 HOST1 tap.tx_dropped)
 
 # ------------------------------------------------------------------ checks
-res() { guest_result "$1" 2>/dev/null || echo "?"; }
-fails=()
-check() { # DESCRIPTION GOT WANT
-    if [[ "$2" == "$3" ]]; then
-        log "ok:   $1 ($2)"
-    else
-        log "FAIL: $1: got '$2', want '$3'"
-        fails+=("$1")
-    fi
-}
-check_gt0() { # DESCRIPTION GOT
-    if [[ "$2" =~ ^[1-9][0-9]*$ ]]; then
-        log "ok:   $1 ($2)"
-    else
-        log "FAIL: $1: got '$2', want > 0"
-        fails+=("$1")
-    fi
-}
-check_le() { # DESCRIPTION GOT MAX
-    if [[ "$2" =~ ^[0-9]+$ ]] && (( $2 <= $3 )); then
-        log "ok:   $1 ($2)"
-    else
-        log "FAIL: $1: got '$2', want <= $3"
-        fails+=("$1")
-    fi
-}
 
-(( guest_ok )) || fails+=("guest run (console: $OUT/console.log)")
+(( GUEST_OK )) || FAILS+=("guest run (console: $OUT/console.log)")
 check "guest CPUs" "$(res cpus)" 2
 check "driver: queue pairs in use/max, RSS" "$(res probe_log)" 2_2_rss_on
 check "-l combined (max/current)" "$(res l0)" 2/2/
@@ -336,14 +266,14 @@ fi
     echo "tcp_csum_errors=$TCP_CSUM"
     echo "tap_tx_dropped=$TAP_DROP"
     echo "capture=\"$cap_summary\""
-    echo "fails=${#fails[@]}"
+    echo "fails=${#FAILS[@]}"
     cat "$OUT/results.env"
 } >"$OUT/summary.env"
 log "iperf3 -P 4: guest->host $(res mq_tx_gbps) Gbit/s, host->guest $(res mq_rx_gbps) Gbit/s"
 log "per pair (driver TX completions / RX frames): q0 $(res q0_tx)/$(res q0_rx), q1 $(res q1_tx)/$(res q1_rx)"
 log "host->guest: sender retransmissions $(res mq_rx_retr), guest out-of-order segments $(res mq_rx_ofo), host TAP tx_dropped (whole run) $TAP_DROP"
 log "$cap_summary"
-if (( ${#fails[@]} )); then
-    die "${#fails[@]} check(s) failed: ${fails[*]} (logs in $OUT)"
+if (( ${#FAILS[@]} )); then
+    die "${#FAILS[@]} check(s) failed: ${FAILS[*]} (logs in $OUT)"
 fi
 log "PASS: multi-queue end to end (logs in $OUT)"

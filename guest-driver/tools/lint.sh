@@ -52,7 +52,7 @@ find_checkpatch() {
 fetch_checkpatch() {
     local tmp deb
     tmp=$(mktemp -d)
-    # shellcheck disable=SC2064
+    # shellcheck disable=SC2064 # $tmp is expanded now, on purpose: it is local
     trap "rm -rf '$tmp'" RETURN
     log "checkpatch.pl is not in $KDIR nor in the kbuild tree: taking it from linux-source-$series"
     (cd "$tmp" && apt-get download -q "linux-source-$series" >"$tmp/download.log" 2>&1) \
@@ -68,6 +68,17 @@ fetch_checkpatch() {
         || die "cannot extract checkpatch.pl from $deb"
 }
 
+# report FINDINGS WHEN_FOUND WHEN_CLEAN: prints the findings and sets fail, or logs clean
+report() {
+    if [[ -n "$1" ]]; then
+        printf '%s\n' "$1"
+        warn "$2"
+        fail=1
+    else
+        log "$3"
+    fi
+}
+
 # ------------------------------------------------------------------ checkpatch
 if ! cp=$(find_checkpatch); then
     if [[ "${LINT_FETCH:-1}" == 0 ]]; then
@@ -79,13 +90,8 @@ fi
 log "checkpatch: $cp --strict"
 out=$(cd "$HERE" && perl "$cp" --strict --no-tree --terse --show-types -f "${SOURCES[@]}" 2>&1) \
     || true
-if [[ -n "$out" ]]; then
-    printf '%s\n' "$out"
-    warn "checkpatch --strict: $(grep -c ': \(ERROR\|WARNING\|CHECK\):' <<<"$out") finding(s)"
-    fail=1
-else
-    log "checkpatch --strict: clean (${#SOURCES[@]} files)"
-fi
+report "$out" "checkpatch --strict: $(grep -c ': \(ERROR\|WARNING\|CHECK\):' <<<"$out") finding(s)" \
+    "checkpatch --strict: clean (${#SOURCES[@]} files)"
 
 # ---------------------------------------------------------------------- sparse
 command -v sparse >/dev/null || die "sparse is not installed (apt-get install sparse; ci/setup.sh does)"
@@ -100,13 +106,7 @@ fi
 checked=$(grep -c '^  CHECK ' "$work/build.log" || true)
 (( checked > 0 )) || { cat "$work/build.log"; die "sparse did not run (no CHECK lines)"; }
 findings=$(grep -E '(warning|error):' "$work/build.log" | sed "s|$work/||" || true)
-if [[ -n "$findings" ]]; then
-    printf '%s\n' "$findings"
-    warn "sparse/W=1: $(wc -l <<<"$findings") finding(s)"
-    fail=1
-else
-    log "sparse + W=1: clean ($checked files checked)"
-fi
+report "$findings" "sparse/W=1: $(wc -l <<<"$findings") finding(s)" "sparse + W=1: clean ($checked files checked)"
 
 (( fail == 0 )) || die "lint findings above"
 log "lint: clean"

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# guest-driver/tools/e2e-inventions.sh - both inventions end to end, in a QEMU guest
-# (TCG) whose NIC is vmso-device over vfio-user, on a TAP in a private netns:
+# guest-driver/tools/e2e-zerocopy-tso.sh - driver-side TSO and zero-copy send end to
+# end, in a QEMU guest (TCG) whose NIC is vmso-device over vfio-user, on a TAP in a
+# private netns:
 #
-#   invention 003 (driver-level segmentation, TX): iperf3 guest -> host with
+#   TSO by the device or by the driver (TX): iperf3 guest -> host with
 #     vmso.ko tso=device, tso=driver, tso=off, tso=driver tso_csum=driver and
 #     tso=driver dma_mode=phys;
-#   invention 000 (VA DMA from user space): vmso-zc sends through /dev/vmso0
-#     (zero-copy, USO) and through a UDP socket (copy), checked byte by byte by
+#   zero-copy send (DMA from user-space virtual addresses): vmso-zc sends through
+#     /dev/vmso0 (zero-copy, USO) and through a UDP socket (copy), checked byte by byte by
 #     vmso-zc-recv on the host; EFAULT on bad pointers; buffer reuse while in
 #     flight; munmap, process exit, ifdown and PCI unbind with submissions in
 #     flight; a TCP template (TSO from user VA);
@@ -21,16 +22,12 @@
 # ZC_CHUNK (64K), ZC_WINDOW (8), ZC_MSS (1448); REUSE_N (200) reuse-test
 # submissions; TCP_ZC_BYTES (8M); CAPTURE (1); KEEP_PCAP (0); VMSO_DEVICE (build
 # with cargo and use target/release/vmso-device); GUEST_TIMEOUT (400);
-# OUT ($RESULTS/e2e-inventions). GUEST_BOOT=bzimage GUEST_CPU=max runs the guest
+# OUT ($RESULTS/e2e-zerocopy-tso). GUEST_BOOT=bzimage GUEST_CPU=max runs the guest
 # with 5-level paging (see ci/README.md).
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-# shellcheck source=ci/lib/common.sh
-source "$HERE/../../ci/lib/common.sh"
-# shellcheck source=ci/lib/netns.sh
-source "$REPO/ci/lib/netns.sh"
-# shellcheck source=ci/lib/guest.sh
-source "$REPO/ci/lib/guest.sh"
+# shellcheck source=ci/lib/driver-e2e.sh
+source "$HERE/../../ci/lib/driver-e2e.sh"
 
 SECS=${E2E_SECS:-4}
 ZC_BYTES=${ZC_BYTES:-256M}
@@ -42,46 +39,19 @@ TCP_ZC_BYTES=${TCP_ZC_BYTES:-8M}
 CAPTURE=${CAPTURE:-1}
 KEEP_PCAP=${KEEP_PCAP:-0}
 GUEST_TIMEOUT=${GUEST_TIMEOUT:-400}
-OUT=${OUT:-$RESULTS/e2e-inventions}
+OUT=${OUT:-$RESULTS/e2e-zerocopy-tso}
 ZC_PORT=9000
 ZC_SPORT=40000 # +1 copy, +2 reuse test, +3 munmap test, +4 TCP template
 
-need_root
-need_tun
-need_setup
-need_cmd iperf3 ss timeout tail make gcc gcc-12
+driver_e2e_init "$OUT"
 (( CAPTURE )) && need_cmd dumpcap tshark
 
-rm -rf "$OUT"
-mkdir -p "$OUT"
-GUEST_DIR=$OUT
-
 # ------------------------------------------------------------------ build
-log "building vmso.ko ($KDIR), the tools and the device"
-make -s -C "$REPO/guest-driver" KDIR="$KDIR" CC=gcc-12 >"$OUT/build.log" 2>&1 \
-    || die "vmso.ko build failed (see $OUT/build.log)"
-make -s -C "$REPO/guest-driver/tools" >>"$OUT/build.log" 2>&1 \
-    || die "tools build failed (see $OUT/build.log)"
-if [[ -z "${VMSO_DEVICE:-}" ]]; then
-    need_cmd cargo
-    (cd "$REPO" && cargo build --release -q -p vmso-device) >>"$OUT/build.log" 2>&1 \
-        || die "cargo build of vmso-device failed (see $OUT/build.log)"
-    VMSO_DEVICE=$REPO/target/release/vmso-device
-fi
-[[ -x "$VMSO_DEVICE" ]] || die "device binary $VMSO_DEVICE missing"
+driver_e2e_build "$OUT" all
 RECV=$REPO/guest-driver/tools/vmso-zc-recv
 
 # ------------------------------------------------------------------ host side
-install_cleanup_trap
-netns_setup "vmsoinv-$$"
-log "netns $NS, $TAP = $HOST_IP/$NET_PREFIX"
-SOCK=$OUT/vmso.sock
-ns_bg "$OUT/device.log" "$VMSO_DEVICE" --socket "$SOCK" --tap "$TAP"
-for _ in $(seq 100); do
-    [[ -S "$SOCK" ]] && break
-    sleep 0.1
-done
-[[ -S "$SOCK" ]] || die "vmso-device did not create $SOCK (see $OUT/device.log)"
+driver_e2e_host "vmsozc-$$"
 
 # One iperf3 server per TSO mode, so that the capture tells them apart.
 MODES="device driver off drvcsum drvphys"
@@ -107,33 +77,13 @@ if (( CAPTURE )); then
     (( KEEP_PCAP )) || on_cleanup "rm -f '$PCAP'"
     sleep 1
 fi
-snmp() { # PROTO FIELD: a counter of the netns's /proc/net/snmp
-    # shellcheck disable=SC2016 # awk program
-    ns_exec awk -v p="$1:" -v f="$2" '$1 == p { if (!h) { for (i = 2; i <= NF; i++) n[$i] = i; h = 1 } else print $n[f] }' /proc/net/snmp
-}
-TCP_CSUM0=$(snmp Tcp InCsumErrors)
-UDP_CSUM0=$(snmp Udp InCsumErrors)
+ns_counters HOST0
 
 # ------------------------------------------------------------------ guest side
 GUEST_FILES=("$REPO/guest-driver/vmso.ko" "$REPO/guest-driver/tools/vmso-zc:/usr/bin/vmso-zc")
 cat >"$OUT/run.sh" <<EOF
 rc=0
-# iperf_tx NAME PORT: guest -> host, with the sender's CPU use (iperf3 -V)
-iperf_tx() {
-    timeout \$((SECS + 30)) iperf3 -f g -V -c $HOST_IP -p \$2 -t $SECS >/tmp/ip-\$1.txt 2>&1
-    r=\$?
-    cat /tmp/ip-\$1.txt
-    awk -v n=\$1 '
-        / sender\$/ { for (i = 1; i <= NF; i++) if (\$i == "Gbits/sec") { tx = \$(i - 1); retr = \$(i + 1) } }
-        / receiver\$/ { for (i = 1; i <= NF; i++) if (\$i == "Gbits/sec") rx = \$(i - 1) }
-        /CPU Utilization: local\/sender/ { sub("%", "", \$4); cpu = \$4 }
-        END {
-            if (rx == "") exit 1
-            printf "RESULT %s_gbps=%s %s_retr=%s %s_cpu_pct=%s %s_cpu_s_per_gb=%.3f\n", n, rx, n, retr, n, cpu, n, (tx > 0 ? cpu / 100 * 8 / tx : 0)
-        }' /tmp/ip-\$1.txt || { result "\$1_ok=0"; return 1; }
-    [ \$r -eq 0 ] && result "\$1_ok=1" || { result "\$1_ok=0"; return 1; }
-}
-SECS=$SECS
+export IPERF_TIMEOUT=$((SECS + 30))
 first=1
 for mode in $MODES; do
     case \$mode in
@@ -147,7 +97,7 @@ for mode in $MODES; do
     net_up $GUEST_IP/$NET_PREFIX || { dmesg | tail -20; exit 1; }
     if [ \$first = 1 ]; then ping_check $HOST_IP 3 || exit 1; first=0; fi
     ethtool -k "\$NIC" | grep -E "tcp-segmentation-offload|tx-checksumming"
-    iperf_tx tx_\$mode \$port || rc=1
+    iperf_run tx_\$mode -c $HOST_IP -p \$port -t $SECS || rc=1
     ethtool -S "\$NIC" | grep -E " (tx_tso_packets|tx_tso_segments|tx_driver_tso_[a-z_]+|tx_errors|page_faults|tx_queue_stops|tx_va_fallbacks):"
     result "\$(ethtool -S "\$NIC" | awk -v m=\$mode '\$1 == "tx_driver_tso_packets:" { p = \$2 } \$1 == "tx_driver_tso_segments:" { s = \$2 } \$1 == "tx_errors:" { e = \$2 } END { printf "%s_drv_tso_packets=%s %s_drv_tso_segments=%s %s_tx_errors=%s", m, p, m, s, m, e }')"
     ip link set "\$NIC" down
@@ -182,22 +132,22 @@ fi
 exit \$rc
 EOF
 
-guest_ok=1
-boot_guest "$OUT/run.sh" \
-    -device "{\"driver\":\"vfio-user-pci\",\"socket\":{\"path\":\"$SOCK\",\"type\":\"unix\"}}" || guest_ok=0
-guest_results >"$OUT/results.env" || true
+driver_e2e_boot "$OUT" "$SOCK"
 
 # ------------------------------------------------------------------ host checks
 kill -INT "$RECV_PID" 2>/dev/null || true
-for _ in $(seq 50); do
-    kill -0 "$RECV_PID" 2>/dev/null || break
-    sleep 0.1
-done
+bg_wait "$RECV_PID" 50
 sleep 1 # let dumpcap flush
-TCP_CSUM=$(( $(snmp Tcp InCsumErrors) - TCP_CSUM0 ))
-UDP_CSUM=$(( $(snmp Udp InCsumErrors) - UDP_CSUM0 ))
+ns_counters HOST1
+TCP_CSUM=$(ns_counter_delta HOST0 HOST1 Tcp.InCsumErrors)
+UDP_CSUM=$(ns_counter_delta HOST0 HOST1 Udp.InCsumErrors)
 
-res() { guest_result "$1" 2>/dev/null || echo "?"; }
+# cpu_s_per_gb NAME: the iperf3 client's CPU-seconds per GB sent: its CPU use (%) over
+# the sender's Gbit/s
+cpu_s_per_gb() {
+    awk -v cpu="$(res "${1}_cpu_pct")" -v tx="$(res "${1}_sender_gbps")" \
+        'BEGIN { printf "%.3f", (tx > 0 ? cpu / 100 * 8 / tx : 0) }'
+}
 rx() { # FLOW KEY: from vmso-zc-recv's per-flow RESULT line ("" FLOW: the total line)
     awk -v f="$1" -v k="$2" '$1 == "RESULT" {
             fl = ""; for (i = 2; i <= NF; i++) if ($i ~ /^flow=/) fl = substr($i, 6)
@@ -206,42 +156,29 @@ rx() { # FLOW KEY: from vmso-zc-recv's per-flow RESULT line ("" FLOW: the total 
         } END { print (v == "" ? "?" : v) }' "$OUT/recv.log"
 }
 
-fails=()
-check() { # DESCRIPTION COMMAND...: record a failure if COMMAND fails
-    local d=$1
-    shift
-    if "$@"; then
-        log "ok:   $d"
-    else
-        log "FAIL: $d"
-        fails+=("$d")
-    fi
-}
-eq() { [[ "$1" == "$2" ]]; }
-
-(( guest_ok )) || fails+=("guest run (console: $GUEST_LOG)")
+(( GUEST_OK )) || FAILS+=("guest run (console: $GUEST_LOG)")
 for m in $MODES; do
-    check "iperf3 TX with $m" eq "$(res "tx_${m}_ok")" 1
-    check "rmmod after $m" eq "$(res "rmmod_$m")" ok
+    check "iperf3 TX with $m" "$(res "tx_${m}_ok")" 1
+    check "rmmod after $m" "$(res "rmmod_$m")" ok
 done
-check "driver TSO used in tso=driver" test "$(res driver_drv_tso_packets)" -gt 0
-check "driver TSO not used in tso=device" eq "$(res device_drv_tso_packets)" 0
-check "vmso-zc UDP run" eq "$(res zc_tool_ok)" 1
-check "EFAULT on bad pointers" eq "$(res efault)" ok
-check "munmap of a buffer in flight" eq "$(res munmap_status)" 0
-check "exit with submissions in flight" eq "$(res exit_test)" ok
-check "ifdown with submissions in flight" eq "$(res ifdown_test)" ok
-check "PCI unbind with a file open" eq "$(res unbind_test)" ok
-check "TCP template run" eq "$(res tcp_zc_errors)" 0
-check "rmmod after zero-copy" eq "$(res rmmod_zc)" ok
-check "no driver warnings in dmesg" eq "$(res dmesg_clean)" 1
+check_gt0 "driver TSO used in tso=driver" "$(res driver_drv_tso_packets)"
+check "driver TSO not used in tso=device" "$(res device_drv_tso_packets)" 0
+check "vmso-zc UDP run" "$(res zc_tool_ok)" 1
+check "EFAULT on bad pointers" "$(res efault)" ok
+check "munmap of a buffer in flight" "$(res munmap_status)" 0
+check "exit with submissions in flight" "$(res exit_test)" ok
+check "ifdown with submissions in flight" "$(res ifdown_test)" ok
+check "PCI unbind with a file open" "$(res unbind_test)" ok
+check "TCP template run" "$(res tcp_zc_errors)" 0
+check "rmmod after zero-copy" "$(res rmmod_zc)" ok
+check "no driver warnings in dmesg" "$(res dmesg_clean)" 1
 zc_bytes=$(res zc_bytes)
-check "receiver got every zero-copy byte" eq "$(rx $ZC_SPORT rx_bytes)" "$zc_bytes"
-check "zero-copy datagrams all valid" eq "$(rx $ZC_SPORT rx_bad)/$(rx $ZC_SPORT rx_lost)/$(rx $ZC_SPORT rx_new)/$(rx $ZC_SPORT rx_mixed)" "0/0/0/0"
-check "copy-path datagrams valid" eq "$(rx $((ZC_SPORT + 1)) rx_bad)" 0
-check "reuse test: no foreign bytes" eq "$(rx $((ZC_SPORT + 2)) rx_bad)" 0
-check "munmap test datagrams valid" eq "$(rx $((ZC_SPORT + 3)) rx_bad)/$(rx $((ZC_SPORT + 3)) rx_lost)" "0/0"
-check "host TCP InCsumErrors" eq "$TCP_CSUM" 0
+check "receiver got every zero-copy byte" "$(rx $ZC_SPORT rx_bytes)" "$zc_bytes"
+check "zero-copy datagrams all valid" "$(rx $ZC_SPORT rx_bad)/$(rx $ZC_SPORT rx_lost)/$(rx $ZC_SPORT rx_new)/$(rx $ZC_SPORT rx_mixed)" "0/0/0/0"
+check "copy-path datagrams valid" "$(rx $((ZC_SPORT + 1)) rx_bad)" 0
+check "reuse test: no foreign bytes" "$(rx $((ZC_SPORT + 2)) rx_bad)" 0
+check "munmap test datagrams valid" "$(rx $((ZC_SPORT + 3)) rx_bad)/$(rx $((ZC_SPORT + 3)) rx_lost)" "0/0"
+check "host TCP InCsumErrors" "$TCP_CSUM" 0
 
 cap_summary=""
 if (( CAPTURE )); then
@@ -274,10 +211,10 @@ if (( CAPTURE )); then
         printf 'RESULT cap_%s_frames=%s cap_%s_bad_ip_csum=%s cap_%s_bad_l4_csum=%s cap_%s_unverified=%s cap_%s_over_mtu=%s cap_%s_retrans=%s\n' \
             "$f" "$n" "$f" "$ipb" "$f" "$l4b" "$f" "$unv" "$f" "$big" "$f" "$re"
         cap_summary+="  $f: $n frames, bad IP csum $ipb, bad L4 csum $l4b, unverified $unv, over MTU $big, retrans $re"$'\n'
-        check "capture $f: checksums and sizes" eq "$ipb/$l4b/$unv/$big" "0/0/0/0"
+        check "capture $f: checksums and sizes" "$ipb/$l4b/$unv/$big" "0/0/0/0"
     done <"$OUT/capture.txt"
     for f in tso_driver tso_driver_csum tso_driver_phys zc_udp zc_tcp_template; do
-        check "capture has $f frames" grep -q "^$f " "$OUT/capture.txt"
+        check_cmd "capture has $f frames" grep -q "^$f " "$OUT/capture.txt"
     done
 fi
 
@@ -285,7 +222,7 @@ fi
 {
     for m in $MODES; do
         printf 'RESULT tso_%s_gbps=%s tso_%s_cpu_s_per_gb=%s tso_%s_retr=%s\n' \
-            "$m" "$(res "tx_${m}_gbps")" "$m" "$(res "tx_${m}_cpu_s_per_gb")" "$m" "$(res "tx_${m}_retr")"
+            "$m" "$(res "tx_${m}_gbps")" "$m" "$(cpu_s_per_gb "tx_$m")" "$m" "$(res "tx_${m}_retr")"
     done
     printf 'RESULT zc_gbps=%s zc_cpu_s_per_gb=%s zc_sys_cpu_s_per_gb=%s copy_gbps=%s copy_cpu_s_per_gb=%s copy_sys_cpu_s_per_gb=%s\n' \
         "$(res zc_gbps)" "$(res zc_cpu_s_per_gb)" "$(res zc_sys_cpu_s_per_gb)" \
@@ -303,15 +240,15 @@ fi
 
 cat <<EOF
 
-e2e-inventions summary (guest TCG, ${SECS}s per iperf3 run, $ZC_BYTES zero-copy; logs in $OUT)
-  iperf3 TX Gbit/s (sender CPU s/GB):  tso=device $(res tx_device_gbps) ($(res tx_device_cpu_s_per_gb))  tso=driver $(res tx_driver_gbps) ($(res tx_driver_cpu_s_per_gb))  tso=off $(res tx_off_gbps) ($(res tx_off_cpu_s_per_gb))  tso=driver,tso_csum=driver $(res tx_drvcsum_gbps) ($(res tx_drvcsum_cpu_s_per_gb))  tso=driver,dma_mode=phys $(res tx_drvphys_gbps) ($(res tx_drvphys_cpu_s_per_gb))
+e2e-zerocopy-tso summary (guest TCG, ${SECS}s per iperf3 run, $ZC_BYTES zero-copy; logs in $OUT)
+  iperf3 TX Gbit/s (sender CPU s/GB):  tso=device $(res tx_device_gbps) ($(cpu_s_per_gb tx_device))  tso=driver $(res tx_driver_gbps) ($(cpu_s_per_gb tx_driver))  tso=off $(res tx_off_gbps) ($(cpu_s_per_gb tx_off))  tso=driver,tso_csum=driver $(res tx_drvcsum_gbps) ($(cpu_s_per_gb tx_drvcsum))  tso=driver,dma_mode=phys $(res tx_drvphys_gbps) ($(cpu_s_per_gb tx_drvphys))
   UDP send, Gbit/s and process CPU s/GB: zero-copy $(res zc_gbps) / $(res zc_cpu_s_per_gb)   copy (sendto) $(res copy_gbps) / $(res copy_cpu_s_per_gb)
   receiver: zero-copy flow $(rx $ZC_SPORT rx_bytes) bytes, bad $(rx $ZC_SPORT rx_bad), lost $(rx $ZC_SPORT rx_lost); copy flow lost $(rx $((ZC_SPORT + 1)) rx_lost)
   buffer reuse while in flight: $(rx $((ZC_SPORT + 2)) rx_dgrams) datagrams, new $(rx $((ZC_SPORT + 2)) rx_new), mixed $(rx $((ZC_SPORT + 2)) rx_mixed), bad $(rx $((ZC_SPORT + 2)) rx_bad), dropped by checksum $(rx $((ZC_SPORT + 2)) rx_lost) (host Udp InCsumErrors $UDP_CSUM)
 $cap_summary
 EOF
-if (( ${#fails[@]} )); then
-    printf 'FAILED: %s\n' "${fails[@]}" >&2
-    die "${#fails[@]} check(s) failed (logs in $OUT)"
+if (( ${#FAILS[@]} )); then
+    printf 'FAILED: %s\n' "${FAILS[@]}" >&2
+    die "${#FAILS[@]} check(s) failed (logs in $OUT)"
 fi
 log "PASS"
