@@ -33,6 +33,9 @@ cargo fmt --all -- --check || die "cargo fmt --check failed: run cargo fmt"
 step "clippy"
 cargo clippy --workspace --all-targets -- -D warnings
 
+step "rustdoc (no broken or private intra-doc links)"
+RUSTDOCFLAGS="-D warnings" cargo doc -p vmso-device --no-deps -q
+
 step "abi: generated files match abi/vmso-abi.toml"
 python3 abi/abigen.py --check || die "run abi/abigen.py (edit abi/vmso-abi.toml, not the generated files)"
 
