@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # ci/test.sh - everything: static checks (shellcheck on every shell script, rustfmt,
-# clippy), the device-level tests (no QEMU),
+# clippy, rustdoc, the generated ABI files against abi/vmso-abi.toml), the
+# device-level tests (no QEMU), the fuzz smoke,
 # the engine bench (figures only, nothing asserted), the guest module build,
 # the guest module's lint (checkpatch --strict, sparse), and the QEMU end-to-end runs
 # (ci/e2e.sh, guest-driver/tools/e2e-zerocopy-tso.sh, e2e-ethtool.sh, e2e-mq.sh).
