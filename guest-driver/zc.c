@@ -534,7 +534,8 @@ static int vmso_zc_post(struct vmso_priv *priv, struct vmso_zc_ctx *ctx,
 			.id_off = i * p->ids_per_pkt,
 			.first = i == 0,
 			.last = i + 1 == p->npkts,
-			.ip_csum = !p->cmd,
+			/* IPCSUM unset (UDP frames without offload): the driver writes it */
+			.ip_csum = !(p->cmd & VMSO_TX_CMD_IPCSUM),
 			/* computed by the device, or none */
 			.clear_l4_csum = true,
 		};

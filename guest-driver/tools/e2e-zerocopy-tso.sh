@@ -42,6 +42,7 @@ GUEST_TIMEOUT=${GUEST_TIMEOUT:-400}
 OUT=${OUT:-$RESULTS/e2e-zerocopy-tso}
 ZC_PORT=9000
 ZC_SPORT=40000 # +1 copy, +2 reuse test, +3 munmap test, +4 TCP template
+NOCSUM_SPORT=$((ZC_SPORT + 20)) # UDP frames without checksum offload (the tool uses +0..+8)
 
 driver_e2e_init "$OUT"
 (( CAPTURE )) && need_cmd dumpcap tshark
@@ -111,6 +112,12 @@ ls -l /dev/vmso0
 vmso-zc --dev /dev/vmso0 --dst $HOST_IP --dport $ZC_PORT --sport $ZC_SPORT --proto udp \\
     --bytes $ZC_BYTES --chunk $ZC_CHUNK --window $ZC_WINDOW --mss $ZC_MSS \\
     --efault-test --reuse-test $REUSE_N --munmap-test --exit-test --ifdown-test --timeout \$(( $GUEST_TIMEOUT / 2 )) || rc=1
+# Plain UDP/IPv4 frames without checksum offload: the driver writes each
+# IPv4 header checksum (its keys get a nocsum_ prefix)
+vmso-zc --dev /dev/vmso0 --dst $HOST_IP --dport $ZC_PORT --sport $NOCSUM_SPORT --proto udp \\
+    --mode frames --no-csum --no-copy --bytes 4M --chunk $ZC_CHUNK --window $ZC_WINDOW --mss $ZC_MSS \\
+    --timeout 60 >/tmp/nocsum.out || rc=1
+sed '/^RESULT /s/ \\([a-z_]*=\\)/ nocsum_\\1/g' /tmp/nocsum.out
 vmso-zc --dev /dev/vmso0 --dst $HOST_IP --dport $ZC_PORT --sport $ZC_SPORT --proto tcp \\
     --bytes $TCP_ZC_BYTES --chunk $ZC_CHUNK --window $ZC_WINDOW --mss $ZC_MSS --timeout 60 || rc=1
 ethtool -S "\$NIC" | grep -E " (zc_[a-z_]+|tx_uso_packets|tx_tso_packets|iotlb_[a-z]+|page_faults|tx_errors):"
@@ -175,6 +182,8 @@ check "no driver warnings in dmesg" "$(res dmesg_clean)" 1
 zc_bytes=$(res zc_bytes)
 check "receiver got every zero-copy byte" "$(rx $ZC_SPORT rx_bytes)" "$zc_bytes"
 check "zero-copy datagrams all valid" "$(rx $ZC_SPORT rx_bad)/$(rx $ZC_SPORT rx_lost)/$(rx $ZC_SPORT rx_new)/$(rx $ZC_SPORT rx_mixed)" "0/0/0/0"
+check "UDP frames without checksum offload: receiver got every byte" "$(rx $NOCSUM_SPORT rx_bytes)" "$(res nocsum_zc_bytes)"
+check "UDP frames without checksum offload: all valid" "$(rx $NOCSUM_SPORT rx_bad)/$(rx $NOCSUM_SPORT rx_lost)" "0/0"
 check "copy-path datagrams valid" "$(rx $((ZC_SPORT + 1)) rx_bad)" 0
 check "reuse test: no foreign bytes" "$(rx $((ZC_SPORT + 2)) rx_bad)" 0
 check "munmap test datagrams valid" "$(rx $((ZC_SPORT + 3)) rx_bad)/$(rx $((ZC_SPORT + 3)) rx_lost)" "0/0"

@@ -155,7 +155,7 @@ static int torn_ok(u64 w, u64 exp)
 	for (i = 0; i < 8; i++) {
 		u8 got = w >> (8 * i), e = exp >> (8 * i);
 
-		if (got != e && got != (u8)~e)
+		if (got != e && got != (u8)(e ^ 0xff))
 			return 0;
 	}
 	return 1;

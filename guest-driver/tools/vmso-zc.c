@@ -54,7 +54,7 @@
 #include "vmso-zc-common.h"
 
 #define USAGE \
-	"usage: vmso-zc --dst IP [--dport N] [--sport N] [--src IP] [--dst-mac MAC]\n               [--dev /dev/vmso0] [--bytes SIZE] [--chunk SIZE] [--window N]\n               [--proto udp|tcp] [--mss N] [--mode uso|ufo|frames]\n               [--no-copy] [--no-zc] [--reuse-test N] [--munmap-test]\n               [--efault-test] [--exit-test] [--ifdown-test] [--unbind-test]\n               [--tcp-bytes SIZE] [--timeout S]\n"
+	"usage: vmso-zc --dst IP [--dport N] [--sport N] [--src IP] [--dst-mac MAC]\n               [--dev /dev/vmso0] [--bytes SIZE] [--chunk SIZE] [--window N]\n               [--proto udp|tcp] [--mss N] [--mode uso|ufo|frames] [--no-csum]\n               [--no-copy] [--no-zc] [--reuse-test N] [--munmap-test]\n               [--efault-test] [--exit-test] [--ifdown-test] [--unbind-test]\n               [--tcp-bytes SIZE] [--timeout S]\n"
 #define BANNER_FMT \
 	"vmso-zc: %s on %s (%02x:%02x:%02x:%02x:%02x:%02x, mtu %u, pgmode %u, flags %#x) %s -> %s (%02x:%02x:%02x:%02x:%02x:%02x):%u, %llu bytes, chunk %u, window %u, mss %u\n"
 #define ZC_RUN_FMT \
@@ -83,6 +83,7 @@ struct opts {
 	u32 mss;
 	int tcp;
 	u32 zc_flags;	/* segmentation flag for the main run */
+	int csum;		/* ask for checksum offload (VMSO_ZC_F_CSUM) */
 	int copy;		/* run the copy path */
 	int zc;			/* run the zero-copy path */
 	u32 reuse;		/* reuse-test submissions */
@@ -104,6 +105,7 @@ static struct opts o = {
 	.window = 8,
 	.mss = 1448,
 	.zc_flags = VMSO_ZC_F_USO,
+	.csum = 1,
 	.copy = 1,
 	.zc = 1,
 	.timeout = 300,
@@ -420,7 +422,7 @@ static int zc_submit(int fd, void *buf, u32 len, u64 cookie,
 	s.buf = (uintptr_t)buf;
 	s.len = len;
 	s.cookie = cookie;
-	s.flags = flags | VMSO_ZC_F_CSUM;
+	s.flags = flags | (o.csum ? VMSO_ZC_F_CSUM : 0);
 	s.mss = o.mss;
 	s.hdr_len = build_template(s.hdr, tcp, sport, id, seq, len);
 	return ioctl(fd, VMSO_ZC_IOC_SUBMIT, &s);
@@ -849,7 +851,7 @@ int main(int argc, char **argv)
 		{ "reuse-test", 1, 0, 'r' }, { "munmap-test", 0, 0, 'u' },
 		{ "efault-test", 0, 0, 'e' }, { "tcp-bytes", 1, 0, 'T' },
 		{ "exit-test", 0, 0, 'X' }, { "ifdown-test", 0, 0, 'I' },
-		{ "unbind-test", 0, 0, 'U' },
+		{ "unbind-test", 0, 0, 'U' }, { "no-csum", 0, 0, 'N' },
 		{ "timeout", 1, 0, 'x' }, { 0, 0, 0, 0 }
 	};
 	struct figures zc_fig = { 0 }, copy_fig = { 0 };
@@ -917,6 +919,9 @@ int main(int argc, char **argv)
 		case 'Z':
 			o.zc = 0;
 			break;
+		case 'N':
+			o.csum = 0;
+			break;
 		case 'r':
 			o.reuse = atoi(optarg);
 			break;
@@ -954,6 +959,8 @@ int main(int argc, char **argv)
 		o.zc = 0;
 		o.copy = 0;
 	}
+	if (!o.csum && (o.tcp || o.zc_flags))
+		die("--no-csum: UDP frames only (--proto udp --mode frames)");
 	if (o.mss < 16 || o.mss % 8)
 		die("--mss must be a multiple of 8 (64-bit pattern words)");
 	if (o.window < 1 || o.window > MAX_WINDOW)
