@@ -153,9 +153,9 @@ static int torn_ok(u64 w, u64 exp)
 	int i;
 
 	for (i = 0; i < 8; i++) {
-		u8 got = w >> (8 * i), e = exp >> (8 * i);
+		u8 got = w >> (8 * i), e = exp >> (8 * i), flipped = ~e;
 
-		if (got != e && got != (u8)(e ^ 0xff))
+		if (got != e && got != flipped)
 			return 0;
 	}
 	return 1;
