@@ -108,7 +108,7 @@ impl<'a> Ipv6Packet<&'a [u8]> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::wire::testutil::changed;
+    use crate::engine::wire::testutil::changed_by;
 
     /// A TCP packet's header, 2001:db8::1 -> 2001:db8::2: traffic class
     /// 0xa5, flow label 0xbcdef, payload length 32, hop limit 64, then 2
@@ -164,9 +164,7 @@ mod tests {
     #[test]
     fn setters_change_only_their_bytes() {
         let set = |f: &dyn Fn(&mut Ipv6Packet<&mut [u8]>)| {
-            let mut v = HDR.to_vec();
-            f(&mut Ipv6Packet::new_unchecked(&mut v[..]));
-            changed(&HDR, &v)
+            changed_by(&HDR, |b| f(&mut Ipv6Packet::new_unchecked(b)))
         };
         assert_eq!(set(&|p| p.set_payload_len(0x0120)), [(4, 0x01)]);
         assert_eq!(set(&|p| p.set_payload_len(0xffff)), [(4, 0xff), (5, 0xff)]);

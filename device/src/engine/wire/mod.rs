@@ -366,30 +366,37 @@ impl Headers {
         IpPacket::new_unchecked(self.l3, &mut frame[self.l3_off..])
     }
 
+    // tcp/tcp_mut and udp/udp_mut are alike by shape (a view over the
+    // shared or the mutable frame, one line each), kept as four plain
+    // methods rather than a macro: their checks are in `l4_off`.
+
     /// The TCP header and what follows it; only for `l4 == L4::Tcp`.
     #[inline]
     pub fn tcp<'a>(&self, frame: &'a [u8]) -> TcpSegment<&'a [u8]> {
-        debug_assert_eq!(self.l4, L4::Tcp);
-        TcpSegment::new_unchecked(&frame[self.l4_off..])
+        TcpSegment::new_unchecked(&frame[self.l4_off(L4::Tcp)..])
     }
 
     #[inline]
     pub fn tcp_mut<'a>(&self, frame: &'a mut [u8]) -> TcpSegment<&'a mut [u8]> {
-        debug_assert_eq!(self.l4, L4::Tcp);
-        TcpSegment::new_unchecked(&mut frame[self.l4_off..])
+        TcpSegment::new_unchecked(&mut frame[self.l4_off(L4::Tcp)..])
     }
 
     /// The UDP header and what follows it; only for `l4 == L4::Udp`.
     #[inline]
     pub fn udp<'a>(&self, frame: &'a [u8]) -> UdpDatagram<&'a [u8]> {
-        debug_assert_eq!(self.l4, L4::Udp);
-        UdpDatagram::new_unchecked(&frame[self.l4_off..])
+        UdpDatagram::new_unchecked(&frame[self.l4_off(L4::Udp)..])
     }
 
     #[inline]
     pub fn udp_mut<'a>(&self, frame: &'a mut [u8]) -> UdpDatagram<&'a mut [u8]> {
-        debug_assert_eq!(self.l4, L4::Udp);
-        UdpDatagram::new_unchecked(&mut frame[self.l4_off..])
+        UdpDatagram::new_unchecked(&mut frame[self.l4_off(L4::Udp)..])
+    }
+
+    /// `l4_off`, for a view of protocol `l4` (which must be this frame's).
+    #[inline]
+    fn l4_off(&self, l4: L4) -> usize {
+        debug_assert_eq!(self.l4, l4);
+        self.l4_off
     }
 
     #[inline]
@@ -437,6 +444,13 @@ pub(crate) mod testutil {
             .filter(|(_, (a, b))| a != b)
             .map(|(i, (_, b))| (i, *b))
             .collect()
+    }
+
+    /// The bytes that `f` changes in a copy of `orig` (see [`changed`]).
+    pub fn changed_by(orig: &[u8], f: impl FnOnce(&mut [u8])) -> Vec<(usize, u8)> {
+        let mut v = orig.to_vec();
+        f(&mut v);
+        changed(orig, &v)
     }
 }
 
