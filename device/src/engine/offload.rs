@@ -174,6 +174,18 @@ impl<S: FrameSink> Out<'_, S> {
     }
 }
 
+/// A packet whose headers are parsed, for the paths that rewrite them:
+/// `Job(stream, req, h, hdr, out)`, the packet's bytes, what was asked,
+/// where its headers are, a copy of its first bytes to rewrite, and where
+/// its frames go.
+struct Job<'a, 'o, S: FrameSink>(
+    &'a Stream<'a>,
+    &'a Request,
+    &'a Headers,
+    &'a mut [u8; MAX_HDR],
+    &'a mut Out<'o, S>,
+);
+
 /// Writes the IPv4 header checksum (nothing for IPv6, which has none).
 fn ipv4_checksum(h: &Headers, hdr: &mut [u8]) {
     if let IpPacket::V4(mut ip) = h.ip_mut(hdr) {
@@ -228,10 +240,11 @@ pub fn process<S: FrameSink>(
         if h.hdr_len > stream.len() {
             return Err(TxError::BadHdr);
         }
+        let job = Job(stream, req, &h, &mut hdr, &mut out);
         if segmenting {
-            segment(stream, req, &h, &mut hdr, &mut out)?;
+            segment(job)?;
         } else {
-            checksum_only(stream, req, &h, &mut hdr, &mut out)?;
+            checksum_only(job)?;
         }
     }
     if out.failed {
@@ -304,13 +317,8 @@ pub fn handoff<S: FrameSink>(
     }))
 }
 
-fn checksum_only<S: FrameSink>(
-    stream: &Stream,
-    req: &Request,
-    h: &Headers,
-    hdr: &mut [u8; MAX_HDR],
-    out: &mut Out<S>,
-) -> Result<(), TxError> {
+fn checksum_only<S: FrameSink>(job: Job<'_, '_, S>) -> Result<(), TxError> {
+    let Job(stream, req, h, hdr, out) = job;
     // The IP header's length must fit in the frame; bytes past it are padding.
     let l3_end = h.l3_off + h.ip_len;
     if l3_end > stream.len() || l3_end < h.hdr_len {
@@ -331,13 +339,8 @@ fn checksum_only<S: FrameSink>(
     Ok(())
 }
 
-fn segment<S: FrameSink>(
-    stream: &Stream,
-    req: &Request,
-    h: &Headers,
-    hdr: &mut [u8; MAX_HDR],
-    out: &mut Out<S>,
-) -> Result<(), TxError> {
+fn segment<S: FrameSink>(job: Job<'_, '_, S>) -> Result<(), TxError> {
+    let Job(stream, req, h, hdr, out) = job;
     let payload = stream.len() - h.hdr_len;
     if payload == 0 {
         return Err(TxError::NoPayload);
@@ -352,7 +355,7 @@ fn segment<S: FrameSink>(
         return Err(TxError::SmallMss);
     }
     if req.ufo {
-        return fragment_udp(stream, req, h, hdr, out);
+        return fragment_udp(Job(stream, req, h, hdr, out));
     }
     match (req.tso, h.l4) {
         (true, L4::Tcp) | (false, L4::Udp) => {}
@@ -410,13 +413,8 @@ fn segment<S: FrameSink>(
 
 /// UFO: one UDP datagram sent as IPv4 fragments. The UDP checksum covers the
 /// whole datagram; the first fragment carries the UDP header.
-fn fragment_udp<S: FrameSink>(
-    stream: &Stream,
-    req: &Request,
-    h: &Headers,
-    hdr: &mut [u8; MAX_HDR],
-    out: &mut Out<S>,
-) -> Result<(), TxError> {
+fn fragment_udp<S: FrameSink>(job: Job<'_, '_, S>) -> Result<(), TxError> {
+    let Job(stream, req, h, hdr, out) = job;
     if h.l3 != L3::Ipv4 || h.l4 != L4::Udp {
         return Err(TxError::BadHdr);
     }
