@@ -121,6 +121,23 @@ pub struct Request {
     pub mtu: u32,
 }
 
+impl Request {
+    /// What splits a TCP superpacket from the host (a receive with a
+    /// vnet-header `gso_size`) into frames for the guest: TSO with both
+    /// checksums at `gso_size`. No MTU limit: the host's gso_size already
+    /// fits its MTU, and the guest's RX buffers take any frame size.
+    pub fn host_superpacket(gso_size: u16) -> Self {
+        Self {
+            tso: true,
+            ip_csum: true,
+            l4_csum: true,
+            mss: gso_size,
+            mtu: u32::from(u16::MAX),
+            ..Default::default()
+        }
+    }
+}
+
 /// What was emitted.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Emitted {
