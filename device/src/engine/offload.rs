@@ -609,14 +609,22 @@ mod tests {
         assert_eq!(got, payload(2500));
     }
 
+    /// An Ethernet + IPv6 (or IPv4) + UDP frame with `len` bytes of payload.
+    fn udp_frame(v6: bool, len: usize) -> Vec<u8> {
+        let eth = PacketBuilder::ethernet2([1; 6], [2; 6]);
+        let ip = if v6 {
+            eth.ipv6([0x20; 16], [0x21; 16], 64)
+        } else {
+            eth.ipv4([198, 18, 0, 1], [198, 18, 0, 2], 64)
+        };
+        let mut f = Vec::new();
+        ip.udp(1, 2).write(&mut f, &payload(len)).unwrap();
+        f
+    }
+
     #[test]
     fn uso_ufo_and_checksum_only_verify() {
-        let mut udp6 = Vec::new();
-        PacketBuilder::ethernet2([1; 6], [2; 6])
-            .ipv6([0x20; 16], [0x21; 16], 64)
-            .udp(1, 2)
-            .write(&mut udp6, &payload(777))
-            .unwrap();
+        let udp6 = udp_frame(true, 777);
         let uso = Request {
             uso: true,
             mss: 300,
@@ -628,12 +636,7 @@ mod tests {
         let got: Vec<u8> = frames.iter().flat_map(|f| verified(f)).collect();
         assert_eq!(got, payload(777));
 
-        let mut udp4 = Vec::new();
-        PacketBuilder::ethernet2([1; 6], [2; 6])
-            .ipv4([198, 18, 0, 1], [198, 18, 0, 2], 64)
-            .udp(1, 2)
-            .write(&mut udp4, &payload(1000))
-            .unwrap();
+        let udp4 = udp_frame(false, 1000);
         let ufo = Request {
             ufo: true,
             mss: 400,

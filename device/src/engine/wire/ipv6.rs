@@ -33,6 +33,7 @@ view! {
     check_len: HEADER_LEN;
 }
 
+// Alike in shape to Ipv4Packet's table (and every view's): a field list.
 fields! {
     Ipv6Packet;
     get {
@@ -121,6 +122,7 @@ mod tests {
         0xaa, 0xbb,
     ];
 
+    // Each view's golden_bytes test starts alike (one per protocol).
     #[test]
     fn golden_bytes() {
         let p = Ipv6Packet::new_checked(&HDR[..]).unwrap();

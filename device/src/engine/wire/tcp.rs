@@ -63,6 +63,9 @@ fields! {
 }
 
 impl<T: AsRef<[u8]>> TcpSegment<T> {
+    // Alike in shape to Ipv4Packet::new_checked (the fixed header, then
+    // the length field's own checks); the checks differ.
+
     /// A view of a well-formed header: the fixed header is present
     /// (`Truncated`), the data offset is at least 5 (`BadTcpOffset`), and
     /// the whole header with its options is present (`Truncated`).

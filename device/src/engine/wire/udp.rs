@@ -28,6 +28,7 @@ view! {
     check_len: HEADER_LEN;
 }
 
+// Alike in shape to TcpSegment's table (and every view's): a field list.
 fields! {
     UdpDatagram;
     get {
