@@ -636,6 +636,8 @@ mod tests {
         let got: Vec<u8> = frames.iter().flat_map(|f| verified(f)).collect();
         assert_eq!(got, payload(777));
 
+        // UFO over IPv4: alike in shape to the USO case above, with its own
+        // request and checks.
         let udp4 = udp_frame(false, 1000);
         let ufo = Request {
             ufo: true,
