@@ -45,25 +45,53 @@ fn stats(mut v: Vec<f64>) -> Stats {
     }
 }
 
+impl Stats {
+    /// "(min .., max ..)", as every figure prints after its median.
+    fn range(&self) -> String {
+        format!("(min {:.2}, max {:.2})", self.min, self.max)
+    }
+}
+
+/// Runs `f` for about 100 ms per round and returns, per round, the work
+/// done per second: `f(n)` is given the work done so far in the round and
+/// returns how much more it did.
+fn per_second(mut f: impl FnMut(u64) -> u64) -> Vec<f64> {
+    (0..ROUNDS)
+        .map(|_| {
+            let t = Instant::now();
+            let mut n = 0u64;
+            while t.elapsed().as_millis() < 100 {
+                n += f(n);
+            }
+            n as f64 / t.elapsed().as_secs_f64()
+        })
+        .collect()
+}
+
 /// Runs `f` (which processes `bytes` bytes per call) for about 100 ms per
 /// round and returns Gbit/s per round.
 fn gbps(bytes: usize, mut f: impl FnMut()) -> Vec<f64> {
     for _ in 0..20 {
         f(); // warm up
     }
-    (0..ROUNDS)
-        .map(|_| {
-            let t = Instant::now();
-            let mut n = 0u64;
-            while t.elapsed().as_millis() < 100 {
-                for _ in 0..16 {
-                    f();
-                }
-                n += 16;
-            }
-            (n as f64 * bytes as f64 * 8.0) / t.elapsed().as_secs_f64() / 1e9
-        })
-        .collect()
+    let calls = per_second(|_| {
+        for _ in 0..16 {
+            f();
+        }
+        16
+    });
+    calls.iter().map(|c| c * bytes as f64 * 8.0 / 1e9).collect()
+}
+
+/// Millions of `f` per second, per round: `f` runs over each of `items`.
+fn mps<T>(items: &[T], mut f: impl FnMut(&T)) -> Vec<f64> {
+    let rates = per_second(|_| {
+        for i in items {
+            f(i);
+        }
+        items.len() as u64
+    });
+    rates.iter().map(|r| r / 1e6).collect()
 }
 
 /// Counts frames; the frame data is touched only through its header.
@@ -154,14 +182,8 @@ fn bench_tso(npkts: usize, label: &str) {
     let ratios = stats(tso.iter().zip(&copy).map(|(a, b)| a / b).collect());
     let kib = npkts * 64;
     println!("TSO+checksum of 64 KiB packets @ MSS 1448 (45 segments), one core, {label} ({npkts} packets, {kib} KiB):");
-    println!(
-        "  engine   {:7.2} Gbit/s  (min {:.2}, max {:.2})",
-        t.median, t.min, t.max
-    );
-    println!(
-        "  memcpy   {:7.2} Gbit/s  (min {:.2}, max {:.2})",
-        c.median, c.min, c.max
-    );
+    println!("  engine   {:7.2} Gbit/s  {}", t.median, t.range());
+    println!("  memcpy   {:7.2} Gbit/s  {}", c.median, c.range());
     println!(
         "  ratio engine/memcpy {:.2}  (per-round min {:.2}, max {:.2})",
         ratios.median, ratios.min, ratios.max
@@ -223,30 +245,22 @@ fn bench_translate() {
                 iotlb: &mut iotlb,
                 counters: &counters,
             };
-            let rates: Vec<f64> = (0..ROUNDS)
-                .map(|_| {
-                    let t = Instant::now();
-                    let mut n = 0u64;
-                    while t.elapsed().as_millis() < 100 {
-                        for i in 0..4096u64 {
-                            // Stride through `span` pages; 256 pages fit the
-                            // IOTLB, 65536 do not (direct-mapped, 1024 sets).
-                            let va = va0 + ((i * 7919 + n) % span) * 4096 + 8;
-                            black_box(tr.translate(pdbr, mode, va).unwrap());
-                        }
-                        n += 4096;
-                    }
-                    n as f64 / t.elapsed().as_secs_f64() / 1e6
-                })
-                .collect();
-            let s = stats(rates);
+            let rates = per_second(|n| {
+                for i in 0..4096u64 {
+                    // Stride through `span` pages; 256 pages fit the
+                    // IOTLB, 65536 do not (direct-mapped, 1024 sets).
+                    let va = va0 + ((i * 7919 + n) % span) * 4096 + 8;
+                    black_box(tr.translate(pdbr, mode, va).unwrap());
+                }
+                4096
+            });
+            let s = stats(rates.iter().map(|r| r / 1e6).collect());
             let hits = counters.get(vmso_device::counters::Stat::iotlb_hits) as f64;
             let total = hits + counters.get(vmso_device::counters::Stat::iotlb_misses) as f64;
             println!(
-                "translate {name} IOTLB {kind:6}: {:7.2} M/s (min {:.2}, max {:.2}), hit ratio {:.3}",
+                "translate {name} IOTLB {kind:6}: {:7.2} M/s {}, hit ratio {:.3}",
                 s.median,
-                s.min,
-                s.max,
+                s.range(),
                 hits / total
             );
             println!(
@@ -308,44 +322,25 @@ fn bench_rx() {
     assert_eq!(st, rxstat::IP_OK | rxstat::L4_OK);
     let r = stats(rx);
     println!(
-        "RX verify+RSS+coalesce of 45 frames @ MSS 1448 (64 KiB): {:7.2} Gbit/s (min {:.2}, max {:.2})",
-        r.median, r.min, r.max
+        "RX verify+RSS+coalesce of 45 frames @ MSS 1448 (64 KiB): {:7.2} Gbit/s {}",
+        r.median,
+        r.range()
     );
-    let rates: Vec<f64> = (0..ROUNDS)
-        .map(|_| {
-            let t = Instant::now();
-            let mut n = 0u64;
-            while t.elapsed().as_millis() < 100 {
-                for s in &segs {
-                    black_box(rss.hash(black_box(s)));
-                }
-                n += segs.len() as u64;
-            }
-            n as f64 / t.elapsed().as_secs_f64() / 1e6
-        })
-        .collect();
-    let h = stats(rates);
+    let h = stats(mps(&segs, |s| {
+        black_box(rss.hash(black_box(s)));
+    }));
     println!(
-        "RSS hash of one IPv4/TCP frame: {:7.2} M/s (min {:.2}, max {:.2})",
-        h.median, h.min, h.max
+        "RSS hash of one IPv4/TCP frame: {:7.2} M/s {}",
+        h.median,
+        h.range()
     );
-    let rates: Vec<f64> = (0..ROUNDS)
-        .map(|_| {
-            let t = Instant::now();
-            let mut n = 0u64;
-            while t.elapsed().as_millis() < 100 {
-                for s in &segs {
-                    black_box(wire::parse(black_box(s)).unwrap());
-                }
-                n += segs.len() as u64;
-            }
-            n as f64 / t.elapsed().as_secs_f64() / 1e6
-        })
-        .collect();
-    let p = stats(rates);
+    let p = stats(mps(&segs, |s| {
+        black_box(wire::parse(black_box(s)).unwrap());
+    }));
     println!(
-        "wire::parse of one IPv4/TCP frame: {:7.2} M/s (min {:.2}, max {:.2})",
-        p.median, p.min, p.max
+        "wire::parse of one IPv4/TCP frame: {:7.2} M/s {}",
+        p.median,
+        p.range()
     );
     println!(
         "RESULT rx_lro_gbps={:.2} rss_hash_mps={:.2} parse_mps={:.2}",

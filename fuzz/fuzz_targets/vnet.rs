@@ -41,14 +41,7 @@ fuzz_target!(|data: &[u8]| {
             vnet::complete_csum(&mut frame, start, offset);
         }
         Ok(RxAction::Tcp { gso_size, .. }) => {
-            let req = Request {
-                tso: true,
-                ip_csum: true,
-                l4_csum: true,
-                mss: gso_size,
-                mtu: u32::from(u16::MAX),
-                ..Default::default()
-            };
+            let req = Request::host_superpacket(gso_size);
             let slices = [Slice::from_bytes(&frame)];
             // SAFETY: the slice points into `frame`, alive for this call.
             let stream = unsafe { Stream::new(&slices) };

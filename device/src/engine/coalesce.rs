@@ -538,15 +538,21 @@ mod tests {
         assert_eq!(REASON_NAMES[Reason::HostGso as usize], "host_gso");
     }
 
-    #[test]
-    fn count_limit_flushes() {
+    /// `n` back-to-back segments of one flow, merged `max_segs` at most.
+    fn in_order(max_segs: u16, n: usize) -> Run {
         let mut r = Run::with(Params {
-            max_segs: 3,
+            max_segs,
             ..Params::default()
         });
-        for i in 0..7 {
+        for i in 0..n {
             r.ok(&plain((i * MSS) as u32, MSS));
         }
+        r
+    }
+
+    #[test]
+    fn count_limit_flushes() {
+        let r = in_order(3, 7);
         assert_eq!(r.out.len(), 2);
         assert!(r.out.iter().all(|(_, m)| m.gso_segs == 3));
         assert_eq!(r.c.tally.count(Reason::Count), 2);
@@ -555,13 +561,7 @@ mod tests {
     #[test]
     fn max_segs_one_never_merges() {
         // Found by the coalesce fuzz target: a superpacket of 2 segments.
-        let mut r = Run::with(Params {
-            max_segs: 1,
-            ..Params::default()
-        });
-        for i in 0..3 {
-            r.ok(&plain((i * MSS) as u32, MSS));
-        }
+        let r = in_order(1, 3);
         assert_eq!(r.out.len(), 3);
         assert!(r.out.iter().all(|(_, m)| m.gso_segs == 0));
         assert_eq!((r.c.tally.merged, r.c.tally.count(Reason::Count)), (0, 3));

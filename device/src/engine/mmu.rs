@@ -360,6 +360,8 @@ mod tests {
         assert_eq!(e.reason, FaultReason::NonCanonical);
     }
 
+    // Alike in shape to bits32_4k_and_4m (a small page, a large one, a
+    // fault), kept a separate test so that a failure names the mode.
     #[test]
     fn pae_4k_and_2m() {
         let m = mem();

@@ -88,6 +88,10 @@ impl SocketBackend {
     }
 }
 
+// The same shape as `impl Backend for Tap` (host/tap.rs): both are an fd
+// read and written whole frames at a time. Kept as two plain impls rather
+// than trait defaults over `fd()`, so that a backend that is not a frame fd
+// (pcap, the tests' gated one) must write its own send and recv.
 impl Backend for SocketBackend {
     fn send(&mut self, iov: &[libc::iovec]) -> io::Result<usize> {
         writev_fd(self.fd.as_raw_fd(), iov)

@@ -260,6 +260,13 @@ mod tests {
         std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
     }
 
+    /// mmap(2) of one anonymous private page with protection `prot`.
+    fn map_page(prot: libc::c_int) -> *mut libc::c_void {
+        let flags = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS;
+        // SAFETY: a new anonymous mapping, over no memory in use.
+        unsafe { libc::mmap(std::ptr::null_mut(), 4096, prot, flags, -1, 0) }
+    }
+
     /// In a thread of its own (seccomp filters are per thread and cannot be
     /// removed), with EPERM as the refusal: forbidden calls fail, the calls
     /// the device needs still work.
@@ -282,14 +289,7 @@ mod tests {
                 assert_eq!((r, errno()), (-1, libc::EPERM), "fork (clone) refused");
                 let r = libc::syscall(libc::SYS_clone3, 0, 0);
                 assert_eq!((r, errno()), (-1, libc::ENOSYS), "clone3 gives ENOSYS");
-                let p = libc::mmap(
-                    std::ptr::null_mut(),
-                    4096,
-                    libc::PROT_READ | libc::PROT_EXEC,
-                    libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-                    -1,
-                    0,
-                );
+                let p = map_page(libc::PROT_READ | libc::PROT_EXEC);
                 assert_eq!((p, errno()), (libc::MAP_FAILED, libc::EPERM), "PROT_EXEC");
 
                 // What the device needs: eventfds, data mappings, threads.
@@ -301,14 +301,7 @@ mod tests {
                     libc::write(e.as_raw_fd(), (&one as *const u64).cast(), 8),
                     8
                 );
-                let p = libc::mmap(
-                    std::ptr::null_mut(),
-                    4096,
-                    libc::PROT_READ | libc::PROT_WRITE,
-                    libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-                    -1,
-                    0,
-                );
+                let p = map_page(libc::PROT_READ | libc::PROT_WRITE);
                 assert_ne!(p, libc::MAP_FAILED, "data mmap allowed");
                 assert_eq!(libc::munmap(p, 4096), 0);
             }

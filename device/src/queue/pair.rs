@@ -251,14 +251,7 @@ impl QueuePair {
     /// driver publishes its tail before it reads the flag). True if work
     /// arrived meanwhile, in which case the flag is cleared again.
     pub fn tx_idle(&mut self) -> bool {
-        self.set_kick(notify::TX_KICK, 1);
-        std::sync::atomic::fence(Ordering::SeqCst);
-        self.sync_tails();
-        let work = self.cfg.enabled && self.tx.head != self.tx.tail;
-        if work {
-            self.set_kick(notify::TX_KICK, 0);
-        }
-        work
+        self.ask_for_kicks(notify::TX_KICK, |q| &q.tx)
     }
 
     /// Out of RX buffers: asks for RX doorbells, then looks once more. True
@@ -267,14 +260,22 @@ impl QueuePair {
         if self.cfg.notify == 0 {
             return false;
         }
-        self.set_kick(notify::RX_KICK, 1);
+        self.ask_for_kicks(notify::RX_KICK, |q| &q.rx)
+    }
+
+    /// Sets the doorbell flag at `kick`, then looks once more at `ring`
+    /// (the driver publishes its tail before it reads the flag). True if
+    /// entries arrived meanwhile, in which case the flag is cleared again.
+    fn ask_for_kicks(&mut self, kick: u64, ring: fn(&Self) -> &Ring) -> bool {
+        self.set_kick(kick, 1);
         std::sync::atomic::fence(Ordering::SeqCst);
         self.sync_tails();
-        let room = self.cfg.enabled && self.rx.head != self.rx.tail;
-        if room {
-            self.set_kick(notify::RX_KICK, 0);
+        let r = ring(self);
+        let arrived = self.cfg.enabled && r.head != r.tail;
+        if arrived {
+            self.set_kick(kick, 0);
         }
-        room
+        arrived
     }
 
     pub fn rx_unblocked(&mut self) {
@@ -428,16 +429,7 @@ impl QueuePair {
     }
 
     fn segment_superpacket(&mut self, frame: &[u8], gso_size: u16, now: Instant) -> bool {
-        let req = offload::Request {
-            tso: true,
-            ip_csum: true,
-            l4_csum: true,
-            mss: gso_size,
-            // The host's gso_size already fits its MTU; the guest's RX
-            // buffers take any frame size.
-            mtu: u32::from(u16::MAX),
-            ..Default::default()
-        };
+        let req = offload::Request::host_superpacket(gso_size);
         let slices = [offload::Slice::from_bytes(frame)];
         // SAFETY: the slice points into `frame`, borrowed for this call.
         let stream = unsafe { offload::Stream::new(&slices) };

@@ -97,40 +97,42 @@ fn check_bar_access(offset: u64, len: usize) -> io::Result<()> {
     }
 }
 
+/// The result of a config space `what` ("read" or "write") of `len` bytes
+/// at `offset`, which went through if `done`.
+fn config_access(done: bool, what: &str, offset: u64, len: usize) -> io::Result<()> {
+    if done {
+        Ok(())
+    } else {
+        Err(einval(format!(
+            "config {what} {offset:#x}+{len} out of range"
+        )))
+    }
+}
+
+/// The error for an access (`what`: "read of", "write to") to a region
+/// the device does not have.
+fn no_region(what: &str, region: u32) -> io::Error {
+    einval(format!("{what} region {region}, which has no size"))
+}
+
 impl ServerBackend for VfioDevice {
     fn region_read(&mut self, region: u32, offset: u64, data: &mut [u8]) -> io::Result<()> {
         match region {
             VFIO_PCI_CONFIG_REGION_INDEX => {
-                if !self.config.read(offset, data) {
-                    return Err(einval(format!(
-                        "config read {offset:#x}+{} out of range",
-                        data.len()
-                    )));
-                }
-                Ok(())
+                config_access(self.config.read(offset, data), "read", offset, data.len())
             }
             VFIO_PCI_BAR0_REGION_INDEX => self.bar_read(offset, data),
-            _ => Err(einval(format!(
-                "read of region {region}, which has no size"
-            ))),
+            _ => Err(no_region("read of", region)),
         }
     }
 
     fn region_write(&mut self, region: u32, offset: u64, data: &[u8]) -> io::Result<()> {
         match region {
             VFIO_PCI_CONFIG_REGION_INDEX => {
-                if !self.config.write(offset, data) {
-                    return Err(einval(format!(
-                        "config write {offset:#x}+{} out of range",
-                        data.len()
-                    )));
-                }
-                Ok(())
+                config_access(self.config.write(offset, data), "write", offset, data.len())
             }
             VFIO_PCI_BAR0_REGION_INDEX => self.bar_write(offset, data),
-            _ => Err(einval(format!(
-                "write to region {region}, which has no size"
-            ))),
+            _ => Err(no_region("write to", region)),
         }
     }
 

@@ -34,8 +34,8 @@ impl<T: AsRef<[u8]>> IpPacket<T> {
     #[inline]
     pub fn src_addr(&self) -> &[u8] {
         match self {
-            Self::V4(p) => p.src_addr_bytes(),
-            Self::V6(p) => p.src_addr_bytes(),
+            Self::V4(p) => p.addr_bytes().0,
+            Self::V6(p) => p.addr_bytes().0,
         }
     }
 
@@ -43,8 +43,8 @@ impl<T: AsRef<[u8]>> IpPacket<T> {
     #[inline]
     pub fn dst_addr(&self) -> &[u8] {
         match self {
-            Self::V4(p) => p.dst_addr_bytes(),
-            Self::V6(p) => p.dst_addr_bytes(),
+            Self::V4(p) => p.addr_bytes().1,
+            Self::V6(p) => p.addr_bytes().1,
         }
     }
 

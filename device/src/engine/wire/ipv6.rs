@@ -9,7 +9,7 @@
 //! |               Destination Address (16 bytes)                  |
 //! ```
 
-use super::{get16, set16, ParseError};
+use super::ParseError;
 
 pub(super) mod field {
     use std::ops::Range;
@@ -25,20 +25,31 @@ pub(super) mod field {
 /// The fixed header.
 pub const HEADER_LEN: usize = 40;
 
-/// A view of an IPv6 packet: the fixed header, then whatever of the
-/// payload the buffer holds.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Ipv6Packet<T> {
-    buffer: T,
+view! {
+    /// A view of an IPv6 packet: the fixed header, then whatever of the
+    /// payload the buffer holds.
+    pub struct Ipv6Packet;
+    /// Whether the fixed header is present; nothing about the values.
+    check_len: HEADER_LEN;
 }
 
-impl<T: AsRef<[u8]>> Ipv6Packet<T> {
-    /// A view without a check: getters panic on a buffer too short.
-    #[inline]
-    pub const fn new_unchecked(buffer: T) -> Self {
-        Self { buffer }
+// Alike in shape to Ipv4Packet's table (and every view's): a field list.
+fields! {
+    Ipv6Packet;
+    get {
+        /// The length of what follows the fixed header.
+        payload_len: u16 @ PAYLOAD_LEN,
+        next_header: u8 @ NEXT_HEADER,
+        hop_limit: u8 @ HOP_LIMIT,
+        src_addr: [u8; 16] @ SRC_ADDR,
+        dst_addr: [u8; 16] @ DST_ADDR,
     }
-
+    set {
+        set_payload_len: u16 @ PAYLOAD_LEN,
+        set_hop_limit: u8 @ HOP_LIMIT,
+    }
+}
+impl<T: AsRef<[u8]>> Ipv6Packet<T> {
     /// A view of a well-formed header: present (`Truncated`), version 6
     /// (`BadIp`).
     #[inline]
@@ -49,21 +60,6 @@ impl<T: AsRef<[u8]>> Ipv6Packet<T> {
             return Err(ParseError::BadIp);
         }
         Ok(p)
-    }
-
-    /// Whether the fixed header is present; nothing about the values.
-    #[inline]
-    pub fn check_len(&self) -> Result<(), ParseError> {
-        if self.buffer.as_ref().len() < HEADER_LEN {
-            Err(ParseError::Truncated)
-        } else {
-            Ok(())
-        }
-    }
-
-    #[inline]
-    pub fn into_inner(self) -> T {
-        self.buffer
     }
 
     #[inline]
@@ -88,50 +84,17 @@ impl<T: AsRef<[u8]>> Ipv6Packet<T> {
         self.ver_tc_flow() & 0x000f_ffff
     }
 
-    /// The length of what follows the fixed header.
-    #[inline]
-    pub fn payload_len(&self) -> u16 {
-        get16(self.buffer.as_ref(), field::PAYLOAD_LEN)
-    }
-
-    #[inline]
-    pub fn next_header(&self) -> u8 {
-        self.buffer.as_ref()[field::NEXT_HEADER]
-    }
-
-    #[inline]
-    pub fn hop_limit(&self) -> u8 {
-        self.buffer.as_ref()[field::HOP_LIMIT]
-    }
-
-    #[inline]
-    pub fn src_addr(&self) -> [u8; 16] {
-        let mut a = [0; 16];
-        a.copy_from_slice(self.src_addr_bytes());
-        a
-    }
-
-    #[inline]
-    pub fn dst_addr(&self) -> [u8; 16] {
-        let mut a = [0; 16];
-        a.copy_from_slice(self.dst_addr_bytes());
-        a
-    }
-
     /// What follows the fixed header (as much as the buffer has).
     #[inline]
     pub fn payload(&self) -> &[u8] {
         &self.buffer.as_ref()[HEADER_LEN..]
     }
 
+    /// The source and destination addresses, borrowed from the view.
     #[inline]
-    pub(super) fn src_addr_bytes(&self) -> &[u8] {
-        &self.buffer.as_ref()[field::SRC_ADDR]
-    }
-
-    #[inline]
-    pub(super) fn dst_addr_bytes(&self) -> &[u8] {
-        &self.buffer.as_ref()[field::DST_ADDR]
+    pub(super) fn addr_bytes(&self) -> (&[u8], &[u8]) {
+        let b = self.buffer.as_ref();
+        (&b[field::SRC_ADDR], &b[field::DST_ADDR])
     }
 }
 
@@ -143,22 +106,10 @@ impl<'a> Ipv6Packet<&'a [u8]> {
     }
 }
 
-impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv6Packet<T> {
-    #[inline]
-    pub fn set_payload_len(&mut self, len: u16) {
-        set16(self.buffer.as_mut(), field::PAYLOAD_LEN, len);
-    }
-
-    #[inline]
-    pub fn set_hop_limit(&mut self, h: u8) {
-        self.buffer.as_mut()[field::HOP_LIMIT] = h;
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::wire::testutil::changed;
+    use crate::engine::wire::testutil::changed_by;
 
     /// A TCP packet's header, 2001:db8::1 -> 2001:db8::2: traffic class
     /// 0xa5, flow label 0xbcdef, payload length 32, hop limit 64, then 2
@@ -171,6 +122,7 @@ mod tests {
         0xaa, 0xbb,
     ];
 
+    // Each view's golden_bytes test starts alike (one per protocol).
     #[test]
     fn golden_bytes() {
         let p = Ipv6Packet::new_checked(&HDR[..]).unwrap();
@@ -214,9 +166,7 @@ mod tests {
     #[test]
     fn setters_change_only_their_bytes() {
         let set = |f: &dyn Fn(&mut Ipv6Packet<&mut [u8]>)| {
-            let mut v = HDR.to_vec();
-            f(&mut Ipv6Packet::new_unchecked(&mut v[..]));
-            changed(&HDR, &v)
+            changed_by(&HDR, |b| f(&mut Ipv6Packet::new_unchecked(b)))
         };
         assert_eq!(set(&|p| p.set_payload_len(0x0120)), [(4, 0x01)]);
         assert_eq!(set(&|p| p.set_payload_len(0xffff)), [(4, 0xff), (5, 0xff)]);

@@ -23,6 +23,112 @@
 //! a view per segment; its owned headers copy. etherparse is kept for the
 //! tests, as an independent reading of the same bytes.
 
+// The views' scaffolding, written once: `view!` declares a view type, and
+// `fields!` its plain big-endian field accessors from a table. They come
+// before the protocol modules, which use them.
+
+/// Declares a header view `$name<T>` over a buffer `T`: the struct,
+/// `new_unchecked` and `into_inner`; with `check_len: MIN`, a `check_len`
+/// that asks for `MIN` bytes; with `options after FIXED`, `header` and
+/// `options` for a header of `self.header_len()` bytes whose options start
+/// at `FIXED`. `new_checked`, and whatever has logic, is written by hand.
+macro_rules! view {
+    (
+        $(#[$doc:meta])*
+        pub struct $name:ident;
+        $( $(#[$check_doc:meta])* check_len: $min:expr; )?
+        $( options after $fixed:expr; )?
+    ) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        pub struct $name<T> {
+            buffer: T,
+        }
+
+        impl<T: AsRef<[u8]>> $name<T> {
+            /// A view without a check: getters panic on a buffer too short.
+            #[inline]
+            pub const fn new_unchecked(buffer: T) -> Self {
+                Self { buffer }
+            }
+
+            #[inline]
+            pub fn into_inner(self) -> T {
+                self.buffer
+            }
+
+            $(
+                $(#[$check_doc])*
+                #[inline]
+                pub fn check_len(&self) -> Result<(), ParseError> {
+                    if self.buffer.as_ref().len() < $min {
+                        Err(ParseError::Truncated)
+                    } else {
+                        Ok(())
+                    }
+                }
+            )?
+
+            $(
+                /// The whole header, options included.
+                #[inline]
+                pub fn header(&self) -> &[u8] {
+                    &self.buffer.as_ref()[..self.header_len()]
+                }
+
+                #[inline]
+                pub fn options(&self) -> &[u8] {
+                    &self.buffer.as_ref()[$fixed..self.header_len()]
+                }
+            )?
+        }
+    };
+}
+
+/// Declares the plain accessors of view `$view` from a table of its fields:
+/// under `get`, `name: Type @ FIELD` reads `field::FIELD` (of the calling
+/// module) as a `Type` (`u8`, `u16`, `u32` or `[u8; N]`: see [`Field`]);
+/// under `set`, `set_name: Type @ FIELD` writes it. Accessors whose value is part of a byte, or has any logic,
+/// are written by hand.
+macro_rules! fields {
+    (
+        $view:ident;
+        get {
+            $( $(#[$get_doc:meta])* $get:ident: $get_ty:tt @ $get_at:ident, )*
+        }
+        set {
+            $( $(#[$set_doc:meta])* $set:ident: $set_ty:tt @ $set_at:ident, )*
+        }
+    ) => {
+        impl<T: AsRef<[u8]>> $view<T> {
+            $(
+                $(#[$get_doc])*
+                #[inline]
+                pub fn $get(&self) -> $get_ty {
+                    <$get_ty as $crate::engine::wire::Field>::get(
+                        self.buffer.as_ref(),
+                        field::$get_at,
+                    )
+                }
+            )*
+        }
+
+        impl<T: AsRef<[u8]> + AsMut<[u8]>> $view<T> {
+            $(
+                $(#[$set_doc])*
+                #[inline]
+                pub fn $set(&mut self, value: $set_ty) {
+                    <$set_ty as $crate::engine::wire::Field>::set(
+                        self.buffer.as_mut(),
+                        field::$set_at,
+                        value,
+                    );
+                }
+            )*
+        }
+    };
+}
+
 mod ethernet;
 mod ip;
 mod ipv4;
@@ -36,6 +142,8 @@ pub use ipv4::Ipv4Packet;
 pub use ipv6::Ipv6Packet;
 pub use tcp::TcpSegment;
 pub use udp::UdpDatagram;
+
+use std::ops::Range;
 
 /// The fixed header lengths, and where the L4 checksum fields are.
 pub mod len {
@@ -125,6 +233,66 @@ fn set32(b: &mut [u8], at: usize, v: u32) {
     b[at..at + 4].copy_from_slice(&v.to_be_bytes());
 }
 
+/// A header field's value as the `fields!` accessors read and write it,
+/// big-endian: a `u8`, `u16` or `u32` at a byte offset, or the bytes of a
+/// `[u8; N]` (an address) over a byte range.
+trait Field: Sized {
+    /// Where the field is: its offset, or its range for `[u8; N]`.
+    type At;
+    fn get(b: &[u8], at: Self::At) -> Self;
+    fn set(b: &mut [u8], at: Self::At, v: Self);
+}
+
+impl Field for u8 {
+    type At = usize;
+    #[inline]
+    fn get(b: &[u8], at: usize) -> u8 {
+        b[at]
+    }
+    #[inline]
+    fn set(b: &mut [u8], at: usize, v: u8) {
+        b[at] = v;
+    }
+}
+
+impl Field for u16 {
+    type At = usize;
+    #[inline]
+    fn get(b: &[u8], at: usize) -> u16 {
+        get16(b, at)
+    }
+    #[inline]
+    fn set(b: &mut [u8], at: usize, v: u16) {
+        set16(b, at, v);
+    }
+}
+
+impl Field for u32 {
+    type At = usize;
+    #[inline]
+    fn get(b: &[u8], at: usize) -> u32 {
+        get32(b, at)
+    }
+    #[inline]
+    fn set(b: &mut [u8], at: usize, v: u32) {
+        set32(b, at, v);
+    }
+}
+
+impl<const N: usize> Field for [u8; N] {
+    type At = Range<usize>;
+    #[inline]
+    fn get(b: &[u8], at: Range<usize>) -> [u8; N] {
+        let mut a = [0; N];
+        a.copy_from_slice(&b[at]);
+        a
+    }
+    #[inline]
+    fn set(b: &mut [u8], at: Range<usize>, v: [u8; N]) {
+        b[at].copy_from_slice(&v);
+    }
+}
+
 /// Parses the headers at the start of `b` (which may hold only the first
 /// bytes of the frame). Fails unless the whole L4 header is inside `b`.
 pub fn parse(b: &[u8]) -> Result<Headers, ParseError> {
@@ -198,30 +366,37 @@ impl Headers {
         IpPacket::new_unchecked(self.l3, &mut frame[self.l3_off..])
     }
 
+    // tcp/tcp_mut and udp/udp_mut are alike by shape (a view over the
+    // shared or the mutable frame, one line each), kept as four plain
+    // methods rather than a macro: their checks are in `l4_off`.
+
     /// The TCP header and what follows it; only for `l4 == L4::Tcp`.
     #[inline]
     pub fn tcp<'a>(&self, frame: &'a [u8]) -> TcpSegment<&'a [u8]> {
-        debug_assert_eq!(self.l4, L4::Tcp);
-        TcpSegment::new_unchecked(&frame[self.l4_off..])
+        TcpSegment::new_unchecked(&frame[self.l4_off(L4::Tcp)..])
     }
 
     #[inline]
     pub fn tcp_mut<'a>(&self, frame: &'a mut [u8]) -> TcpSegment<&'a mut [u8]> {
-        debug_assert_eq!(self.l4, L4::Tcp);
-        TcpSegment::new_unchecked(&mut frame[self.l4_off..])
+        TcpSegment::new_unchecked(&mut frame[self.l4_off(L4::Tcp)..])
     }
 
     /// The UDP header and what follows it; only for `l4 == L4::Udp`.
     #[inline]
     pub fn udp<'a>(&self, frame: &'a [u8]) -> UdpDatagram<&'a [u8]> {
-        debug_assert_eq!(self.l4, L4::Udp);
-        UdpDatagram::new_unchecked(&frame[self.l4_off..])
+        UdpDatagram::new_unchecked(&frame[self.l4_off(L4::Udp)..])
     }
 
     #[inline]
     pub fn udp_mut<'a>(&self, frame: &'a mut [u8]) -> UdpDatagram<&'a mut [u8]> {
-        debug_assert_eq!(self.l4, L4::Udp);
-        UdpDatagram::new_unchecked(&mut frame[self.l4_off..])
+        UdpDatagram::new_unchecked(&mut frame[self.l4_off(L4::Udp)..])
+    }
+
+    /// `l4_off`, for a view of protocol `l4` (which must be this frame's).
+    #[inline]
+    fn l4_off(&self, l4: L4) -> usize {
+        debug_assert_eq!(self.l4, l4);
+        self.l4_off
     }
 
     #[inline]
@@ -269,6 +444,13 @@ pub(crate) mod testutil {
             .filter(|(_, (a, b))| a != b)
             .map(|(i, (_, b))| (i, *b))
             .collect()
+    }
+
+    /// The bytes that `f` changes in a copy of `orig` (see [`changed`]).
+    pub fn changed_by(orig: &[u8], f: impl FnOnce(&mut [u8])) -> Vec<(usize, u8)> {
+        let mut v = orig.to_vec();
+        f(&mut v);
+        changed(orig, &v)
     }
 }
 

@@ -10,7 +10,7 @@
 //! |                    Options (DOffset > 5)                      |
 //! ```
 
-use super::{get16, get32, set16, set32, ParseError};
+use super::ParseError;
 use crate::engine::csum;
 
 mod field {
@@ -33,19 +33,38 @@ pub const MAX_HEADER_LEN: usize = 60;
 /// Where the checksum field is, from the start of the header.
 pub const CHECKSUM_OFFSET: usize = field::CHECKSUM;
 
-/// A view of a TCP segment: the header, then whatever of the payload the
-/// buffer holds.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct TcpSegment<T> {
-    buffer: T,
+view! {
+    /// A view of a TCP segment: the header, then whatever of the payload
+    /// the buffer holds.
+    pub struct TcpSegment;
+    /// Whether the fixed header is present; nothing about the values.
+    check_len: HEADER_LEN;
+    options after HEADER_LEN;
+}
+
+fields! {
+    TcpSegment;
+    get {
+        src_port: u16 @ SRC_PORT,
+        dst_port: u16 @ DST_PORT,
+        seq_number: u32 @ SEQ_NUM,
+        ack_number: u32 @ ACK_NUM,
+        /// The flags byte: CWR ECE URG ACK PSH RST SYN FIN (`wire::TCP_*`).
+        flags: u8 @ FLAGS,
+        window_len: u16 @ WINDOW,
+        checksum: u16 @ CHECKSUM,
+        urgent_at: u16 @ URGENT,
+    }
+    set {
+        set_seq_number: u32 @ SEQ_NUM,
+        set_flags: u8 @ FLAGS,
+        set_checksum: u16 @ CHECKSUM,
+    }
 }
 
 impl<T: AsRef<[u8]>> TcpSegment<T> {
-    /// A view without a check: getters panic on a buffer too short.
-    #[inline]
-    pub const fn new_unchecked(buffer: T) -> Self {
-        Self { buffer }
-    }
+    // Alike in shape to Ipv4Packet::new_checked (the fixed header, then
+    // the length field's own checks); the checks differ.
 
     /// A view of a well-formed header: the fixed header is present
     /// (`Truncated`), the data offset is at least 5 (`BadTcpOffset`), and
@@ -64,96 +83,14 @@ impl<T: AsRef<[u8]>> TcpSegment<T> {
         Ok(s)
     }
 
-    /// Whether the fixed header is present; nothing about the values.
-    #[inline]
-    pub fn check_len(&self) -> Result<(), ParseError> {
-        if self.buffer.as_ref().len() < HEADER_LEN {
-            Err(ParseError::Truncated)
-        } else {
-            Ok(())
-        }
-    }
-
-    #[inline]
-    pub fn into_inner(self) -> T {
-        self.buffer
-    }
-
-    #[inline]
-    pub fn src_port(&self) -> u16 {
-        get16(self.buffer.as_ref(), field::SRC_PORT)
-    }
-
-    #[inline]
-    pub fn dst_port(&self) -> u16 {
-        get16(self.buffer.as_ref(), field::DST_PORT)
-    }
-
-    #[inline]
-    pub fn seq_number(&self) -> u32 {
-        get32(self.buffer.as_ref(), field::SEQ_NUM)
-    }
-
-    #[inline]
-    pub fn ack_number(&self) -> u32 {
-        get32(self.buffer.as_ref(), field::ACK_NUM)
-    }
-
     /// The header length in bytes (data offset * 4).
     #[inline]
     pub fn header_len(&self) -> usize {
         usize::from(self.buffer.as_ref()[field::DATA_OFF] >> 4) * 4
     }
-
-    /// The flags byte: CWR ECE URG ACK PSH RST SYN FIN (`wire::TCP_*`).
-    #[inline]
-    pub fn flags(&self) -> u8 {
-        self.buffer.as_ref()[field::FLAGS]
-    }
-
-    #[inline]
-    pub fn window_len(&self) -> u16 {
-        get16(self.buffer.as_ref(), field::WINDOW)
-    }
-
-    #[inline]
-    pub fn checksum(&self) -> u16 {
-        get16(self.buffer.as_ref(), field::CHECKSUM)
-    }
-
-    #[inline]
-    pub fn urgent_at(&self) -> u16 {
-        get16(self.buffer.as_ref(), field::URGENT)
-    }
-
-    /// The whole header, options included.
-    #[inline]
-    pub fn header(&self) -> &[u8] {
-        &self.buffer.as_ref()[..self.header_len()]
-    }
-
-    #[inline]
-    pub fn options(&self) -> &[u8] {
-        &self.buffer.as_ref()[HEADER_LEN..self.header_len()]
-    }
 }
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> TcpSegment<T> {
-    #[inline]
-    pub fn set_seq_number(&mut self, n: u32) {
-        set32(self.buffer.as_mut(), field::SEQ_NUM, n);
-    }
-
-    #[inline]
-    pub fn set_flags(&mut self, f: u8) {
-        self.buffer.as_mut()[field::FLAGS] = f;
-    }
-
-    #[inline]
-    pub fn set_checksum(&mut self, c: u16) {
-        set16(self.buffer.as_mut(), field::CHECKSUM, c);
-    }
-
     /// Computes and writes the checksum over the pseudo-header (partial sum
     /// `pseudo`, see [`super::IpPacket::pseudo_header_sum`]), this header,
     /// and a payload given by its partial sum: the payload need not follow
@@ -170,7 +107,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> TcpSegment<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::wire::testutil::changed;
+    use crate::engine::wire::testutil::{changed, changed_by};
     use crate::engine::wire::{IpPacket, Ipv4Packet, L3, TCP_ACK, TCP_PSH};
 
     /// A header with the timestamp option: 40000 -> 5201, seq 0x01020304,
@@ -233,9 +170,7 @@ mod tests {
     #[test]
     fn setters_change_only_their_bytes() {
         let set = |f: &dyn Fn(&mut TcpSegment<&mut [u8]>)| {
-            let mut v = HDR.to_vec();
-            f(&mut TcpSegment::new_unchecked(&mut v[..]));
-            changed(&HDR, &v)
+            changed_by(&HDR, |b| f(&mut TcpSegment::new_unchecked(b)))
         };
         assert_eq!(set(&|s| s.set_seq_number(0x0102_0305)), [(7, 0x05)]);
         assert_eq!(

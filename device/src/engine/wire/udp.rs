@@ -6,7 +6,7 @@
 //! |            Length             |           Checksum            |
 //! ```
 
-use super::{get16, set16, ParseError};
+use super::ParseError;
 use crate::engine::csum;
 
 mod field {
@@ -21,20 +21,31 @@ pub const HEADER_LEN: usize = 8;
 /// Where the checksum field is, from the start of the header.
 pub const CHECKSUM_OFFSET: usize = field::CHECKSUM;
 
-/// A view of a UDP datagram: the header, then whatever of the payload the
-/// buffer holds.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct UdpDatagram<T> {
-    buffer: T,
+view! {
+    /// A view of a UDP datagram: the header, then whatever of the payload
+    /// the buffer holds.
+    pub struct UdpDatagram;
+    check_len: HEADER_LEN;
+}
+
+// Alike in shape to TcpSegment's table (and every view's): a field list.
+fields! {
+    UdpDatagram;
+    get {
+        src_port: u16 @ SRC_PORT,
+        dst_port: u16 @ DST_PORT,
+        /// The length field: header and payload.
+        length: u16 @ LENGTH,
+        /// The checksum field; 0 over IPv4 means none was computed.
+        checksum: u16 @ CHECKSUM,
+    }
+    set {
+        set_length: u16 @ LENGTH,
+        set_checksum: u16 @ CHECKSUM,
+    }
 }
 
 impl<T: AsRef<[u8]>> UdpDatagram<T> {
-    /// A view without a check: getters panic on a buffer too short.
-    #[inline]
-    pub const fn new_unchecked(buffer: T) -> Self {
-        Self { buffer }
-    }
-
     /// A view whose header is present (`Truncated` otherwise). The length
     /// field is not checked against anything.
     #[inline]
@@ -45,58 +56,12 @@ impl<T: AsRef<[u8]>> UdpDatagram<T> {
     }
 
     #[inline]
-    pub fn check_len(&self) -> Result<(), ParseError> {
-        if self.buffer.as_ref().len() < HEADER_LEN {
-            Err(ParseError::Truncated)
-        } else {
-            Ok(())
-        }
-    }
-
-    #[inline]
-    pub fn into_inner(self) -> T {
-        self.buffer
-    }
-
-    #[inline]
-    pub fn src_port(&self) -> u16 {
-        get16(self.buffer.as_ref(), field::SRC_PORT)
-    }
-
-    #[inline]
-    pub fn dst_port(&self) -> u16 {
-        get16(self.buffer.as_ref(), field::DST_PORT)
-    }
-
-    /// The length field: header and payload.
-    #[inline]
-    pub fn length(&self) -> u16 {
-        get16(self.buffer.as_ref(), field::LENGTH)
-    }
-
-    /// The checksum field; 0 over IPv4 means none was computed.
-    #[inline]
-    pub fn checksum(&self) -> u16 {
-        get16(self.buffer.as_ref(), field::CHECKSUM)
-    }
-
-    #[inline]
     pub fn header(&self) -> &[u8] {
         &self.buffer.as_ref()[..HEADER_LEN]
     }
 }
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> UdpDatagram<T> {
-    #[inline]
-    pub fn set_length(&mut self, len: u16) {
-        set16(self.buffer.as_mut(), field::LENGTH, len);
-    }
-
-    #[inline]
-    pub fn set_checksum(&mut self, c: u16) {
-        set16(self.buffer.as_mut(), field::CHECKSUM, c);
-    }
-
     /// Computes and writes the checksum over the pseudo-header (partial sum
     /// `pseudo`), this header, and a payload given by its partial sum. A
     /// computed 0 is sent as 0xffff (RFC 768: 0 means no checksum).
@@ -116,7 +81,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> UdpDatagram<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::wire::testutil::changed;
+    use crate::engine::wire::testutil::{changed, changed_by};
     use crate::engine::wire::{IpPacket, L3};
 
     /// 1234 -> 5678, length 28 (20 bytes of payload), checksum 0xabcd.
@@ -149,9 +114,7 @@ mod tests {
     #[test]
     fn setters_change_only_their_bytes() {
         let set = |f: &dyn Fn(&mut UdpDatagram<&mut [u8]>)| {
-            let mut v = HDR.to_vec();
-            f(&mut UdpDatagram::new_unchecked(&mut v[..]));
-            changed(&HDR, &v)
+            changed_by(&HDR, |b| f(&mut UdpDatagram::new_unchecked(b)))
         };
         assert_eq!(set(&|d| d.set_length(0x0100)), [(4, 0x01), (5, 0x00)]);
         assert_eq!(set(&|d| d.set_checksum(0x00cd)), [(6, 0x00)]);
