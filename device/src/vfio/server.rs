@@ -1,6 +1,6 @@
 //! The vfio-user side: turns the VMM's messages (config and BAR accesses,
 //! DMA maps, IRQ eventfds, reset) into device state changes, and doorbells
-//! into kicks for the data-path thread.
+//! into wake-ups of the queue workers.
 
 use std::fs::File;
 use std::io;
